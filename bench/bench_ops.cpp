@@ -1,0 +1,153 @@
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <regex>
+
+#include "backends/cpu/thread_pool.h"
+#include "bench.h"
+#include "flagos/backend.h"
+#include "flagos/ops.h"
+
+namespace flagos::bench {
+
+Tensor random_tensor(const Shape& shape, DType dtype, Device dev, double lo, double hi, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(lo, hi);
+  Tensor h = Tensor::empty(shape, is_quant(dtype) ? DType::f32 : dtype);
+  const size_t es = element_size(h.dtype());
+  char* p = static_cast<char*>(h.data());
+  for (int64_t i = 0; i < h.numel(); ++i) {
+    double v = u(rng);
+    if (!is_float(h.dtype())) v = std::floor(v);
+    store_from_double(p + static_cast<size_t>(i) * es, h.dtype(), v);
+  }
+  if (is_quant(dtype)) h = ops::quantize(h, dtype);
+  return h.to(dev);
+}
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Median time of one run: warm-up, then repeat within a time budget.
+double time_case(const Case& c, Device dev, bool quick) {
+  const double budget = quick ? 0.15 : 0.6;
+  c.run();
+  backend_of(dev).synchronize_device(dev.index);
+  std::vector<double> t;
+  const double start = now_s();
+  while (t.size() < 5 || (now_s() - start < budget && t.size() < 2000)) {
+    const double a = now_s();
+    c.run();
+    backend_of(dev).synchronize_device(dev.index);
+    t.push_back(now_s() - a);
+  }
+  std::nth_element(t.begin(), t.begin() + static_cast<long>(t.size() / 2), t.end());
+  return t[t.size() / 2];
+}
+
+}  // namespace
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static double fma_loop_avx2(int64_t iters) {
+  typedef float v8 __attribute__((vector_size(32)));
+  v8 a[8], b = {1.0000001f, 1.0000001f, 1.0000001f, 1.0000001f, 1.0000001f, 1.0000001f, 1.0000001f, 1.0000001f},
+           c = {1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f, 1e-7f};
+  for (auto& x : a) x = c;
+  for (int64_t i = 0; i < iters; ++i)
+    for (auto& x : a) x = x * b + c;  // contracted to FMA
+  float s = 0;
+  for (auto& x : a)
+    for (int j = 0; j < 8; ++j) s += x[j];
+  return s;
+}
+#endif
+
+Floors measure_floors(Device dev) {
+  Floors f;
+  // Bandwidth: a 256 MiB copy (read + write counted), best of a few.
+  const int64_t n = 64ll << 20;
+  Tensor a = ops::full({n}, 1.0, DType::f32, dev), b = Tensor::empty({n}, DType::f32, dev);
+  double best = 1e9;
+  for (int i = 0; i < 5; ++i) {
+    const double t0 = now_s();
+    ops::copy(b, a);
+    backend_of(dev).synchronize_device(dev.index);
+    best = std::min(best, now_s() - t0);
+  }
+  f.bandwidth = 2.0 * static_cast<double>(n) * 4.0 / best;
+  if (dev.is_cpu()) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+      const int64_t iters = 2'000'000;
+      std::vector<double> sink(static_cast<size_t>(cpu::num_threads()));
+      const double t0 = now_s();
+      cpu::parallel_for(cpu::num_threads(), 1, [&](int64_t b0, int64_t e0) {
+        for (int64_t i = b0; i < e0; ++i) sink[static_cast<size_t>(i)] = fma_loop_avx2(iters);
+      });
+      const double dt = now_s() - t0;
+      f.peak_flops = static_cast<double>(cpu::num_threads()) * static_cast<double>(iters) * 8 * 8 * 2 / dt;
+    }
+#endif
+    if (f.peak_flops == 0) f.peak_flops = 1e9 * cpu::num_threads();
+  }
+  return f;
+}
+
+int run_ops_benchmark(const Options& o, const std::string& filter, const std::string& json_path) {
+  const Floors fl = measure_floors(o.device);
+  const DeviceProps props = backend_of(o.device).device_props(o.device.index);
+  std::printf("device %s: %s (%s)\nfloors: memory bandwidth %.1f GB/s (measured copy), peak %.1f GFLOP/s f32 (measured FMA)\n\n",
+              to_string(o.device).c_str(), props.name.c_str(), props.capabilities.c_str(), fl.bandwidth / 1e9,
+              fl.peak_flops / 1e9);
+  std::vector<Case> cases;
+#define FLAGOS_RUN_FACTORY(f) cases_##f(cases, o);
+  FLAGOS_BENCH_FAMILIES(FLAGOS_RUN_FACTORY)
+#undef FLAGOS_RUN_FACTORY
+  const std::regex re(filter.empty() ? ".*" : filter);
+  nlohmann::json rows = nlohmann::json::array();
+  std::printf("%-44s %11s %9s %9s %8s  %s\n", "case", "time", "GB/s", "GFLOP/s", "%floor", "note");
+  int failed = 0;
+  for (const Case& c : cases) {
+    if (!std::regex_search(c.name, re)) continue;
+    double t = 0;
+    try {
+      t = time_case(c, o.device, o.quick);
+    } catch (const std::exception& e) {
+      std::printf("%-44s  error: %s\n", c.name.c_str(), e.what());
+      ++failed;
+      continue;
+    }
+    const double floor_t = std::max(c.bytes / fl.bandwidth, c.flops / fl.peak_flops);
+    const double pct = floor_t > 0 ? 100.0 * floor_t / t : 0.0;
+    const double us = t * 1e6;
+    std::printf("%-44s %9.2fus %9.2f %9.2f %7.1f%%  %s\n", c.name.c_str(), us, c.bytes / t / 1e9, c.flops / t / 1e9,
+                pct, c.note.c_str());
+    std::fflush(stdout);
+    rows.push_back({{"name", c.name}, {"family", c.family}, {"time_us", us}, {"bytes", c.bytes}, {"flops", c.flops},
+                    {"gbps", c.bytes / t / 1e9}, {"gflops", c.flops / t / 1e9}, {"pct_of_floor", pct},
+                    {"note", c.note}});
+  }
+  if (!json_path.empty()) {
+    nlohmann::json j = {{"device", to_string(o.device)},
+                        {"device_name", props.name},
+                        {"capabilities", props.capabilities},
+                        {"threads", props.compute_units},
+                        {"bandwidth_gbps", fl.bandwidth / 1e9},
+                        {"peak_gflops", fl.peak_flops / 1e9},
+                        {"cases", rows}};
+    std::ofstream f(json_path);
+    if (!f) fail("cannot write ", json_path);
+    f << j.dump(2) << "\n";
+    std::printf("\nwrote %s\n", json_path.c_str());
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace flagos::bench

@@ -1,0 +1,7 @@
+#include "backends/cpu/kernels/families.h"
+
+namespace flagos::cpu::FLAGOS_ISA {
+
+void register_act(KernelRegistry&, uint16_t) {}
+
+}  // namespace flagos::cpu::FLAGOS_ISA

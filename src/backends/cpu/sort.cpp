@@ -1,0 +1,7 @@
+#include "backends/cpu/portable_families.h"
+
+namespace flagos::cpu {
+
+void register_sort(KernelRegistry&, uint16_t) {}
+
+}  // namespace flagos::cpu

@@ -1,0 +1,82 @@
+// The `flagos` command line.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli.h"
+#include "flagos/error.h"
+
+namespace flagos::cli {
+
+std::optional<std::string> Args::value(const std::string& name) {
+  for (size_t i = 0; i < v_.size(); ++i) {
+    if (v_[i] == name) {
+      if (i + 1 >= v_.size()) fail(name, " needs a value");
+      std::string r = v_[i + 1];
+      v_.erase(v_.begin() + static_cast<long>(i), v_.begin() + static_cast<long>(i) + 2);
+      return r;
+    }
+    if (v_[i].rfind(name + "=", 0) == 0) {
+      std::string r = v_[i].substr(name.size() + 1);
+      v_.erase(v_.begin() + static_cast<long>(i));
+      return r;
+    }
+  }
+  return std::nullopt;
+}
+
+bool Args::flag(const std::string& name) {
+  for (size_t i = 0; i < v_.size(); ++i)
+    if (v_[i] == name) {
+      v_.erase(v_.begin() + static_cast<long>(i));
+      return true;
+    }
+  return false;
+}
+
+std::optional<std::string> Args::positional() {
+  for (size_t i = 0; i < v_.size(); ++i)
+    if (v_[i].empty() || v_[i][0] != '-') {
+      std::string r = v_[i];
+      v_.erase(v_.begin() + static_cast<long>(i));
+      return r;
+    }
+  return std::nullopt;
+}
+
+void Args::finish(const std::string& cmd) const {
+  if (!v_.empty()) fail("flagos ", cmd, ": unknown argument '", v_.front(), "' (see flagos --help)");
+}
+
+}  // namespace flagos::cli
+
+static void usage() {
+  std::puts(
+      "usage: flagos <command> [options]\n"
+      "\n"
+      "commands:\n"
+      "  devices                         list backends and their devices\n"
+      "  ops --coverage [--json FILE]    every op and the dtypes each backend supports\n"
+      "  bench ops [--filter REGEX] [--json FILE] [--device DEV] [--quick]\n"
+      "                                  time ops on LLM shapes against the memory/compute floor\n");
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    usage();
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    flagos::cli::Args args(argc, argv, 2);
+    if (cmd == "devices") return flagos::cli::cmd_devices(args);
+    if (cmd == "ops") return flagos::cli::cmd_ops(args);
+    if (cmd == "bench") return flagos::cli::cmd_bench(args);
+    std::fprintf(stderr, "flagos: unknown command '%s'\n", cmd.c_str());
+    usage();
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "flagos %s: error: %s\n", cmd.c_str(), e.what());
+    return 1;
+  }
+}
