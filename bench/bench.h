@@ -24,7 +24,7 @@ struct Case {
 };
 
 // Case factories, one per op family (bench/cases_<family>.cpp).
-#define FLAGOS_BENCH_FAMILIES(X) X(elementwise) X(reduce) X(norm) X(linalg) X(quant) X(llm) X(index)
+#define FLAGOS_BENCH_FAMILIES(X) X(creation) X(elementwise) X(reduce) X(norm) X(linalg) X(quant) X(llm) X(index)
 #define FLAGOS_DECLARE_BENCH(f) void cases_##f(std::vector<Case>& out, const Options& o);
 FLAGOS_BENCH_FAMILIES(FLAGOS_DECLARE_BENCH)
 #undef FLAGOS_DECLARE_BENCH

@@ -43,6 +43,9 @@ class Backend {
   // Called once after registration with the id assigned by the registry; registers kernels.
   virtual void register_kernels(KernelRegistry& reg, uint16_t backend_id) = 0;
 
+  // True when host code can dereference this device's memory directly (CPU, unified memory).
+  virtual bool host_accessible(int device) const { return false; }
+
   // ---- memory ----
   // Returns device memory (at least 64-byte aligned); throws OutOfMemory naming the request.
   virtual void* alloc(int device, size_t bytes) = 0;

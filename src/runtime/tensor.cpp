@@ -94,7 +94,7 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
-bool Tensor::is_host_accessible() const { return defined() && backend_of(device()).device_props(device().index).host_accessible; }
+bool Tensor::is_host_accessible() const { return defined() && backend_of(device()).host_accessible(device().index); }
 
 std::string Tensor::describe() const {
   std::ostringstream os;

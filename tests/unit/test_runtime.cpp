@@ -129,3 +129,28 @@ TEST(Registry, CpuBackendPresentAndErrorsNameOp) {
     EXPECT_NE(m.find("cpu"), std::string::npos);
   }
 }
+
+TEST(Runtime, StreamsEventsOnCpu) {
+  const Device cpu = Device::cpu();
+  OwnedStream s(cpu);
+  {
+    StreamGuard g(s);
+    EXPECT_EQ(current_stream(cpu).device(), cpu);
+  }
+  Event a(cpu), b(cpu);
+  a.record(s);
+  b.record(s);
+  b.synchronize();
+  EXPECT_GE(b.elapsed_ms_since(a), 0.0f);
+  EXPECT_THROW(backend(0).begin_capture(0, nullptr), NotSupported);
+  EXPECT_TRUE(Tensor::empty({2}, DType::f32).is_host_accessible());
+}
+
+TEST(Runtime, CrossDeviceCopyKeepsValuesAndStrides) {
+  // copy_from between two host tensors with different layouts goes through copy_strided.
+  Tensor src = Tensor::from_vector(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3}, DType::f32);
+  Tensor dst = Tensor::empty({3, 2}, DType::f32).transpose(0, 1);
+  dst.copy_from(src);
+  EXPECT_EQ(dst.contiguous().to_vector<float>(), (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_THROW(dst.copy_from(Tensor::empty({3, 2}, DType::f32)), InvalidArgument);
+}

@@ -90,6 +90,7 @@ class CpuBackend final : public Backend {
 #endif
   }
 
+  bool host_accessible(int) const override { return true; }
   void* alloc(int, size_t bytes) override {
     const size_t rounded = (bytes + 63) / 64 * 64;
     void* p = std::aligned_alloc(64, rounded ? rounded : 64);
