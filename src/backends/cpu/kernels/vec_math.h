@@ -6,6 +6,11 @@
 #include <bit>
 #include <cstdint>
 
+#include "flagos/dtype.h"
+#if defined(__F16C__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #ifndef FLAGOS_ISA
 #error "vec_math.h is included from kernels/ files compiled per ISA"
 #endif
@@ -207,5 +212,51 @@ inline float vm_sincos_poly(float x, uint32_t quadrant_shift, bool want_cos) {
 }
 inline float sin_f32(float x) { return vm_sincos_poly(x, 0u, false); }
 inline float cos_f32(float x) { return vm_sincos_poly(x, 1u, true); }
+
+// ---- 16-bit float blocks <-> f32 (round to nearest even), vectorized where the ISA allows ----
+inline void cvt_to_f32(const flagos::bf16* s, float* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) d[i] = vm_from_bits(static_cast<uint32_t>(s[i].bits) << 16);
+}
+inline void cvt_from_f32(const float* s, flagos::bf16* d, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t x = vm_bits(s[i]);
+    const uint32_t r = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    const uint32_t q = (x >> 16) | 0x40u;  // quiet NaN
+    d[i].bits = static_cast<uint16_t>((x & 0x7fffffffu) > 0x7f800000u ? q : r);
+  }
+}
+inline void cvt_to_f32(const flagos::f16* s, float* d, int64_t n) {
+  int64_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(d + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i))));
+#endif
+  for (; i < n; ++i) d[i] = f16_to_f32(s[i].bits);
+}
+inline void cvt_from_f32(const float* s, flagos::f16* d, int64_t n) {
+  int64_t i = 0;
+#if defined(__F16C__)
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+#endif
+  for (; i < n; ++i) d[i].bits = f32_to_f16(s[i]);
+}
+
+// sqrt does not auto-vectorize without -fno-math-errno; these blocks use the instruction.
+inline void sqrt_block(const float* x, float* o, int64_t n, bool reciprocal) {
+  int64_t i = 0;
+#if defined(__AVX2__)
+  const __m256 one = _mm256_set1_ps(1.0f);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 r = _mm256_sqrt_ps(_mm256_loadu_ps(x + i));
+    _mm256_storeu_ps(o + i, reciprocal ? _mm256_div_ps(one, r) : r);
+  }
+#endif
+  for (; i < n; ++i) {
+    const float r = __builtin_sqrtf(x[i]);
+    o[i] = reciprocal ? 1.0f / r : r;
+  }
+}
 
 }  // namespace flagos::cpu::FLAGOS_ISA
