@@ -2,6 +2,7 @@
 // pad, tril/triu, one_hot against float64 references built from the actual inputs. Data-movement
 // ops must be exact for every dtype and layout; index_add / scatter-add compare with tolerances.
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <sstream>
 
@@ -45,6 +46,15 @@ double wrap_int(double v, DType t) {
   }
 }
 
+// These ops return new tensors (no `out` to poison): instead, leave a freed block full of 0xff
+// (NaN for floats) where the allocator will likely place the result, so unwritten elements show.
+void dirty_heap(const Shape& s, DType t) {
+  const int64_t n = s.numel() * static_cast<int64_t>(element_size(t));
+  if (n == 0) return;
+  Tensor junk = Tensor::empty({n}, DType::u8);
+  std::memset(junk.data(), 0xff, static_cast<size_t>(n));
+}
+
 using Coord = std::vector<int64_t>;
 
 // A test case is a name and a closure; one parameterized suite runs them all.
@@ -64,6 +74,7 @@ void gather_case(Device dev, DType t, DType it, Shape xs, int64_t dim, Shape is,
   Tensor x = make_input(xs, t, dev, rng, range_for(t), xl);
   const int d = static_cast<int>(dim < 0 ? dim + xs.size() : dim);
   Tensor idx = rand_index(is, xs.size() ? xs[d] : 1, it, dev, rng, il);
+  dirty_heap(is, t);
   Tensor out = ops::gather(x, dim, idx);
   ASSERT_EQ(out.shape(), is);
   ASSERT_EQ(out.dtype(), t);
@@ -115,9 +126,10 @@ void index_select_case(Device dev, DType t, DType it, Shape xs, int64_t dim, int
   Tensor x = make_input(xs, t, dev, rng, range_for(t), l);
   const int d = static_cast<int>(dim < 0 ? dim + xs.size() : dim);
   Tensor idx = rand_index({n}, xs[d], it, dev, rng, l == Layout::strided ? Layout::strided : Layout::contiguous);
-  Tensor out = ops::index_select(x, dim, idx);
   Shape os = xs;
   os[d] = n;
+  dirty_heap(os, t);
+  Tensor out = ops::index_select(x, dim, idx);
   ASSERT_EQ(out.shape(), os);
   const auto xv = to_f64(x), iv = to_f64(idx);
   std::vector<double> ref(static_cast<size_t>(out.numel()));
@@ -167,6 +179,11 @@ void cat_case(Device dev, std::vector<std::pair<Shape, DType>> ins, int64_t dim,
   for (auto& [s, t] : ins) {
     xs.push_back(make_input(s, t, dev, rng, range_for(t), s.size() >= 2 ? l : Layout::contiguous));
     dt = promote_types(dt, t);
+  }
+  {
+    Shape os = xs.back().shape();
+    if (os.size()) os[0] *= static_cast<int64_t>(xs.size());
+    dirty_heap(os, dt);
   }
   Tensor out = ops::cat(xs, dim);
   ASSERT_EQ(out.dtype(), dt);
@@ -221,6 +238,11 @@ void stack_case(Device dev, DType t, Shape s, int64_t dim, int count, Layout l) 
 void repeat_case(Device dev, DType t, Shape xs, Dims reps, Layout l) {
   auto rng = rng_for_current_test();
   Tensor x = make_input(xs, t, dev, rng, range_for(t), l);
+  {
+    Shape os = reps;
+    for (int i = 0; i < xs.size(); ++i) os[reps.size() - xs.size() + i] *= xs[i];
+    dirty_heap(os, t);
+  }
   Tensor out = ops::repeat(x, reps);
   const int lead = reps.size() - xs.size();
   Shape os = reps;
@@ -240,7 +262,6 @@ void repeat_case(Device dev, DType t, Shape xs, Dims reps, Layout l) {
 void pad_case(Device dev, DType t, Shape xs, std::vector<int64_t> pads, double value, Layout l) {
   auto rng = rng_for_current_test();
   Tensor x = make_input(xs, t, dev, rng, range_for(t), l);
-  Tensor out = ops::pad(x, pads, value);
   Shape os = xs;
   std::vector<int64_t> before(static_cast<size_t>(xs.size()), 0);
   for (size_t k = 0; k < pads.size() / 2; ++k) {
@@ -248,6 +269,8 @@ void pad_case(Device dev, DType t, Shape xs, std::vector<int64_t> pads, double v
     os[d] += pads[2 * k] + pads[2 * k + 1];
     before[static_cast<size_t>(d)] = pads[2 * k];
   }
+  dirty_heap(os, t);
+  Tensor out = ops::pad(x, pads, value);
   ASSERT_EQ(out.shape(), os);
   const auto xv = to_f64(x);
   std::vector<double> ref(static_cast<size_t>(out.numel()));
@@ -266,6 +289,7 @@ void pad_case(Device dev, DType t, Shape xs, std::vector<int64_t> pads, double v
 void tri_case(Device dev, DType t, Shape xs, int64_t diag, bool upper, Layout l) {
   auto rng = rng_for_current_test();
   Tensor x = make_input(xs, t, dev, rng, range_for(t), l);
+  dirty_heap(xs, t);
   Tensor out = upper ? ops::triu(x, diag) : ops::tril(x, diag);
   ASSERT_EQ(out.shape(), xs);
   const auto xv = to_f64(x);
@@ -284,12 +308,13 @@ void one_hot_case(Device dev, DType t, DType it, Shape is, int64_t classes, Layo
   auto rng = rng_for_current_test();
   const int64_t hi = classes < 0 ? 7 : classes;
   Tensor ids = rand_index(is, hi, it, dev, rng, l);
-  Tensor out = ops::one_hot(ids, classes, t);
   const auto iv = to_f64(ids);
   int64_t c = classes;
   if (c < 0) c = static_cast<int64_t>(*std::max_element(iv.begin(), iv.end())) + 1;
   Shape os = is;
   os.push_back(c);
+  dirty_heap(os, t);
+  Tensor out = ops::one_hot(ids, classes, t);
   ASSERT_EQ(out.shape(), os);
   ASSERT_EQ(out.dtype(), t);
   std::vector<double> ref(static_cast<size_t>(out.numel()), 0.0);
