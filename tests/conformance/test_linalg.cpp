@@ -1,0 +1,297 @@
+// Conformance: matmul (torch.matmul semantics), linear with plain and block-quantized weights,
+// embedding. References in float64 from the actual (rounded / dequantized) inputs.
+// linear tolerance: f32 activations are multiplied in f32 with FMA accumulation against the
+// dequantized weights (no activation quantization), so quantized weights are checked at 1e-5
+// rel L2 like f32 (K <= 1024); f16/bf16 outputs use default_tol.
+#include "harness.h"
+
+namespace flagos::test {
+namespace {
+
+// ---------------------------------------------------------------- matmul
+
+struct MmCase {
+  Device dev;
+  DType t;
+  Shape a, b;
+  Layout la, lb;
+  bool use_out;
+};
+
+std::vector<double> matmul_ref(const std::vector<double>& a, Shape as, const std::vector<double>& b, Shape bs,
+                               Shape& rs) {
+  const bool a1 = as.size() == 1, b1 = bs.size() == 1;
+  if (a1) as.insert(0, 1);
+  if (b1) bs.push_back(1);
+  const int64_t M = as[as.size() - 2], K = as.back(), N = bs.back();
+  const Shape ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
+  const Shape batch = broadcast_shapes(ab, bb, "ref");
+  Shape full = batch;
+  full.push_back(M), full.push_back(N);
+  rs = batch;
+  if (!a1) rs.push_back(M);
+  if (!b1) rs.push_back(N);
+  std::vector<double> r(static_cast<size_t>(full.numel()), 0.0);
+  const int64_t nb = batch.numel();
+  for (int64_t bi = 0; bi < nb; ++bi) {
+    const auto idx = unravel(bi, batch);
+    const int64_t ai = broadcast_index(idx, ab), bj = broadcast_index(idx, bb);
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k)
+          s += a[static_cast<size_t>((ai * M + m) * K + k)] * b[static_cast<size_t>((bj * K + k) * N + n)];
+        r[static_cast<size_t>((bi * M + m) * N + n)] = s;
+      }
+  }
+  return r;
+}
+
+class Matmul : public ::testing::TestWithParam<MmCase> {};
+
+TEST_P(Matmul, MatchesReference) {
+  const auto& c = GetParam();
+  auto rng = rng_for_current_test();
+  const Tensor a = make_input(c.a, c.t, c.dev, rng, {}, c.la);
+  const Tensor b = make_input(c.b, c.t, c.dev, rng, {}, c.lb);
+  Shape rs;
+  const auto ref = matmul_ref(to_f64(a), c.a, to_f64(b), c.b, rs);
+  Tensor y;
+  if (c.use_out) {
+    y = poisoned(rs, c.t, c.dev);
+    ops::matmul(a, b, y);
+  } else {
+    y = ops::matmul(a, b);
+  }
+  ASSERT_EQ(y.shape(), rs);
+  ASSERT_EQ(y.dtype(), c.t);
+  const int64_t K = c.a.back();
+  const double tol = c.t == DType::f32 ? 1e-5 * std::max<double>(1.0, std::sqrt(static_cast<double>(K)) / 4) : default_tol(c.t);
+  expect_close(y, ref, tol, "matmul");
+}
+
+std::vector<MmCase> mm_cases() {
+  std::vector<MmCase> v;
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{7}, {7}},          {{5}, {5, 3}},       {{4, 5}, {5}},        {{3, 5}, {5, 4}},     {{1, 1}, {1, 1}},
+      {{2, 1, 5, 7}, {3, 7, 4}}, {{4, 3, 5}, {5, 6}}, {{2, 3, 5}, {2, 5, 4}}, {{3}, {2, 3, 4}}, {{2, 4, 3}, {3}},
+      {{3, 0}, {0, 4}},    {{0, 5}, {5, 3}},    {{33, 17}, {17, 65}},  {{1, 64}, {64, 129}}, {{2, 3, 0}, {0, 2}}};
+  for (Device d : test_devices())
+    for (DType t : {DType::f32, DType::f64, DType::f16, DType::bf16})
+      for (const auto& [sa, sb] : shapes)
+        for (Layout la : {Layout::contiguous, Layout::transposed})
+          for (Layout lb : {Layout::contiguous, Layout::transposed}) {
+            if ((la == Layout::transposed && sa.size() < 2) || (lb == Layout::transposed && sb.size() < 2)) continue;
+            v.push_back({d, t, sa, sb, la, lb, la == lb});
+          }
+  for (Device d : test_devices()) {
+    v.push_back({d, DType::f32, {257, 255}, {255, 129}, Layout::contiguous, Layout::contiguous, true});
+    v.push_back({d, DType::f32, {257, 255}, {255, 129}, Layout::transposed, Layout::transposed, false});
+    v.push_back({d, DType::bf16, {257, 255}, {255, 129}, Layout::contiguous, Layout::transposed, false});
+    v.push_back({d, DType::f32, {3, 9, 6}, {3, 6, 5}, Layout::strided, Layout::strided, true});
+    v.push_back({d, DType::f64, {4, 6, 5}, {5, 7}, Layout::strided, Layout::contiguous, true});
+  }
+  return v;
+}
+
+std::string mm_name(const ::testing::TestParamInfo<MmCase>& i) {
+  std::ostringstream os;
+  const auto& c = i.param;
+  os << device_tag(c.dev) << "_" << dtype_name(c.t) << "_" << c.a << "x" << c.b << "_" << layout_name(c.la) << "_"
+     << layout_name(c.lb) << (c.use_out ? "_out" : "") << "_" << i.index;
+  return sanitize(os.str());
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Matmul, ::testing::ValuesIn(mm_cases()), mm_name);
+
+TEST(MatmulErrors, InvalidArguments) {
+  for (Device dev : test_devices()) {
+    const Tensor a = ops::zeros({3, 4}, DType::f32, dev), b = ops::zeros({5, 2}, DType::f32, dev);
+    try {
+      ops::matmul(a, b);
+      ADD_FAILURE() << "no error";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("matmul"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(ops::matmul(ops::scalar(1.0, DType::f32, dev), a), InvalidArgument);
+    EXPECT_THROW(ops::matmul(ops::zeros({2, 3}, DType::i32, dev), ops::zeros({3, 2}, DType::i32, dev)), InvalidArgument);
+    EXPECT_THROW(ops::matmul(ops::zeros({2, 3, 4}, DType::f32, dev), ops::zeros({3, 4, 2}, DType::f32, dev)),
+                 InvalidArgument);  // batch 2 vs 3
+    EXPECT_THROW(ops::matmul(a, ops::zeros({4, 2}, DType::f32, dev), ops::zeros({3, 3}, DType::f32, dev)),
+                 InvalidArgument);  // wrong out shape
+    // mixed dtypes promote
+    EXPECT_EQ(ops::matmul(ops::zeros({2, 3}, DType::f16, dev), ops::zeros({3, 2}, DType::f32, dev)).dtype(), DType::f32);
+  }
+}
+
+// ---------------------------------------------------------------- linear
+
+struct LinCase {
+  Device dev;
+  DType x, w;
+  Shape xs;
+  int64_t N;
+  bool bias;
+  Layout wl;
+};
+
+class Linear : public ::testing::TestWithParam<LinCase> {};
+
+TEST_P(Linear, MatchesReference) {
+  const auto& c = GetParam();
+  auto rng = rng_for_current_test();
+  const int64_t K = c.xs.back();
+  const Tensor x = make_input(c.xs, c.x, c.dev, rng);
+  Tensor w;
+  if (is_quant(c.w)) {
+    w = ops::quantize(make_input({c.N, K}, DType::f32, c.dev, rng), c.w);
+  } else {
+    w = make_input({c.N, K}, c.w, c.dev, rng, {}, c.wl);
+  }
+  const Tensor b = c.bias ? make_input({c.N}, DType::f32, c.dev, rng) : Tensor();
+  const auto xv = to_f64(x), wv = to_f64(w);
+  const auto bv = c.bias ? to_f64(b) : std::vector<double>();
+  const int64_t M = Shape(c.xs.begin(), c.xs.end() - 1).numel();
+  std::vector<double> ref(static_cast<size_t>(M * c.N));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = 0; n < c.N; ++n) {
+      double s = c.bias ? bv[static_cast<size_t>(n)] : 0.0;
+      for (int64_t k = 0; k < K; ++k) s += xv[static_cast<size_t>(m * K + k)] * wv[static_cast<size_t>(n * K + k)];
+      ref[static_cast<size_t>(m * c.N + n)] = s;
+    }
+  Shape rs(c.xs.begin(), c.xs.end() - 1);
+  rs.push_back(c.N);
+  Tensor y = poisoned(rs, c.x, c.dev);
+  ops::linear(x, w, b, y);
+  const double tol = c.x == DType::f32 ? 1e-5 : default_tol(c.x);
+  expect_close(y, ref, tol, "linear x " + std::string(dtype_name(c.x)) + " w " + std::string(dtype_name(c.w)));
+  expect_close(ops::linear(x, w, b), ref, tol, "linear (new out)");
+}
+
+std::vector<LinCase> lin_cases() {
+  std::vector<LinCase> v;
+  const DType ws[] = {DType::f32,  DType::f16,  DType::bf16, DType::q8_0, DType::q4_0, DType::q4_1,
+                      DType::q5_0, DType::q5_1, DType::q4_k, DType::q5_k, DType::q6_k};
+  for (Device d : test_devices())
+    for (DType w : ws)
+      for (const Shape& xs : {Shape{512}, Shape{3, 512}, Shape{2, 20, 512}}) {
+        v.push_back({d, DType::f32, w, xs, 67, true, Layout::contiguous});
+        if (xs.size() == 2) v.push_back({d, DType::f32, w, xs, 5, false, Layout::contiguous});
+        if (xs.size() != 2) v.push_back({d, DType::bf16, w, xs, 33, xs.size() == 1, Layout::contiguous});
+        if (xs.size() == 2) v.push_back({d, DType::f16, w, xs, 40, true, Layout::contiguous});
+      }
+  for (Device d : test_devices()) {
+    v.push_back({d, DType::f32, DType::f32, {4, 96}, 37, true, Layout::transposed});
+    v.push_back({d, DType::f32, DType::f16, {3, 96}, 37, false, Layout::transposed});
+    v.push_back({d, DType::f32, DType::f32, {9, 0}, 6, true, Layout::contiguous});
+    v.push_back({d, DType::f32, DType::q8_0, {0, 64}, 6, true, Layout::contiguous});
+  }
+  return v;
+}
+
+std::string lin_name(const ::testing::TestParamInfo<LinCase>& i) {
+  std::ostringstream os;
+  const auto& c = i.param;
+  os << device_tag(c.dev) << "_x" << dtype_name(c.x) << "_w" << dtype_name(c.w) << "_" << c.xs << "_N" << c.N
+     << (c.bias ? "_bias" : "") << "_" << layout_name(c.wl) << "_" << i.index;
+  return sanitize(os.str());
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Linear, ::testing::ValuesIn(lin_cases()), lin_name);
+
+TEST(LinearErrors, InvalidArguments) {
+  for (Device dev : test_devices()) {
+    const Tensor x = ops::zeros({2, 64}, DType::f32, dev);
+    try {
+      ops::linear(x, ops::zeros({3, 32}, DType::f32, dev));
+      ADD_FAILURE() << "no error";
+    } catch (const InvalidArgument& e) {
+      EXPECT_NE(std::string(e.what()).find("linear"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(ops::linear(x, ops::zeros({3, 64}, DType::f32, dev), ops::zeros({4}, DType::f32, dev)), InvalidArgument);
+    EXPECT_THROW(ops::linear(ops::zeros({2, 64}, DType::i32, dev), ops::zeros({3, 64}, DType::f32, dev)), InvalidArgument);
+    EXPECT_THROW(ops::linear(x, ops::zeros({64}, DType::f32, dev)), InvalidArgument);
+  }
+}
+
+// ---------------------------------------------------------------- embedding
+
+struct EmbCase {
+  Device dev;
+  DType table, ids, out;
+};
+
+class Embedding : public ::testing::TestWithParam<EmbCase> {};
+
+TEST_P(Embedding, GathersRows) {
+  const auto& c = GetParam();
+  auto rng = rng_for_current_test();
+  const int64_t V = 11, D = 256;
+  Tensor table = is_quant(c.table) ? ops::quantize(make_input({V, D}, DType::f32, c.dev, rng), c.table)
+                                   : make_input({V, D}, c.table, c.dev, rng);
+  const std::vector<int64_t> idv = {3, 0, 10, 3, 7, 1};
+  const Tensor ids = Tensor::from_vector(idv, {2, 3}, c.ids).to(c.dev);
+  const Tensor y = ops::embedding(table, ids, c.out);
+  ASSERT_EQ(y.shape(), (Shape{2, 3, D}));
+  const auto tv = to_f64(table);
+  std::vector<double> ref;
+  for (int64_t id : idv)
+    for (int64_t j = 0; j < D; ++j) ref.push_back(round_to(tv[static_cast<size_t>(id * D + j)], c.out));
+  expect_exact(y, ref, "embedding");
+  if (!is_quant(c.table) && c.out == c.table) {
+    EXPECT_EQ(ops::embedding(table, ids).dtype(), c.table);
+  }
+  if (is_quant(c.table)) {
+    EXPECT_EQ(ops::embedding(table, ids).dtype(), DType::f32);
+  }
+  // A row-strided table view (every other row of a larger table).
+  const Tensor big = is_quant(c.table) ? ops::quantize(make_input({2 * V, D}, DType::f32, c.dev, rng), c.table)
+                                       : make_input({2 * V, D}, c.table, c.dev, rng);
+  const Tensor tv2 = big.slice(0, 0, 2 * V, 2);
+  const auto bv = to_f64(big);
+  std::vector<double> r2;
+  for (int64_t id : idv)
+    for (int64_t j = 0; j < D; ++j) r2.push_back(round_to(bv[static_cast<size_t>(2 * id * D + j)], c.out));
+  expect_exact(ops::embedding(tv2, ids, c.out), r2, "embedding (strided table)");
+}
+
+std::vector<EmbCase> emb_cases() {
+  std::vector<EmbCase> v;
+  for (Device d : test_devices())
+    for (DType t : {DType::f32, DType::f16, DType::bf16, DType::q8_0, DType::q4_1, DType::q4_k, DType::q5_k, DType::q6_k})
+      for (DType i : {DType::i32, DType::i64}) {
+        v.push_back({d, t, i, is_quant(t) ? DType::f32 : t});
+        if (i == DType::i64 && t != DType::bf16) v.push_back({d, t, i, DType::bf16});
+      }
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(All, Embedding, ::testing::ValuesIn(emb_cases()),
+                         [](const ::testing::TestParamInfo<EmbCase>& i) {
+                           return sanitize(device_tag(i.param.dev) + "_" + std::string(dtype_name(i.param.table)) + "_" +
+                                           std::string(dtype_name(i.param.ids)) + "_to_" +
+                                           std::string(dtype_name(i.param.out)));
+                         });
+
+TEST(EmbeddingErrors, OutOfRangeIds) {
+  for (Device dev : test_devices()) {
+    const Tensor table = ops::zeros({10, 32}, DType::f32, dev);
+    for (int64_t bad : {10, -1, 1000}) {
+      const Tensor ids = Tensor::from_vector(std::vector<int64_t>{1, bad}, {2}, DType::i64).to(dev);
+      try {
+        ops::embedding(table, ids);
+        ADD_FAILURE() << "no error for id " << bad;
+      } catch (const InvalidArgument& e) {
+        const std::string m = e.what();
+        EXPECT_NE(m.find("embedding"), std::string::npos) << m;
+        EXPECT_NE(m.find(std::to_string(bad)), std::string::npos) << m;
+        EXPECT_NE(m.find("10"), std::string::npos) << m;
+      }
+    }
+    EXPECT_THROW(ops::embedding(table, ops::zeros({2}, DType::f32, dev)), InvalidArgument);
+    EXPECT_THROW(ops::embedding(ops::zeros({10}, DType::f32, dev), ops::zeros({2}, DType::i64, dev)), InvalidArgument);
+  }
+}
+
+}  // namespace
+}  // namespace flagos::test
