@@ -93,9 +93,10 @@ FLAGOS_FLOAT_FN(Tanh, tanh_f32(x), std::tanh(x))
 FLAGOS_FLOAT_FN(Sigmoid, sigmoid_f32(x), 1.0 / (1.0 + std::exp(-x)))
 FLAGOS_FLOAT_FN(Relu, x < 0.0f ? 0.0f : x, x < 0.0 ? 0.0 : x)
 FLAGOS_FLOAT_FN(Silu, x / (1.0f + exp_f32(-x)), x / (1.0 + std::exp(-x)))
-FLAGOS_FLOAT_FN(Gelu, 0.5f * x * (1.0f + erf_f32(x * 0.70710678118654752f)),
+FLAGOS_FLOAT_FN(Gelu, gelu_erf_f32(x),
                 0.5 * x * (1.0 + std::erf(x * 0.70710678118654752)))
-FLAGOS_FLOAT_FN(GeluTanh, 0.5f * x * (1.0f + tanh_f32(0.79788456080286536f * (x + 0.044715f * x * x * x))),
+// 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)): the same value without cancellation for x << 0.
+FLAGOS_FLOAT_FN(GeluTanh, x / (1.0f + exp_f32(-1.59576912160573071f * (x + 0.044715f * x * x * x))),
                 0.5 * x * (1.0 + std::tanh(0.79788456080286536 * (x + 0.044715 * x * x * x))))
 FLAGOS_FLOAT_FN(Erf, erf_f32(x), std::erf(x))
 FLAGOS_FLOAT_FN(Floor, floor_f32(x), std::floor(x))

@@ -185,6 +185,35 @@ inline float erf_f32(float x) {
   return ax < 1.0f ? small : (ax < 4.0f ? big : (ax == ax ? vm_copysign(1.0f, x) : x));
 }
 
+// erfc(a) for a >= 1 with small relative error (~1e-7 + exp's): erfc(a) = r(1/a) exp(-a^2) /
+// (a sqrt(pi)), r fitted on 1/a in [0.1, 1], a^2 split exactly for exp. 0 beyond a ~ 10.
+inline float erfc_tail_f32(float a) {
+  const float ac = a < 1.0f ? 1.0f : (a > 10.5f ? 10.5f : a);
+  const float u = 1.0f / ac - 0.55f;
+  float r = -7.9412837614e-02f;
+  r = r * u - 5.2489337172e-02f;
+  r = r * u + 1.8433418816e-01f;
+  r = r * u - 1.3088461816e-01f;
+  r = r * u + 1.7639191314e-02f;
+  r = r * u + 9.0461600429e-02f;
+  r = r * u - 1.7181543625e-01f;
+  r = r * u + 1.7425909930e-01f;
+  r = r * u - 3.6096118393e-02f;
+  r = r * u - 3.0137863692e-01f;
+  r = r * u + 8.9039826411e-01f;
+  const float ah = vm_from_bits(vm_bits(ac) & 0xfffff000u);
+  const float al = ac - ah;
+  const float e = exp_hilo_f32(-ah * ah, -al * (ac + ah));
+  const float res = r * e / (ac * 1.77245385090551603f);
+  return a > 10.5f ? 0.0f : res;
+}
+// Exact gelu 0.5 x (1 + erf(x / sqrt2)); the negative tail uses erfc to avoid cancellation.
+inline float gelu_erf_f32(float x) {
+  const float main = 0.5f * x * (1.0f + erf_f32(x * 0.70710678118654752f));
+  const float tail = 0.5f * x * erfc_tail_f32(x * -0.70710678118654752f);
+  return x < -1.41421356f ? tail : main;
+}
+
 // sin and cos: Cody-Waite reduction by pi/2; accurate to ~1.5 ulp for |x| < kVmTrigMaxArg,
 // degrading beyond (callers that need huge arguments fall back to libm for those elements).
 inline constexpr float kVmTrigMaxArg = 64.0f;
