@@ -36,7 +36,8 @@ std::string coords_of(int64_t flat, const Shape& s) {
 
 // Every value of `index` must lie in [0, size). Walks any strides; throws naming the op, the
 // offending value, its position and the size.
-void check_index_range(const char* op, const Tensor& index, int64_t size, const std::string& what) {
+void check_index_range(const char* op, const Tensor& index, int64_t size, const std::string& what,
+                       const char* noun = "index") {
   if (index.numel() == 0 || !index.is_host_accessible()) return;
   const bool wide = index.dtype() == DType::i64;
   const char* base = static_cast<const char*>(index.data());
@@ -54,7 +55,7 @@ void check_index_range(const char* op, const Tensor& index, int64_t size, const 
       v = w;
     }
     if (v < 0 || v >= size) [[unlikely]]
-      fail(op, ": index ", v, " at position ", coords_of(flat, s), " is out of range for ", what, " of size ", size);
+      fail(op, ": ", noun, " ", v, " at position ", coords_of(flat, s), " is out of range for ", what, " of size ", size);
     for (int i = nd - 1; i >= 0; --i) {  // advance the coordinates
       off += index.stride(i);
       if (++c[i] < s[i]) break;
@@ -406,16 +407,17 @@ Tensor one_hot(const Tensor& ids, int64_t num_classes, DType dtype) {
   FLAGOS_CHECK(!is_quant(dtype), op, ": output dtype ", dtype, " is quantized");
   FLAGOS_CHECK(num_classes >= -1, op, ": num_classes must be >= 0 (or -1 to infer), got ", num_classes);
   FLAGOS_CHECK(ids.dim() < kMaxDims, op, ": ids rank ", ids.dim(), " + 1 exceeds the maximum of ", kMaxDims);
+  check_numel(op, ids.shape());
   if (num_classes < 0) {
     FLAGOS_CHECK(ids.numel() > 0, op, ": cannot infer num_classes from empty ids");
     const std::vector<int64_t> v = ids.to_vector<int64_t>();
     num_classes = *std::max_element(v.begin(), v.end()) + 1;
     FLAGOS_CHECK(num_classes > 0, op, ": cannot infer num_classes: every id is negative");
   }
-  check_index_range(op, ids, num_classes, "num_classes");
   Shape s = ids.shape();
   s.push_back(num_classes);
   check_numel(op, s);
+  check_index_range(op, ids, num_classes, "num_classes", "id");
   Tensor out = Tensor::empty(s, dtype, ids.device());
   if (out.numel() == 0) return out;
   static const uint16_t id = op_id(op);
