@@ -11,6 +11,13 @@
 #include <immintrin.h>
 #endif
 
+// IMPORTANT for vectorization: GCC if-converts the float selects used here (and so vectorizes
+// loops calling these functions) only under -fno-trapping-math. The build does not pass it, so
+// a kernel file that wants vector code puts, as its FIRST line (before any #include, so that
+// every inline function of the file gets the same options and still inlines):
+//   #pragma GCC optimize("no-trapping-math")
+// Nothing in flagos reads FP exception flags, so this changes no result.
+
 #ifndef FLAGOS_ISA
 #error "vec_math.h is included from kernels/ files compiled per ISA"
 #endif
@@ -51,9 +58,10 @@ inline float ceil_f32(float x) {
 // erfc, which needs exp(-x^2) with x^2 split exactly.
 inline float exp_hilo_f32(float hi, float lo) {
   float x = hi + lo;
-  const bool big = x > 88.8f, small = x < -104.0f;  // NaN: neither
-  hi = big ? 88.8f : (small ? -104.0f : hi);
-  lo = (big || small) ? 0.0f : lo;
+  const bool out_of_range = (x > 88.8f) | (x < -104.0f);  // NaN: neither (bitwise: no branches)
+  hi = hi > 88.8f ? 88.8f : hi;
+  hi = hi < -104.0f ? -104.0f : hi;
+  lo = out_of_range ? 0.0f : lo;
   x = hi + lo;
   // n = round(x / ln2) as float and as integer (bits of x*log2e + 1.5*2^23).
   const float t = x * 1.44269504088896341f + 12582912.0f;
