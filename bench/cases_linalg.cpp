@@ -1,7 +1,67 @@
+// matmul / linear / embedding cases on LLM shapes (hidden 3584, intermediate 18944), with the
+// incumbent: OpenBLAS sgemm called directly.
+#include <cblas.h>
+
+#include <memory>
+
 #include "bench.h"
+#include "flagos/ops.h"
 
 namespace flagos::bench {
 
-void cases_linalg(std::vector<Case>&, const Options&) {}
+void cases_linalg(std::vector<Case>& out, const Options& o) {
+  const Device d = o.device;
+  auto add_matmul = [&](int64_t M, int64_t K, int64_t N, DType t) {
+    Tensor a = random_tensor({M, K}, t, d), b = random_tensor({K, N}, t, d, -1, 1, 2);
+    auto y = std::make_shared<Tensor>(Tensor::empty({M, N}, t, d));
+    const double es = static_cast<double>(element_size(t));
+    out.push_back({"matmul [" + std::to_string(M) + "x" + std::to_string(K) + "x" + std::to_string(N) + "] " +
+                       std::string(dtype_name(t)),
+                   "linalg", es * static_cast<double>(M * K + K * N + M * N), 2.0 * M * K * N,
+                   [a, b, y] { ops::matmul(a, b, *y); }, ""});
+  };
+  auto add_linear = [&](int64_t M, int64_t K, int64_t N, DType wt) {
+    Tensor x = random_tensor({M, K}, DType::f32, d);
+    Tensor w = is_quant(wt) ? ops::quantize(random_tensor({N, K}, DType::f32, d, -1, 1, 3), wt)
+                            : random_tensor({N, K}, wt, d, -1, 1, 3);
+    auto y = std::make_shared<Tensor>(Tensor::empty({M, N}, DType::f32, d));
+    const double wbytes = static_cast<double>(row_bytes(wt, K)) * static_cast<double>(N);
+    out.push_back({"linear [" + std::to_string(M) + "x" + std::to_string(K) + "]x[" + std::to_string(N) + "x" +
+                       std::to_string(K) + "]^T " + std::string(dtype_name(wt)),
+                   "linalg", wbytes + 4.0 * static_cast<double>(M * K + M * N), 2.0 * M * K * N,
+                   [x, w, y] { ops::linear(x, w, {}, *y); }, ""});
+  };
+  if (o.quick) {
+    add_matmul(256, 256, 256, DType::f32);
+    add_linear(1, 3584, 4096, DType::q4_k);
+    return;
+  }
+  add_matmul(1024, 1024, 1024, DType::f32);
+  {  // incumbent: OpenBLAS sgemm on the same buffers
+    const int64_t n = 1024;
+    Tensor a = random_tensor({n, n}, DType::f32, d), b = random_tensor({n, n}, DType::f32, d, -1, 1, 2);
+    auto c = std::make_shared<Tensor>(Tensor::empty({n, n}, DType::f32, d));
+    out.push_back({"openblas sgemm [1024x1024x1024] f32", "linalg", 4.0 * 3 * n * n, 2.0 * n * n * n,
+                   [a, b, c] {
+                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1024, 1024, 1024, 1.f, a.data_as<float>(),
+                                 1024, b.data_as<float>(), 1024, 0.f, c->data_as<float>(), 1024);
+                   },
+                   "incumbent"});
+  }
+  add_matmul(1024, 1024, 1024, DType::bf16);
+  add_matmul(4096, 128, 4096, DType::f32);  // attention-score shaped
+  for (DType wt : {DType::f32, DType::bf16, DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(1, 3584, 18944, wt);
+  for (DType wt : {DType::f32, DType::bf16, DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(16, 3584, 18944, wt);
+  add_linear(64, 3584, 18944, DType::q4_k);
+  {
+    const int64_t V = 152064, D = 3584;
+    Tensor table = random_tensor({V, D}, DType::bf16, d);
+    std::vector<int64_t> idv(64);
+    for (size_t i = 0; i < idv.size(); ++i) idv[i] = static_cast<int64_t>((i * 2654435761u) % V);
+    Tensor ids = Tensor::from_vector(idv, {64}, DType::i64).to(d);
+    out.push_back({"embedding [152064x3584] bf16 ids[64]", "linalg", 64.0 * D * (2 + 2), 0,
+                   [table, ids] { ops::embedding(table, ids); }, ""});
+  }
+}
 
 }  // namespace flagos::bench

@@ -164,6 +164,7 @@ constexpr bool is_quant_v() {
 }
 
 #if defined(__AVX2__)
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -237,7 +238,7 @@ float dot_weight_row(const char* row, const float* x, int64_t K, float* tmp) {
         s = _mm256_fmadd_ps(
             _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + k)))),
             _mm256_loadu_ps(xb + k), s);
-      acc = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(dh)), s, acc);
+      acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(dh)), s, acc);
     }
     return hsum(acc);
   } else if constexpr (W == DType::q4_k) {
@@ -246,7 +247,7 @@ float dot_weight_row(const char* row, const float* x, int64_t K, float* tmp) {
     const __m256i m4 = _mm256_set1_epi32(0xF);
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ4K* blk = reinterpret_cast<const BlockQ4K*>(row + b * 144);
-      const float d = f16_to_f32(blk->d), dmin = f16_to_f32(blk->dmin);
+      const float d = h2f(blk->d), dmin = h2f(blk->dmin);
       const float* xb = x + b * 256;
       for (int c = 0; c < 4; ++c) {
         uint8_t sc0, m0, sc1, m1;
@@ -268,6 +269,45 @@ float dot_weight_row(const char* row, const float* x, int64_t K, float* tmp) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc1), s1, acc);
         acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * m0), xs0, acc);
         acc = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * m1), xs1, acc);
+      }
+    }
+    return hsum(acc);
+  } else if constexpr (W == DType::q6_k) {
+    const int64_t nb = K / 256;
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi32(0xF), m3 = _mm256_set1_epi32(3), o32 = _mm256_set1_epi32(32);
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ6K* blk = reinterpret_cast<const BlockQ6K*>(row + b * 210);
+      const float d = h2f(blk->d);
+      for (int h = 0; h < 2; ++h) {
+        const uint8_t* ql = blk->ql + 64 * h;
+        const uint8_t* qh = blk->qh + 32 * h;
+        const int8_t* sc = blk->scales + 8 * h;
+        const float* xb = x + b * 256 + 128 * h;
+        for (int l = 0; l < 32; l += 8) {
+          const int is = l / 16;
+          const __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(ql + l)));
+          const __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(ql + l + 32)));
+          const __m256i hh = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qh + l)));
+          const __m256i q1 = _mm256_sub_epi32(
+              _mm256_or_si256(_mm256_and_si256(a, m4), _mm256_slli_epi32(_mm256_and_si256(hh, m3), 4)), o32);
+          const __m256i q2 = _mm256_sub_epi32(
+              _mm256_or_si256(_mm256_and_si256(c, m4),
+                              _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hh, 2), m3), 4)), o32);
+          const __m256i q3 = _mm256_sub_epi32(
+              _mm256_or_si256(_mm256_srli_epi32(a, 4),
+                              _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(hh, 4), m3), 4)), o32);
+          const __m256i q4 = _mm256_sub_epi32(
+              _mm256_or_si256(_mm256_srli_epi32(c, 4), _mm256_slli_epi32(_mm256_srli_epi32(hh, 6), 4)), o32);
+          __m256 t = _mm256_mul_ps(_mm256_set1_ps(d * sc[is]), _mm256_cvtepi32_ps(q1));
+          acc = _mm256_fmadd_ps(t, _mm256_loadu_ps(xb + l), acc);
+          t = _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 2]), _mm256_cvtepi32_ps(q2));
+          acc = _mm256_fmadd_ps(t, _mm256_loadu_ps(xb + l + 32), acc);
+          t = _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 4]), _mm256_cvtepi32_ps(q3));
+          acc = _mm256_fmadd_ps(t, _mm256_loadu_ps(xb + l + 64), acc);
+          t = _mm256_mul_ps(_mm256_set1_ps(d * sc[is + 6]), _mm256_cvtepi32_ps(q4));
+          acc = _mm256_fmadd_ps(t, _mm256_loadu_ps(xb + l + 96), acc);
+        }
       }
     }
     return hsum(acc);
@@ -338,9 +378,14 @@ void linear_kernel(const KernelArgs& a) {
     CBLAS_TRANSPOSE tw = CblasNoTrans;
     int64_t ldw = K;
     as_blas<float>(wv, tw, ldw);  // the op layer guarantees one of the two layouts
-    // y = x @ w^T: flip w's orientation
-    blas_gemm<float>(CblasNoTrans, tw == CblasNoTrans ? CblasTrans : CblasNoTrans, M, N, K, xf, ldx,
-                     W.data_as<float>(), ldw, yf, N);
+    // y = x @ w^T: flip w's orientation (gemv for one row: OpenBLAS gemm with M == 1 is slow)
+    if (M == 1) {
+      cblas_sgemv(CblasRowMajor, tw, (blasint)(tw == CblasNoTrans ? N : K), (blasint)(tw == CblasNoTrans ? K : N),
+                  1.f, W.data_as<float>(), (blasint)ldw, xf, 1, 0.f, yf, 1);
+    } else {
+      blas_gemm<float>(CblasNoTrans, tw == CblasNoTrans ? CblasTrans : CblasNoTrans, M, N, K, xf, ldx,
+                       W.data_as<float>(), ldw, yf, N);
+    }
   } else if (M <= kSmallM) {
     const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(K, 1));
     parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
