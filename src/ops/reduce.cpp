@@ -78,7 +78,12 @@ Tensor reduce(const char* op, uint16_t id, const Tensor& x0, const Dims& dims, b
               DType compute, const Tensor& out, const ReduceParams* params, NeedNonEmpty need,
               Tensor* indices = nullptr) {
   check_plain(op, x0);
-  const uint32_t mask = detail::reduce_mask(op, dims, x0.dim());
+  uint32_t mask = 0;
+  if (x0.dim() == 0) {  // a 0-d tensor reduces over dim 0 / -1 (or none) as if it were [1]
+    for (int64_t d : dims) FLAGOS_CHECK(d == 0 || d == -1, op, ": dim ", d, " is out of range for a 0-d tensor");
+  } else {
+    mask = detail::reduce_mask(op, dims, x0.dim());
+  }
   const Tensor x = detail::to_dtype(x0, compute);
   Plan p = plan_reduce(x, mask, keepdim);
   FLAGOS_CHECK(need == NeedNonEmpty::no || p.inner > 0 || p.outer == 0, op, ": cannot reduce ", x0.shape(),

@@ -243,10 +243,11 @@ void group_norm_k(const KernelArgs& a) {
       const int64_t c0 = (t % G) * cg;
       for (int64_t c = 0; c < cg; ++c) {
         const C scale = rstd * (w.empty() ? C{1} : w[static_cast<size_t>(c0 + c)]);
-        const C shift = (bias.empty() ? C{0} : bias[static_cast<size_t>(c0 + c)]) - mc * scale;
+        const C shift = bias.empty() ? C{0} : bias[static_cast<size_t>(c0 + c)];
         const C* vs = v + c * Sp;
         C* ds = dst + c * Sp;
-        for (int64_t i = 0; i < Sp; ++i) ds[i] = vs[i] * scale + shift;
+        // (x - mean) first: folding mean into the shift cancels badly when rstd is large.
+        for (int64_t i = 0; i < Sp; ++i) ds[i] = (vs[i] - mc) * scale + shift;
       }
       if constexpr (!std::is_same_v<S, C>) store_row<S>(dst, reinterpret_cast<char*>(ob + off), sizeof(S), gsize);
     }

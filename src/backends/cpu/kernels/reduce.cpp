@@ -215,7 +215,7 @@ struct VarR {
     for (int l = 0; l < kLanes; ++l) m2 += static_cast<double>(acc[l]);
     const double dm = m - static_cast<double>(mc);  // mc is m rounded to C
     m2 -= static_cast<double>(n) * dm * dm;
-    st = combine(st, State{static_cast<double>(n), m, m2 > 0 ? m2 : 0});
+    st = combine(st, State{static_cast<double>(n), m, m2 < 0 ? 0 : m2});  // NaN stays
   }
   State combine(State a, State b) const {
     if (a.n == 0) return b;
