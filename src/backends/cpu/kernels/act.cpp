@@ -1,6 +1,11 @@
+#pragma GCC optimize("no-trapping-math")  // lets vec_math selects vectorize: see vec_math.h
 // Gated activations over [..., 2n] = [gate | up] -> act(gate) * up: silu_and_mul, gelu_and_mul
 // (erf or tanh form). Rows are walked with any strides; contiguous rows run a vectorized loop.
 #include <cmath>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
 
 #include "backends/cpu/kernels/families.h"
 #include "backends/cpu/kernels/vec_math.h"
@@ -24,6 +29,43 @@ inline float act(float g) {
     const float y = 0.7978845608028654f * (g + 0.044715f * g * g * g);
     return g / (1.0f + exp_f32(-2.0f * y));
   }
+}
+
+// buf[i] = act(buf[i]) * up[i] over a chunk held in f32.
+template <Act A>
+inline void act_mul_chunk(float* buf, const float* up, int64_t m) {
+  int64_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  if constexpr (A == Act::silu) {
+    // silu without divisions: exp on a clamped argument (no range selects), 1/(1+e) by rcp + one
+    // Newton step (~1e-7 relative). e overflows past rcp's range for g < -87, giving g * 0 (and
+    // NaN for g = -inf, as g / (1 + exp(-g)) does).
+    const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f), one = _mm256_set1_ps(1.0f),
+                 two = _mm256_set1_ps(2.0f);
+    for (; i + 8 <= m; i += 8) {
+      const __m256 g = _mm256_loadu_ps(buf + i);
+      __m256 x = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), g), lo), hi);
+      const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+      r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+      __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+      p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+      p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+      p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+      p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+      p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+      p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), one);
+      const __m256i e2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+      const __m256 d = _mm256_fmadd_ps(p, _mm256_castsi256_ps(e2), one);  // 1 + exp(-g)
+      __m256 rc = _mm256_rcp_ps(d);
+      rc = _mm256_mul_ps(rc, _mm256_fnmadd_ps(d, rc, two));
+      // g = NaN: the clamp dropped it; g * rc keeps it NaN.
+      _mm256_storeu_ps(buf + i, _mm256_mul_ps(_mm256_mul_ps(g, rc), _mm256_loadu_ps(up + i)));
+    }
+  }
+#endif
+  for (; i < m; ++i) buf[i] = act<A>(buf[i]) * up[i];
 }
 
 template <typename T, Act A>
@@ -51,7 +93,7 @@ void run_rows(const KernelArgs& a) {
     return;
   }
   parallel_for(rows, grain, [&](int64_t rb, int64_t re) {
-    float buf[256];
+    float buf[256], ubuf[256];
     for (int64_t r = rb; r < re; ++r) {
       // Row base pointers from the row's multi-index over the leading dims.
       int64_t rem = r, xo = 0, oo = 0;
@@ -64,20 +106,12 @@ void run_rows(const KernelArgs& a) {
       const char* gp = xb + xo;
       const char* up = gp + half_off;
       char* op = ob + oo;
-      if constexpr (std::is_same_v<T, float>) {
-        if (contig) {
-          const float* g = reinterpret_cast<const float*>(gp);
-          const float* u = reinterpret_cast<const float*>(up);
-          float* y = reinterpret_cast<float*>(op);
-          for (int64_t i = 0; i < n; ++i) y[i] = act<A>(g[i]) * u[i];
-          continue;
-        }
-      }
-      if (contig) {  // 16-bit: convert a chunk to f32, compute vectorized, round once at the store
+      if (contig) {  // chunks through a local f32 buffer: vectorizes for every T; 16-bit rounds once at the store
         for (int64_t i0 = 0; i0 < n; i0 += 256) {
           const int64_t m = std::min<int64_t>(256, n - i0);
           for (int64_t i = 0; i < m; ++i) buf[i] = Io<T>::load(gp + (i0 + i) * sizeof(T));
-          for (int64_t i = 0; i < m; ++i) buf[i] = act<A>(buf[i]) * Io<T>::load(up + (i0 + i) * sizeof(T));
+          for (int64_t i = 0; i < m; ++i) ubuf[i] = Io<T>::load(up + (i0 + i) * sizeof(T));
+          act_mul_chunk<A>(buf, ubuf, m);
           for (int64_t i = 0; i < m; ++i) Io<T>::store(op + (i0 + i) * sizeof(T), buf[i]);
         }
         continue;

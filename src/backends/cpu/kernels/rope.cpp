@@ -1,3 +1,4 @@
+#pragma GCC optimize("no-trapping-math")  // lets vec_math selects vectorize: see vec_math.h
 // Rotary position embedding over x [..., T, H, D] with positions [..., T] (already expanded by
 // the op layer). Per token: the angles pos * inv_freq are formed and reduced mod 2*pi in double
 // (so large positions keep f32 accuracy), then cos/sin in f32; every head of the token reuses them.
