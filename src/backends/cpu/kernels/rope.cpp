@@ -77,6 +77,8 @@ void rope_kernel(const KernelArgs& a) {
           } else {
             for (int64_t i = 0; i < rot; ++i) xi[i] = Io<T>::load(xr + i * xd);
           }
+        } else if (xd == static_cast<int64_t>(sizeof(T))) {  // constant stride: vectorizes
+          for (int64_t i = 0; i < rot; ++i) xi[i] = Io<T>::load(xr + i * sizeof(T));
         } else {
           for (int64_t i = 0; i < rot; ++i) xi[i] = Io<T>::load(xr + i * xd);
         }
@@ -100,6 +102,8 @@ void rope_kernel(const KernelArgs& a) {
           } else {
             for (int64_t i = 0; i < rot; ++i) Io<T>::store(orow + i * od, y[i]);
           }
+        } else if (od == static_cast<int64_t>(sizeof(T))) {
+          for (int64_t i = 0; i < rot; ++i) Io<T>::store(orow + i * sizeof(T), y[i]);
         } else {
           for (int64_t i = 0; i < rot; ++i) Io<T>::store(orow + i * od, y[i]);
         }
