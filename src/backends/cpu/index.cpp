@@ -3,6 +3,7 @@
 // bytes) and registered for every dtype of that size; scatter-add / index_add do arithmetic
 // and are instantiated per dtype. Indices were bounds-checked by the op layer.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 
@@ -144,6 +145,24 @@ struct Acc {
       Io<T>::store(dst, static_cast<C>(r));
     }
   }
+  // n elements at byte strides; contiguous float/int rows vectorize.
+  void run(char* d, int64_t ds, const char* s, int64_t ss, int64_t n) const {
+    if constexpr (std::is_same_v<C, T>) {
+      if (ds == sizeof(T) && ss == sizeof(T)) {
+        T* __restrict dp = reinterpret_cast<T*>(d);
+        const T* __restrict sp = reinterpret_cast<const T*>(s);
+        if constexpr (kFloat) {
+          for (int64_t i = 0; i < n; ++i) dp[i] += alpha * sp[i];
+        } else {
+          using U = std::make_unsigned_t<T>;
+          const U a = static_cast<U>(alpha);
+          for (int64_t i = 0; i < n; ++i) dp[i] = static_cast<T>(static_cast<U>(static_cast<U>(dp[i]) + static_cast<U>(a * static_cast<U>(sp[i]))));
+        }
+        return;
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) (*this)(d + i * ds, s + i * ss);
+  }
 };
 struct AccBool {
   bool on;
@@ -152,10 +171,20 @@ struct AccBool {
     const uint8_t v = static_cast<uint8_t>((ld<uint8_t>(dst) != 0) || (on && ld<uint8_t>(src) != 0));
     st<uint8_t>(dst, v);
   }
+  void run(char* d, int64_t ds, const char* s, int64_t ss, int64_t n) const {
+    for (int64_t i = 0; i < n; ++i) (*this)(d + i * ds, s + i * ss);
+  }
 };
 template <typename E>
 struct Replace {
   void operator()(char* dst, const char* src) const { st<E>(dst, ld<E>(src)); }
+  void run(char* d, int64_t ds, const char* s, int64_t ss, int64_t n) const {
+    if (ds == sizeof(E) && ss == sizeof(E)) {
+      std::memcpy(d, s, static_cast<size_t>(n) * sizeof(E));
+      return;
+    }
+    for (int64_t i = 0; i < n; ++i) st<E>(d + i * ds, ld<E>(s + i * ss));
+  }
 };
 
 // For every position c of index's shape: out[c with c[dim] = index[c]] op= src[c]. Positions
@@ -173,6 +202,20 @@ void scatter_impl(Tensor& out, const Tensor& src, const Tensor& index, int dim, 
   const Tensor ov = out.as_strided(s, ostr, out.offset()).select(dim, 0);
   const Tensor* ts[3] = {&ov, &iv, &sv};
   for_each_run<3>(ts, grain_for(n), [&](char** p, const int64_t* st3, int64_t cnt) {
+    if (cnt > 1 && std::abs(os) > std::abs(st3[0])) {
+      // `dim` is the outer one (index_add over rows): walk row by row, each run stays in cache.
+      // For each position k the order along `dim` is unchanged, so results are identical.
+      if (st3[1] == 0) {  // one index per row (index_add): whole-row updates
+        for (int64_t j = 0; j < n; ++j)
+          op.run(p[0] + static_cast<int64_t>(ld<I>(p[1] + j * is)) * os, st3[0], p[2] + j * ss, st3[2], cnt);
+        return;
+      }
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t k = 0; k < cnt; ++k)
+          op(p[0] + k * st3[0] + static_cast<int64_t>(ld<I>(p[1] + k * st3[1] + j * is)) * os,
+             p[2] + k * st3[2] + j * ss);
+      return;
+    }
     for (int64_t k = 0; k < cnt; ++k) {
       char* ob = p[0] + k * st3[0];
       const char* ib = p[1] + k * st3[1];
