@@ -150,3 +150,53 @@ TEST(BadInput, RepeatPadTriOneHot) {
   EXPECT_INVALID("one_hot", ops::one_hot(ids({1}), 3, DType::q8_0), "q8_0");
   EXPECT_INVALID("one_hot", ops::one_hot(z({1}, DType::i64).expand({kBig}), 4), "overflows");
 }
+
+// ---------------------------------------------------------------- other families (a few each)
+
+TEST(BadInput, Elementwise) {
+  Tensor a = z({2, 3}), b = z({4, 3});
+  EXPECT_INVALID("add", ops::add(a, b), "[2, 3]", "[4, 3]");
+  EXPECT_INVALID("add", ops::add(a, z({3}), z({2, 4})), "[2, 4]");
+  EXPECT_INVALID("add", ops::add(a, z({3}), z({2, 3}, DType::f16)), "f16");
+  EXPECT_INVALID("add", ops::add(a, elsewhere(a)), "device");
+  EXPECT_INVALID("add", ops::add(Tensor(), a), "undefined");
+  Tensor buf = z({8});
+  EXPECT_INVALID("add", ops::add(buf.narrow(0, 0, 6), z({6}), buf.narrow(0, 2, 6)), "overlap");
+  EXPECT_INVALID("add", ops::add(a, z({3}), z({1, 3}).expand({2, 3})), "stride 0");
+}
+
+TEST(BadInput, Reductions) {
+  Tensor x = z({2, 3, 4});
+  EXPECT_INVALID("sum", ops::sum(x, {3}), "dim 3");
+  EXPECT_INVALID("sum", ops::sum(x, {1, -2}), "repeated");
+  EXPECT_INVALID("sum", ops::sum(x, {1}, false, z({2, 5})), "[2, 5]");
+  EXPECT_INVALID("softmax", ops::softmax(x, 3), "dim 3");
+  EXPECT_INVALID("softmax", ops::softmax(x, -1, z({2, 3})), "[2, 3]");
+}
+
+TEST(BadInput, LinearAlgebra) {
+  EXPECT_INVALID("matmul", ops::matmul(z({2, 3}), z({4, 5})), "3", "4");
+  EXPECT_INVALID("matmul", ops::matmul(z({}), z({3})), "matmul");
+  EXPECT_INVALID("matmul", ops::matmul(z({2, 2, 3}), z({3, 3, 4})), "matmul");
+  EXPECT_INVALID("linear", ops::linear(z({2, 8}), z({4, 7})), "8", "7");
+  EXPECT_INVALID("linear", ops::linear(z({2, 8}), z({4, 8}), z({5})), "linear");
+  Tensor table = z({10, 4});
+  EXPECT_INVALID("embedding", ops::embedding(table, z({3})), "embedding");
+  EXPECT_INVALID("embedding", ops::embedding(table, ids({1, 10})), "10");
+  EXPECT_INVALID("embedding", ops::embedding(table, ids({-1})), "-1");
+}
+
+TEST(BadInput, NormsAndLlm) {
+  EXPECT_INVALID("rms_norm", ops::rms_norm(z({2, 8}), z({7})), "rms_norm");
+  EXPECT_INVALID("rms_norm", ops::rms_norm(z({2, 8}), z({8}), 1e-6, z({2, 7})), "[2, 7]");
+  RopeParams rp;
+  rp.head_dim = 8;
+  rp.rotary_dim = 8;
+  Tensor x = z({3, 2, 8});  // [T, H, D]
+  EXPECT_INVALID("rope", ops::rope(x, ids({0, 1}), rp), "rope");
+  EXPECT_INVALID("rope", ops::rope(x, z({3}), rp), "rope");
+  AttentionParams ap;
+  EXPECT_INVALID("attention", ops::attention(z({1, 4, 3, 8}), z({1, 3, 5, 8}), z({1, 3, 5, 8}), ap), "attention");
+  EXPECT_INVALID("attention", ops::attention(z({1, 4, 3, 8}), z({1, 2, 5, 6}), z({1, 2, 5, 8}), ap), "attention");
+  EXPECT_INVALID("attention", ops::attention(z({1, 4, 3, 8}), z({1, 2, 5, 8}), z({1, 2, 4, 8}), ap), "attention");
+}
