@@ -1,5 +1,6 @@
 #include "bench.h"
 #include "cli.h"
+#include "flagos/error.h"
 
 namespace flagos::cli {
 

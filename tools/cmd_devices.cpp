@@ -1,6 +1,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "flagos/error.h"
 #include "flagos/backend.h"
 
 namespace flagos::cli {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.h"
+#include "flagos/error.h"
 #include "flagos/backend.h"
 #include "flagos/kernel.h"
 

@@ -22,7 +22,7 @@ double cast_ref(double v, DType t) {
     case DType::u8: lo = 0; hi = 255; break;
     case DType::i16: lo = -32768; hi = 32767; break;
     case DType::i32: lo = -2147483648.0; hi = 2147483647.0; break;
-    default: lo = -9.2e18; hi = 9.2e18; break;
+    default: lo = -9223372036854775808.0; hi = 9223372036854775808.0; break;
   }
   return std::trunc(std::clamp(v, lo, hi));
 }
