@@ -16,6 +16,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "backends/cpu/kernels/families.h"
 #include "backends/cpu/kernels/vec_math.h"
 #include "backends/cpu/loops.h"
@@ -52,6 +56,43 @@ const Compute<S>* load_chunk(const char* row, int64_t stride, int64_t j, int64_t
   return buf;
 }
 
+// o[i] = exp(x[i] - sub) for a block. The generic exp_f32 does not auto-vectorize in this
+// loop (GCC keeps its selects as branches), so AVX2 gets an explicit version: same Cephes
+// polynomial, arguments clamped to the normal range, results below it flushed to 0 (also
+// exp(-inf) = 0), NaN propagates. Only used with x - sub <= 88 (softmax / logsumexp).
+inline void exp_sub_block(const float* x, float* o, int64_t n, float sub) {
+  int64_t i = 0;
+#if defined(__AVX2__) && defined(__FMA__)
+  const __m256 vs = _mm256_set1_ps(sub), hi = _mm256_set1_ps(88.3762626647949f),
+               lo = _mm256_set1_ps(-87.3365478515625f), log2e = _mm256_set1_ps(1.44269504088896341f),
+               c1 = _mm256_set1_ps(0.693359375f), c2 = _mm256_set1_ps(-2.12194440e-4f), one = _mm256_set1_ps(1.0f);
+  auto ex = [&](__m256 v) {
+    const __m256 keep = _mm256_cmp_ps(v, lo, _CMP_NLT_UQ);  // false only for v < lo (not NaN)
+    const __m256 xc = _mm256_max_ps(lo, _mm256_min_ps(hi, v));  // NaN passes through
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(xc, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, c1, xc);
+    r = _mm256_fnmadd_ps(k, c2, r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), one);
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(_mm256_mul_ps(p, _mm256_castsi256_ps(e)), keep);
+  };
+  for (; i + 16 <= n; i += 16) {  // two independent chains per iteration
+    const __m256 a = ex(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    const __m256 b = ex(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vs));
+    _mm256_storeu_ps(o + i, a);
+    _mm256_storeu_ps(o + i + 8, b);
+  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(o + i, ex(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs)));
+#endif
+  for (; i < n; ++i) o[i] = exp_f32(x[i] - sub);
+}
+
 template <typename T>
 inline void store(char* p, T v) {
   std::memcpy(p, &v, sizeof(T));
@@ -85,6 +126,38 @@ inline bool is_nan(C v) {
   } else {
     return false;
   }
+}
+
+// Max (kMax) or min of n > 0 values; NaN wins. The lane loop is a plain compare/select that
+// vectorizes; NaN is detected on the side through x * 0 (NaN for NaN and inf) and confirmed by
+// a rescan, which also gives the first NaN's position in `nan_at` (-1 when there is none).
+template <bool kMax, typename C>
+C extreme(const C* x, int64_t n, int64_t& nan_at) {
+  nan_at = -1;
+  C acc[kLanes], z[kLanes];
+  for (int l = 0; l < kLanes; ++l) acc[l] = x[0], z[l] = C{0};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const C v = x[i + l];
+      acc[l] = (kMax ? v > acc[l] : v < acc[l]) ? v : acc[l];
+      if constexpr (std::is_floating_point_v<C>) z[l] += v * C{0};
+    }
+  C m = acc[0], zz = z[0];
+  for (int l = 1; l < kLanes; ++l) m = (kMax ? acc[l] > m : acc[l] < m) ? acc[l] : m, zz += z[l];
+  for (; i < n; ++i) {
+    m = (kMax ? x[i] > m : x[i] < m) ? x[i] : m;
+    if constexpr (std::is_floating_point_v<C>) zz += x[i] * C{0};
+  }
+  if constexpr (std::is_floating_point_v<C>) {
+    if (zz != zz || m != m)
+      for (int64_t k = 0; k < n; ++k)
+        if (x[k] != x[k]) {
+          nan_at = k;
+          return x[k];
+        }
+  }
+  return m;
 }
 
 // ---------------------------------------------------------------- reducers
@@ -151,29 +224,15 @@ struct MinMaxR {
   State init() const { return {}; }
   void chunk(State& st, const C* x, int64_t n, int64_t base) const {
     if (n <= 0) return;
-    if constexpr (kOut == MinMaxOut::value) {
-      C acc[kLanes];
-      for (int l = 0; l < kLanes; ++l) acc[l] = x[0];
-      int64_t i = 0;
-      for (; i + kLanes <= n; i += kLanes)
-        for (int l = 0; l < kLanes; ++l) {
-          const C v = x[i + l];
-          const bool take = (kMax ? v > acc[l] : v < acc[l]) || is_nan(v);
-          acc[l] = take ? v : acc[l];
+    int64_t bi = 0;
+    const C best = extreme<kMax>(x, n, bi);
+    if constexpr (kOut != MinMaxOut::value) {
+      if (bi < 0)  // first position of the extreme value (the chunk is in L1)
+        for (bi = 0; bi < n && !(x[bi] == best); ++bi) {
         }
-      C best = acc[0];
-      for (int l = 1; l < kLanes; ++l)
-        if (better(acc[l], best)) best = acc[l];
-      for (; i < n; ++i)
-        if (better(x[i], best)) best = x[i];
-      if (st.idx < 0 || better(best, st.v)) st = {best, base};
-    } else {
-      int64_t bi = 0;
-      C best = x[0];
-      for (int64_t i = 1; i < n; ++i)
-        if (better(x[i], best)) best = x[i], bi = i;
-      if (st.idx < 0 || better(best, st.v)) st = {best, base + bi};
     }
+    if (bi < 0) bi = 0;
+    if (st.idx < 0 || better(best, st.v)) st = {best, base + bi};
   }
   State combine(State a, State b) const {
     if (a.idx < 0) return b;
@@ -316,16 +375,17 @@ struct LseR {
   }
   void chunk(State& st, const C* x, int64_t n, int64_t) const {
     if (n <= 0) return;
-    C m = x[0];
-    for (int64_t i = 1; i < n; ++i) m = (x[i] > m || is_nan(x[i]) || is_nan(m)) ? (is_nan(m) ? m : x[i]) : m;
+    int64_t nan_at = 0;
+    const C m = extreme<true>(x, n, nan_at);
     State c{static_cast<double>(m), 0.0};
     if (std::isfinite(m)) {
-      C acc[kLanes] = {};
-      int64_t i = 0;
-      for (; i + kLanes <= n; i += kLanes)
-        for (int l = 0; l < kLanes; ++l) acc[l] += ex(x[i + l] - m);
-      for (; i < n; ++i) acc[0] += ex(x[i] - m);
-      for (int l = 0; l < kLanes; ++l) c.s += static_cast<double>(acc[l]);
+      C e[kChunk];
+      if constexpr (std::is_same_v<C, float>) {
+        exp_sub_block(x, e, n, m);
+      } else {
+        for (int64_t i = 0; i < n; ++i) e[i] = ex(x[i] - m);
+      }
+      c.s = lane_sum(e, n);
     }
     st = combine(st, c);
   }
