@@ -15,18 +15,24 @@
 namespace flagos::bench {
 
 Tensor random_tensor(const Shape& shape, DType dtype, Device dev, double lo, double hi, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<double> u(lo, hi);
-  Tensor h = Tensor::empty(shape, is_quant(dtype) ? DType::f32 : dtype);
-  const size_t es = element_size(h.dtype());
-  char* p = static_cast<char*>(h.data());
-  for (int64_t i = 0; i < h.numel(); ++i) {
-    double v = u(rng);
-    if (!is_float(h.dtype())) v = std::floor(v);
-    store_from_double(p + static_cast<size_t>(i) * es, h.dtype(), v);
-  }
-  if (is_quant(dtype)) h = ops::quantize(h, dtype);
-  return h.to(dev);
+  // Benchmarks need plausible values fast (some tables have 5e8 elements): a counter-based hash
+  // per element in parallel, written as f32 and cast once.
+  Tensor h = Tensor::empty(shape, DType::f32);
+  float* p = h.data_as<float>();
+  const float a = static_cast<float>(lo), w = static_cast<float>(hi - lo);
+  const bool integral = !is_float(dtype) && !is_quant(dtype);
+  cpu::parallel_for(h.numel(), 1 << 16, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      uint64_t z = seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(i);
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+      z ^= z >> 31;
+      float v = a + w * static_cast<float>(z >> 40) * (1.0f / 16777216.0f);
+      p[i] = integral ? std::floor(v) : v;
+    }
+  });
+  Tensor t = is_quant(dtype) ? ops::quantize(h, dtype) : (dtype == DType::f32 ? h : ops::cast(h, dtype));
+  return t.to(dev);
 }
 
 namespace {

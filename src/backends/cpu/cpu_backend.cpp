@@ -6,7 +6,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "backends/cpu/loops.h"
 #include "backends/cpu/thread_pool.h"
@@ -54,6 +57,95 @@ std::string cpu_model_name() {
   return "CPU";
 }
 
+// Caches large host blocks: a fresh multi-MiB allocation from glibc is a new mmap whose every
+// page faults on first touch, which costs more than the memory-bound op that writes it. Blocks
+// >= kMinCached are rounded to one of 8 size classes per power of two and reused by class; the
+// cache holds at most a quarter of RAM (release_cached() empties it). Off under ASan, so
+// use-after-free stays detectable, and with FLAGOS_CPU_CACHE=0.
+class HostBlockCache {
+ public:
+  static constexpr size_t kMinCached = size_t{4} << 20;
+
+  HostBlockCache() {
+#if defined(__SANITIZE_ADDRESS__)
+    enabled_ = false;
+#endif
+    if (const char* e = std::getenv("FLAGOS_CPU_CACHE")) enabled_ = std::strcmp(e, "0") != 0;
+    limit_ = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGE_SIZE)) / 4;
+  }
+  ~HostBlockCache() { release(); }
+
+  void* alloc(size_t bytes) {
+    if (!enabled_ || bytes < kMinCached) return raw_alloc(bytes, bytes);
+    const size_t cls = size_class(bytes);
+    {
+      std::lock_guard lk(mu_);
+      auto it = free_.find(cls);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= cls;
+        live_[p] = cls;
+        return p;
+      }
+    }
+    void* p = raw_alloc(cls, bytes);
+    std::lock_guard lk(mu_);
+    live_[p] = cls;
+    return p;
+  }
+
+  void free(void* p) {
+    if (!p) return;
+    if (enabled_) {
+      std::lock_guard lk(mu_);
+      auto it = live_.find(p);
+      if (it != live_.end()) {
+        const size_t cls = it->second;
+        live_.erase(it);
+        if (cached_ + cls <= limit_) {
+          free_[cls].push_back(p);
+          cached_ += cls;
+          return;
+        }
+      }
+    }
+    std::free(p);
+  }
+
+  size_t cached() {
+    std::lock_guard lk(mu_);
+    return cached_;
+  }
+
+  void release() {
+    std::lock_guard lk(mu_);
+    for (auto& [cls, v] : free_)
+      for (void* p : v) std::free(p);
+    free_.clear();
+    cached_ = 0;
+  }
+
+ private:
+  static size_t size_class(size_t bytes) {
+    const int lg = 63 - __builtin_clzll(bytes);
+    const size_t step = size_t{1} << (lg - 3);
+    return (bytes + step - 1) / step * step;
+  }
+  static void* raw_alloc(size_t rounded, size_t requested) {
+    const size_t r = (rounded + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, r ? r : 64);
+    if (!p) fail<OutOfMemory>("cpu: cannot allocate ", requested, " bytes (", requested >> 20, " MiB)");
+    return p;
+  }
+
+  bool enabled_ = true;
+  size_t limit_ = 0, cached_ = 0;
+  std::mutex mu_;
+  std::unordered_map<size_t, std::vector<void*>> free_;
+  std::unordered_map<void*, size_t> live_;
+};
+
 struct CpuEvent {
   std::chrono::steady_clock::time_point t{};
 };
@@ -91,13 +183,10 @@ class CpuBackend final : public Backend {
   }
 
   bool host_accessible(int) const override { return true; }
-  void* alloc(int, size_t bytes) override {
-    const size_t rounded = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, rounded ? rounded : 64);
-    if (!p) fail<OutOfMemory>("cpu: cannot allocate ", bytes, " bytes (", bytes >> 20, " MiB)");
-    return p;
-  }
-  void free(int, void* p) override { std::free(p); }
+  void* alloc(int, size_t bytes) override { return cache_.alloc(bytes); }
+  void free(int, void* p) override { cache_.free(p); }
+  size_t cached_bytes(int) override { return cache_.cached(); }
+  void release_cached(int) override { cache_.release(); }
   void copy_to_device(int, void* dst, const void* src, size_t n, StreamHandle) override { copy_bytes(dst, src, n); }
   void copy_to_host(int, void* dst, const void* src, size_t n, StreamHandle) override { copy_bytes(dst, src, n); }
   void copy_on_device(int, void* dst, const void* src, size_t n, StreamHandle) override { copy_bytes(dst, src, n); }
@@ -126,6 +215,7 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  HostBlockCache cache_;
   static void copy_bytes(void* dst, const void* src, size_t n) {
     parallel_for(static_cast<int64_t>(n), 1 << 20, [&](int64_t b, int64_t e) {
       std::memcpy(static_cast<char*>(dst) + b, static_cast<const char*>(src) + b, static_cast<size_t>(e - b));
