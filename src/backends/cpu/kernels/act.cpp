@@ -1,4 +1,3 @@
-#pragma GCC optimize("no-trapping-math")  // lets vec_math selects vectorize: see vec_math.h
 // Gated activations over [..., 2n] = [gate | up] -> act(gate) * up: silu_and_mul, gelu_and_mul
 // (erf or tanh form). Rows are walked with any strides; contiguous rows run a vectorized loop.
 #include <cmath>
@@ -31,9 +30,9 @@ inline float act(float g) {
   }
 }
 
-// buf[i] = act(buf[i]) * up[i] over a chunk held in f32.
+// o[i] = act(g[i]) * u[i] over f32 arrays (o may be g or u: each element is read before written).
 template <Act A>
-inline void act_mul_chunk(float* buf, const float* up, int64_t m) {
+inline void act_mul(const float* g, const float* up, float* o, int64_t m) {
   int64_t i = 0;
 #if defined(__AVX2__) && defined(__FMA__)
   if constexpr (A == Act::silu) {
@@ -43,8 +42,8 @@ inline void act_mul_chunk(float* buf, const float* up, int64_t m) {
     const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f), one = _mm256_set1_ps(1.0f),
                  two = _mm256_set1_ps(2.0f);
     for (; i + 8 <= m; i += 8) {
-      const __m256 g = _mm256_loadu_ps(buf + i);
-      __m256 x = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), g), lo), hi);
+      const __m256 gv = _mm256_loadu_ps(g + i);
+      __m256 x = _mm256_min_ps(_mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), gv), lo), hi);
       const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
       __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -61,11 +60,30 @@ inline void act_mul_chunk(float* buf, const float* up, int64_t m) {
       __m256 rc = _mm256_rcp_ps(d);
       rc = _mm256_mul_ps(rc, _mm256_fnmadd_ps(d, rc, two));
       // g = NaN: the clamp dropped it; g * rc keeps it NaN.
-      _mm256_storeu_ps(buf + i, _mm256_mul_ps(_mm256_mul_ps(g, rc), _mm256_loadu_ps(up + i)));
+      _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_mul_ps(gv, rc), _mm256_loadu_ps(up + i)));
     }
   }
 #endif
-  for (; i < m; ++i) buf[i] = act<A>(buf[i]) * up[i];
+  for (; i < m; ++i) o[i] = act<A>(g[i]) * up[i];
+}
+
+// One contiguous stretch of m outputs: f32 in place, 16-bit types through f32 chunks (vector
+// conversions, rounded once at the store).
+template <typename T, Act A>
+inline void act_mul_contig(const T* g, const T* up, T* o, int64_t m) {
+  if constexpr (std::is_same_v<T, float>) {
+    act_mul<A>(g, up, o, m);
+  } else {
+    constexpr int64_t B = 512;
+    float gb[B], ub[B];
+    for (int64_t i = 0; i < m; i += B) {
+      const int64_t c = std::min(B, m - i);
+      cvt_to_f32(g + i, gb, c);
+      cvt_to_f32(up + i, ub, c);
+      act_mul<A>(gb, ub, gb, c);
+      cvt_from_f32(gb, o + i, c);
+    }
+  }
 }
 
 template <typename T, Act A>
@@ -85,6 +103,11 @@ void run_rows(const KernelArgs& a) {
   if (rows == 1 && n >= 2 * kElementwiseGrain) {
     // One long row (e.g. [2n] or [1, 2n] with huge n): split the row itself.
     parallel_for(n, kElementwiseGrain, [&](int64_t b, int64_t e) {
+      if (contig) {
+        const T* g = reinterpret_cast<const T*>(xb);
+        act_mul_contig<T, A>(g + b, g + n + b, reinterpret_cast<T*>(ob) + b, e - b);
+        return;
+      }
       for (int64_t i = b; i < e; ++i) {
         const float g = Io<T>::load(xb + i * xs), u = Io<T>::load(xb + half_off + i * xs);
         Io<T>::store(ob + i * os, act<A>(g) * u);
@@ -93,7 +116,6 @@ void run_rows(const KernelArgs& a) {
     return;
   }
   parallel_for(rows, grain, [&](int64_t rb, int64_t re) {
-    float buf[256], ubuf[256];
     for (int64_t r = rb; r < re; ++r) {
       // Row base pointers from the row's multi-index over the leading dims.
       int64_t rem = r, xo = 0, oo = 0;
@@ -106,14 +128,8 @@ void run_rows(const KernelArgs& a) {
       const char* gp = xb + xo;
       const char* up = gp + half_off;
       char* op = ob + oo;
-      if (contig) {  // chunks through a local f32 buffer: vectorizes for every T; 16-bit rounds once at the store
-        for (int64_t i0 = 0; i0 < n; i0 += 256) {
-          const int64_t m = std::min<int64_t>(256, n - i0);
-          for (int64_t i = 0; i < m; ++i) buf[i] = Io<T>::load(gp + (i0 + i) * sizeof(T));
-          for (int64_t i = 0; i < m; ++i) ubuf[i] = Io<T>::load(up + (i0 + i) * sizeof(T));
-          act_mul_chunk<A>(buf, ubuf, m);
-          for (int64_t i = 0; i < m; ++i) Io<T>::store(op + (i0 + i) * sizeof(T), buf[i]);
-        }
+      if (contig) {
+        act_mul_contig<T, A>(reinterpret_cast<const T*>(gp), reinterpret_cast<const T*>(up), reinterpret_cast<T*>(op), n);
         continue;
       }
       for (int64_t i = 0; i < n; ++i)

@@ -1,4 +1,3 @@
-#pragma GCC optimize("no-trapping-math")  // lets vec_math selects vectorize: see vec_math.h
 // Scaled dot-product attention, flash style: for a block of query rows, walk key blocks with
 // an online softmax (running max / sum, f32 accumulation), so memory stays O(block) for any Tk.
 // GQA: the Hq/Hkv query heads sharing a kv head are processed together (rows ordered

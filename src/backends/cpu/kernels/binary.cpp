@@ -1,4 +1,3 @@
-#pragma GCC optimize("no-trapping-math")  // lets float selects vectorize: see vec_math.h
 // Binary elementwise kernels (tensor-tensor, and tensor-scalar when the op passes one input
 // and the scalar in ScalarParams::a), plus where, clamp and lerp. Inputs arrive broadcast to
 // the output's shape (stride-0 dims) and already in the compute dtype.

@@ -1,4 +1,3 @@
-#pragma GCC optimize("no-trapping-math")  // lets vec_math selects vectorize: see vec_math.h
 // Rotary position embedding over x [..., T, H, D] with positions [..., T] (already expanded by
 // the op layer). Per token: the angles pos * inv_freq are formed and reduced mod 2*pi in double
 // (so large positions keep f32 accuracy), then cos/sin in f32; every head of the token reuses them.
@@ -77,8 +76,8 @@ void rope_kernel(const KernelArgs& a) {
           } else {
             for (int64_t i = 0; i < rot; ++i) xi[i] = Io<T>::load(xr + i * xd);
           }
-        } else if (xd == static_cast<int64_t>(sizeof(T))) {  // constant stride: vectorizes
-          for (int64_t i = 0; i < rot; ++i) xi[i] = Io<T>::load(xr + i * sizeof(T));
+        } else if (xd == static_cast<int64_t>(sizeof(T))) {  // vector conversion
+          cvt_to_f32(reinterpret_cast<const T*>(xr), xi, rot);
         } else {
           for (int64_t i = 0; i < rot; ++i) xi[i] = Io<T>::load(xr + i * xd);
         }
@@ -103,7 +102,7 @@ void rope_kernel(const KernelArgs& a) {
             for (int64_t i = 0; i < rot; ++i) Io<T>::store(orow + i * od, y[i]);
           }
         } else if (od == static_cast<int64_t>(sizeof(T))) {
-          for (int64_t i = 0; i < rot; ++i) Io<T>::store(orow + i * sizeof(T), y[i]);
+          cvt_from_f32(y, reinterpret_cast<T*>(orow), rot);
         } else {
           for (int64_t i = 0; i < rot; ++i) Io<T>::store(orow + i * od, y[i]);
         }

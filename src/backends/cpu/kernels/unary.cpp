@@ -1,4 +1,3 @@
-#pragma GCC optimize("no-trapping-math")  // lets float selects vectorize: see vec_math.h
 // Unary elementwise kernels (and softplus). f32 uses the vectorizable vec_math functions; f64
 // uses libm; f16/bf16 convert contiguous blocks to f32, compute, and round once at the store.
 // Integer inputs of float ops never reach here (the op layer computes them in f32).

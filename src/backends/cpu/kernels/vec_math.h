@@ -11,12 +11,9 @@
 #include <immintrin.h>
 #endif
 
-// IMPORTANT for vectorization: GCC if-converts the float selects used here (and so vectorizes
-// loops calling these functions) only under -fno-trapping-math. The build does not pass it, so
-// a kernel file that wants vector code puts, as its FIRST line (before any #include, so that
-// every inline function of the file gets the same options and still inlines):
-//   #pragma GCC optimize("no-trapping-math")
-// Nothing in flagos reads FP exception flags, so this changes no result.
+// Vectorization: GCC if-converts the float selects used here (and so vectorizes loops calling
+// these functions) only under -fno-trapping-math, which cmake/isa.cmake passes to every kernel
+// file. Nothing in flagos reads FP exception flags, so this changes no result.
 
 #ifndef FLAGOS_ISA
 #error "vec_math.h is included from kernels/ files compiled per ISA"
@@ -58,10 +55,12 @@ inline float ceil_f32(float x) {
 // erfc, which needs exp(-x^2) with x^2 split exactly.
 inline float exp_hilo_f32(float hi, float lo) {
   float x = hi + lo;
-  const bool out_of_range = (x > 88.8f) | (x < -104.0f);  // NaN: neither (bitwise: no branches)
+  // Out of range (NaN: neither): drop lo, clamp hi. Separate float selects (a combined bool mask
+  // stops GCC from vectorizing callers whose own selects merge with it).
+  lo = x > 88.8f ? 0.0f : lo;
+  lo = x < -104.0f ? 0.0f : lo;
   hi = hi > 88.8f ? 88.8f : hi;
   hi = hi < -104.0f ? -104.0f : hi;
-  lo = out_of_range ? 0.0f : lo;
   x = hi + lo;
   // n = round(x / ln2) as float and as integer (bits of x*log2e + 1.5*2^23).
   const float t = x * 1.44269504088896341f + 12582912.0f;
@@ -252,10 +251,42 @@ inline float cos_f32(float x) { return vm_sincos_poly(x, 1u, true); }
 
 // ---- 16-bit float blocks <-> f32 (round to nearest even), vectorized where the ISA allows ----
 inline void cvt_to_f32(const flagos::bf16* s, float* d, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) d[i] = vm_from_bits(static_cast<uint32_t>(s[i].bits) << 16);
+  int64_t i = 0;
+#if defined(__AVX2__)
+  for (; i + 8 <= n; i += 8) {
+    const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i)));
+    _mm256_storeu_ps(d + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+  }
+#endif
+  for (; i < n; ++i) d[i] = vm_from_bits(static_cast<uint32_t>(s[i].bits) << 16);
 }
+#if defined(__AVX2__)
+// 8 floats -> 8 bf16 (in 32-bit lanes, upper halves zero): round to nearest even, NaN quieted.
+inline __m256i vm_bf16_round8(__m256 v) {
+  const __m256i x = _mm256_castps_si256(v);
+  const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(x, _mm256_set1_epi32(0x7fff)), odd), 16);
+  const __m256i q = _mm256_or_si256(_mm256_srli_epi32(x, 16), _mm256_set1_epi32(0x40));
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(x, _mm256_set1_epi32(0x7fffffff)),
+                                         _mm256_set1_epi32(0x7f800000));
+  return _mm256_blendv_epi8(r, q, nan);
+}
+#endif
 inline void cvt_from_f32(const float* s, flagos::bf16* d, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
+  int64_t i = 0;
+#if defined(__AVX2__)
+  for (; i + 16 <= n; i += 16) {
+    const __m256i a = vm_bf16_round8(_mm256_loadu_ps(s + i)), b = vm_bf16_round8(_mm256_loadu_ps(s + i + 8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i),
+                        _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xd8));
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256i a = vm_bf16_round8(_mm256_loadu_ps(s + i));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                     _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(a, a), 0xd8)));
+  }
+#endif
+  for (; i < n; ++i) {
     const uint32_t x = vm_bits(s[i]);
     const uint32_t r = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
     const uint32_t q = (x >> 16) | 0x40u;  // quiet NaN
