@@ -18,6 +18,7 @@
 
 #include "backends/cpu/kernels/families.h"
 #include "backends/cpu/kernels/quant_blocks.h"
+#include "backends/cpu/kernels/quant_dot.h"
 #include "backends/cpu/loops.h"
 #include "flagos/op_params.h"
 
@@ -189,11 +190,11 @@ inline float dot_f32(const float* a, const float* b, int64_t n) {
   return s;
 #else
   float s[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
+  const int64_t n8 = n - n % 8;
+  for (int64_t i = 0; i < n8; i += 8)
     for (int k = 0; k < 8; ++k) s[k] += a[i + k] * b[i + k];
   float t = 0;
-  for (; i < n; ++i) t += a[i] * b[i];
+  for (int64_t i = n8; i < n; ++i) t += a[i] * b[i];
   return t + ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 #endif
 }
@@ -332,8 +333,34 @@ float dot_weight_row(const char* row, const float* x, int64_t K, float* tmp) {
 
 // ---------------------------------------------------------------- linear
 
+constexpr int64_t kInt8M = 64;   // quantized weights, up to this many rows: int8 dots
 constexpr int64_t kSmallM = 8;   // up to this many activation rows: per-row dot products
 constexpr int64_t kTileN = 256;  // weight rows dequantized per sgemm call otherwise
+
+// y[m, n] = dot(w[n], x[m]) with x quantized to int8 blocks once per call (quant_dot.h). Each
+// thread owns a range of output features; every weight row is read from memory once and
+// dotted with all M activation rows (which stay in cache).
+template <DType WD>
+void linear_q8(const float* xf, int64_t ldx, int64_t M, int64_t K, const char* wbase, int64_t wrs, int64_t N,
+               float* yf) {
+  visit_block_type(WD, [&]<typename B>() {
+    using A = typename qdot::ActOf<B>::type;
+    constexpr int BN = BlockTraits<B>::n;
+    const int64_t nb = K / BN;
+    std::vector<A> act(static_cast<size_t>(M * nb));
+    parallel_for(M, std::max<int64_t>(1, 65536 / K), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; ++m) qdot::quantize_act(xf + m * ldx, act.data() + m * nb, nb);
+    });
+    const A* ap = act.data();
+    const int64_t grain = std::max<int64_t>(1, 65536 / (K * M));
+    parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) {
+        const char* wr = wbase + n * wrs;
+        for (int64_t m = 0; m < M; ++m) yf[m * N + n] = qdot::vec_dot<B>(wr, ap + m * nb, nb);
+      }
+    });
+  });
+}
 
 template <DType XD, DType WD>
 void linear_kernel(const KernelArgs& a) {
@@ -386,6 +413,8 @@ void linear_kernel(const KernelArgs& a) {
       blas_gemm<float>(CblasNoTrans, tw == CblasNoTrans ? CblasTrans : CblasNoTrans, M, N, K, xf, ldx,
                        W.data_as<float>(), ldw, yf, N);
     }
+  } else if (is_quant_v<WD>() && M <= kInt8M) {
+    if constexpr (is_quant_v<WD>()) linear_q8<WD>(xf, ldx, M, K, wbase, wrs, N, yf);
   } else if (M <= kSmallM) {
     const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(K, 1));
     parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
