@@ -26,5 +26,7 @@ class Args {
 int cmd_devices(Args& a);
 int cmd_ops(Args& a);
 int cmd_bench(Args& a);
+// Takes the raw arguments after `launch` (everything after `--` is the command).
+int cmd_launch(int argc, char** argv);
 
 }  // namespace flagos::cli

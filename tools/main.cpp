@@ -58,7 +58,12 @@ static void usage() {
       "  devices                         list backends and their devices\n"
       "  ops --coverage [--json FILE]    every op and the dtypes each backend supports\n"
       "  bench ops [--filter REGEX] [--json FILE] [--device DEV] [--quick]\n"
-      "                                  time ops on LLM shapes against the memory/compute floor\n");
+      "                                  time ops on LLM shapes against the memory/compute floor\n"
+      "  bench comm -o OP [-b 8] [-e 1G] [-f 2] [-d f32] [-n N] [--json FILE]\n"
+      "                                  collective bandwidth, nccl-tests columns (needs Open MPI)\n"
+      "  launch -n N [--no-mpi] -- CMD   start N ranks of CMD (FLAGOS_RANK, FLAGOS_WORLD_SIZE,\n"
+      "                                  FLAGOS_COMM_ADDR), output prefixed \"[rank k] \"; stops all\n"
+      "                                  when one fails and exits with its code\n");
 }
 
 int main(int argc, char** argv) {
@@ -68,6 +73,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   try {
+    if (cmd == "launch") return flagos::cli::cmd_launch(argc - 2, argv + 2);
     flagos::cli::Args args(argc, argv, 2);
     if (cmd == "devices") return flagos::cli::cmd_devices(args);
     if (cmd == "ops") return flagos::cli::cmd_ops(args);

@@ -1,0 +1,260 @@
+// nccl-tests' report for one collective: per size, out-of-place and in-place time, algorithm
+// bandwidth (bytes / time) and bus bandwidth (algbw x the op's factor), and #wrong elements.
+// Every rank fills its input with rank + 1, so the expected results are exact in every dtype.
+#include "comm_bench.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "flagos/comm.h"
+#include "flagos/dtype.h"
+#include "flagos/error.h"
+
+namespace flagos::comm::bench {
+namespace {
+
+#define BENCH_CHECK(call)                                                                           \
+  do {                                                                                              \
+    const flagosResult_t r_ = (call);                                                               \
+    if (r_ != flagosSuccess)                                                                        \
+      fail<RuntimeError>("flagos bench comm: ", #call, ": ", flagosGetErrorString(r_), ": ",        \
+                         flagosGetLastError(nullptr));                                              \
+  } while (0)
+
+struct TypeDesc { const char* name; const char* nccl_name; flagosDataType_t t; size_t size; };
+const TypeDesc kTypes[] = {{"i8", "int8", flagosInt8, 1},       {"u8", "uint8", flagosUint8, 1},
+                           {"i32", "int32", flagosInt32, 4},    {"u32", "uint32", flagosUint32, 4},
+                           {"i64", "int64", flagosInt64, 8},    {"u64", "uint64", flagosUint64, 8},
+                           {"f16", "half", flagosFloat16, 2},   {"bf16", "bfloat16", flagosBfloat16, 2},
+                           {"f32", "float", flagosFloat32, 4},  {"f64", "double", flagosFloat64, 8}};
+const char* kOps[] = {"sum", "prod", "max", "min", "avg"};
+
+void store(void* p, size_t i, flagosDataType_t t, double v) {
+  switch (t) {
+    case flagosInt8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); break;
+    case flagosUint8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); break;
+    case flagosInt32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
+    case flagosUint32: static_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); break;
+    case flagosInt64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); break;
+    case flagosUint64: static_cast<uint64_t*>(p)[i] = static_cast<uint64_t>(v); break;
+    case flagosFloat16: static_cast<uint16_t*>(p)[i] = f32_to_f16(static_cast<float>(v)); break;
+    case flagosBfloat16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(static_cast<float>(v)); break;
+    case flagosFloat32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
+    case flagosFloat64: static_cast<double*>(p)[i] = v; break;
+    default: break;
+  }
+}
+double load(const void* p, size_t i, flagosDataType_t t) {
+  switch (t) {
+    case flagosInt8: return static_cast<const int8_t*>(p)[i];
+    case flagosUint8: return static_cast<const uint8_t*>(p)[i];
+    case flagosInt32: return static_cast<const int32_t*>(p)[i];
+    case flagosUint32: return static_cast<const uint32_t*>(p)[i];
+    case flagosInt64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+    case flagosUint64: return static_cast<double>(static_cast<const uint64_t*>(p)[i]);
+    case flagosFloat16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case flagosBfloat16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    case flagosFloat32: return static_cast<const float*>(p)[i];
+    case flagosFloat64: return static_cast<const double*>(p)[i];
+    default: return 0;
+  }
+}
+
+int env_int(const char* a, const char* b) {
+  const char* e = std::getenv(a);
+  if (!e || !*e) e = std::getenv(b);
+  return e && *e ? std::atoi(e) : -1;
+}
+
+struct Buffers {
+  std::unique_ptr<char[]> send, recv;
+};
+
+}  // namespace
+
+size_t parse_size(const std::string& s) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  double mul = 1;
+  if (*end == 'K' || *end == 'k') mul = 1024.0, ++end;
+  else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, ++end;
+  else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, ++end;
+  if (*end == 'B' || *end == 'b') ++end;
+  if (*end || v < 0 || end == s.c_str()) fail("flagos bench comm: bad size '", s, "' (e.g. 8, 4K, 64M, 1G)");
+  return static_cast<size_t>(v * mul);
+}
+
+int run(const Options& o) {
+  int rank = env_int("FLAGOS_RANK", "OMPI_COMM_WORLD_RANK");
+  int nranks = env_int("FLAGOS_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE");
+  if (nranks < 0 && o.nranks > 0) {  // not a rank yet: start N of them
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    std::vector<std::string> a = {self, "launch", "-n", std::to_string(o.nranks), "--", self, "bench", "comm"};
+    a.insert(a.end(), o.argv.begin(), o.argv.end());
+    std::vector<char*> av;
+    for (auto& s : a) av.push_back(s.data());
+    av.push_back(nullptr);
+    ::execv(av[0], av.data());
+    fail<RuntimeError>("flagos bench comm: cannot run ", self, ": ", std::strerror(errno));
+  }
+  if (nranks < 0) nranks = 1, rank = 0;
+  const TypeDesc* td = nullptr;
+  for (const auto& t : kTypes)
+    if (o.dtype == t.name || o.dtype == t.nccl_name) td = &t;
+  if (!td) fail("flagos bench comm: unknown datatype '", o.dtype, "' (i8 u8 i32 u32 i64 u64 f16 bf16 f32 f64)");
+  int redop = -1;
+  for (int i = 0; i < 5; ++i)
+    if (o.redop == kOps[i]) redop = i;
+  if (redop < 0) fail("flagos bench comm: unknown redop '", o.redop, "' (sum prod max min avg)");
+  const flagosRedOp_t rop = static_cast<flagosRedOp_t>(redop);
+  const std::string& op = o.op;
+  const bool gathers = op == "allgather" || op == "reducescatter" || op == "alltoall";
+  const bool rooted = op == "broadcast" || op == "reduce";
+  const bool reduces = op == "allreduce" || op == "reduce" || op == "reducescatter";
+  const double n = nranks;
+  double factor;
+  if (op == "allreduce") factor = 2 * (n - 1) / n;
+  else if (gathers) factor = (n - 1) / n;
+  else if (rooted) factor = 1;
+  else fail("flagos bench comm: unknown op '", op, "' (allreduce allgather reducescatter alltoall broadcast reduce)");
+
+  flagosUniqueId id;
+  BENCH_CHECK(flagosCommGetUniqueId(&id));
+  flagosComm_t comm = nullptr;
+  BENCH_CHECK(flagosCommInitRank(&comm, nranks, id, rank));
+  const flagosDataType_t t = td->t;
+  const size_t es = td->size;
+
+  if (rank == 0) {
+    std::printf("# flagos bench comm: %s, %d ranks, %s, redop %s\n", op.c_str(), nranks, td->name, kOps[redop]);
+    std::printf("#%80s%38s\n", "out-of-place", "in-place");
+    std::printf("#%11s %13s %9s %7s %6s %10s %8s %8s %6s %10s %8s %8s %6s\n", "size", "count", "type", "redop",
+                "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong");
+    std::printf("#%11s %13s %9s %7s %6s %10s %8s %8s %6s %10s %8s %8s %6s\n", "(B)", "(elements)", "", "", "", "(us)",
+                "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  double busbw_sum = 0;
+  int rows_n = 0;
+  for (double sz = static_cast<double>(o.min_bytes); sz <= static_cast<double>(o.max_bytes) + 0.5;
+       sz = std::max(sz * o.factor, sz + 1)) {
+    // nccl-tests: size is the total buffer; gathering ops move size/nranks per rank block.
+    size_t count = static_cast<size_t>(sz) / es;
+    const size_t per = gathers ? count / static_cast<size_t>(nranks) : count;
+    count = gathers ? per * static_cast<size_t>(nranks) : count;
+    const size_t bytes = count * es;
+    const size_t send_n = op == "allgather" ? per : count;
+    const size_t recv_n = op == "reducescatter" ? per : count;
+    Buffers b{std::make_unique<char[]>(send_n * es + 64), std::make_unique<char[]>(std::max(count, recv_n) * es + 64)};
+    auto fill = [&](char* p, size_t m) {
+      for (size_t i = 0; i < m; ++i) store(p, i, t, rank + 1);
+    };
+    auto issue = [&](bool in_place) {
+      const char* s = in_place ? b.recv.get() : b.send.get();
+      char* r = b.recv.get();
+      if (in_place && op == "allgather") s = r + static_cast<size_t>(rank) * per * es;
+      if (op == "allreduce") return flagosAllReduce(s, r, count, t, rop, comm, nullptr);
+      if (op == "allgather") return flagosAllGather(s, r, per, t, comm, nullptr);
+      if (op == "reducescatter") {
+        if (in_place) r = b.recv.get() + static_cast<size_t>(rank) * per * es;
+        return flagosReduceScatter(s, r, per, t, rop, comm, nullptr);
+      }
+      if (op == "alltoall") return flagosAlltoAll(s, r, per, t, comm, nullptr);
+      if (op == "broadcast") return flagosBroadcast(s, r, count, t, o.root, comm, nullptr);
+      return flagosReduce(s, r, count, t, rop, o.root, comm, nullptr);
+    };
+    double expect_red = 0;
+    switch (rop) {
+      case flagosSum: expect_red = n * (n + 1) / 2; break;
+      case flagosProd: expect_red = std::tgamma(n + 1); break;
+      case flagosMax: expect_red = n; break;
+      case flagosMin: expect_red = 1; break;
+      case flagosAvg: expect_red = td->t == flagosFloat16 || td->t == flagosBfloat16 || td->t == flagosFloat32 ||
+                                           td->t == flagosFloat64
+                                       ? (n + 1) / 2
+                                       : std::trunc((n + 1) / 2); break;
+      default: break;
+    }
+    auto count_wrong = [&](bool in_place) -> uint64_t {
+      if (in_place) fill(op == "allgather" ? b.recv.get() + static_cast<size_t>(rank) * per * es : b.recv.get(),
+                         op == "allgather" ? per : count);
+      else fill(b.send.get(), send_n);
+      BENCH_CHECK(issue(in_place));
+      uint64_t wrong = 0;
+      const char* r = b.recv.get();
+      if (op == "reducescatter" && in_place) r += static_cast<size_t>(rank) * per * es;
+      if (op == "reduce" && rank != o.root) return 0;
+      for (size_t i = 0; i < recv_n; ++i) {
+        double e;
+        if (reduces) e = expect_red;
+        else if (op == "broadcast") e = o.root + 1;
+        else e = static_cast<double>(i / std::max<size_t>(per, 1) + 1);  // block p came from rank p
+        if (load(r, i, t) != e) ++wrong;
+      }
+      return wrong;
+    };
+    auto time_us = [&](bool in_place) {
+      fill(b.send.get(), send_n);
+      fill(b.recv.get(), std::max(count, recv_n));
+      const int warm = bytes >= (64u << 20) ? 1 : o.warmup;
+      for (int i = 0; i < warm; ++i) BENCH_CHECK(issue(in_place));
+      BENCH_CHECK(flagosBarrier(comm, nullptr));
+      auto t0 = std::chrono::steady_clock::now();
+      BENCH_CHECK(issue(in_place));
+      double one = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      BENCH_CHECK(flagosAllReduce(&one, &one, 1, flagosFloat64, flagosMax, comm, nullptr));
+      // Fewer iterations for big sizes (same on every rank: `one` was agreed on).
+      const int iters = std::max(1, std::min(o.iters, static_cast<int>(0.3 / std::max(one, 1e-9))));
+      BENCH_CHECK(flagosBarrier(comm, nullptr));
+      t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < iters; ++i) BENCH_CHECK(issue(in_place));
+      double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / iters;
+      BENCH_CHECK(flagosAllReduce(&us, &us, 1, flagosFloat64, flagosMax, comm, nullptr));
+      return us;
+    };
+    nlohmann::json row = {{"size", bytes}, {"count", count}, {"type", td->nccl_name},
+                          {"redop", reduces ? kOps[redop] : "none"}, {"root", rooted ? o.root : -1}};
+    std::string line;
+    char buf[256];
+    std::snprintf(buf, sizeof(buf), " %11zu %13zu %9s %7s %6d", bytes, count, td->nccl_name,
+                  reduces ? kOps[redop] : "none", rooted ? o.root : -1);
+    line += buf;
+    for (bool in_place : {false, true}) {
+      const double us = time_us(in_place);
+      uint64_t wrong = count_wrong(in_place);
+      BENCH_CHECK(flagosAllReduce(&wrong, &wrong, 1, flagosUint64, flagosSum, comm, nullptr));
+      const double algbw = us > 0 ? static_cast<double>(bytes) / us / 1e3 : 0;
+      const double busbw = algbw * factor;
+      if (in_place) busbw_sum += busbw, ++rows_n;
+      std::snprintf(buf, sizeof(buf), " %10.2f %8.2f %8.2f %6llu", us, algbw, busbw,
+                    static_cast<unsigned long long>(wrong));
+      line += buf;
+      row[in_place ? "in_place" : "out_of_place"] = {{"time_us", us}, {"algbw_GBps", algbw}, {"busbw_GBps", busbw},
+                                                     {"wrong", wrong}};
+    }
+    if (rank == 0) std::printf("%s\n", line.c_str()), std::fflush(stdout);
+    rows.push_back(row);
+    if (sz >= static_cast<double>(o.max_bytes)) break;
+  }
+  if (rank == 0) {
+    std::printf("# Avg bus bandwidth    : %g GB/s (in-place)\n", rows_n ? busbw_sum / rows_n : 0.0);
+    if (!o.json.empty()) {
+      nlohmann::json doc = {{"op", op}, {"nranks", nranks}, {"dtype", td->name}, {"redop", kOps[redop]},
+                            {"busbw_factor", factor}, {"rows", rows}};
+      std::ofstream(o.json) << doc.dump(2) << "\n";
+    }
+  }
+  BENCH_CHECK(flagosCommDestroy(comm));
+  return 0;
+}
+
+}  // namespace flagos::comm::bench
