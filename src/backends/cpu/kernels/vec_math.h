@@ -21,6 +21,10 @@
 
 namespace flagos::cpu::FLAGOS_ISA {
 
+// The larger functions below are forced inline: in files with many kernel instantiations GCC's
+// inline budget runs out and an out-of-line call leaves the caller's loop scalar.
+#define FLAGOS_VM_INLINE inline __attribute__((always_inline))
+
 inline float vm_from_bits(uint32_t u) { return std::bit_cast<float>(u); }
 inline uint32_t vm_bits(float f) { return std::bit_cast<uint32_t>(f); }
 inline float vm_abs(float x) { return vm_from_bits(vm_bits(x) & 0x7fffffffu); }
@@ -53,7 +57,7 @@ inline float ceil_f32(float x) {
 
 // exp(hi + lo) where lo is a small correction (|lo| << 1). Used by exp_f32 (lo = 0) and by
 // erfc, which needs exp(-x^2) with x^2 split exactly.
-inline float exp_hilo_f32(float hi, float lo) {
+FLAGOS_VM_INLINE float exp_hilo_f32(float hi, float lo) {
   float x = hi + lo;
   // Out of range (NaN: neither): drop lo, clamp hi. Separate float selects (a combined bool mask
   // stops GCC from vectorizing callers whose own selects merge with it).
@@ -83,9 +87,9 @@ inline float exp_hilo_f32(float hi, float lo) {
   const float s2 = vm_from_bits((n2 + 127u) << 23);
   return (p * s1) * s2;
 }
-inline float exp_f32(float x) { return exp_hilo_f32(x, 0.0f); }
+FLAGOS_VM_INLINE float exp_f32(float x) { return exp_hilo_f32(x, 0.0f); }
 
-inline float expm1_f32(float x) {
+FLAGOS_VM_INLINE float expm1_f32(float x) {
   // x = n ln2 + r, |r| <= ln2/2: expm1 = 2^n (expm1(r) + 1) - 1, computed scaled by 1/2 so
   // that n = 128 stays finite until the final doubling.
   const float xc = x > 89.0f ? 89.0f : (x < -30.0f ? -30.0f : x);
@@ -107,7 +111,7 @@ inline float expm1_f32(float x) {
 }
 
 // Natural log; log(0) = -inf, log(x<0) = NaN, log(inf) = inf.
-inline float log_f32(float x) {
+FLAGOS_VM_INLINE float log_f32(float x) {
   const bool sub = x < 1.17549435e-38f;  // subnormal (or <= 0, handled below)
   const float xs = sub ? x * 8388608.0f : x;
   uint32_t ix = vm_bits(xs);
@@ -138,7 +142,7 @@ inline float log_f32(float x) {
   return r;
 }
 
-inline float log1p_f32(float x) {
+FLAGOS_VM_INLINE float log1p_f32(float x) {
   const float u = 1.0f + x;
   // log(u) is log1p(x) of the rounded u; correct by the rounding error (u - 1 - x) / u.
   float r = log_f32(u) - ((u - 1.0f) - x) / u;
@@ -149,7 +153,7 @@ inline float log1p_f32(float x) {
   return r;
 }
 
-inline float tanh_f32(float x) {
+FLAGOS_VM_INLINE float tanh_f32(float x) {
   const float ax = vm_abs(x);
   const float z = x * x;
   float p = -5.70498872745e-3f;
@@ -162,11 +166,11 @@ inline float tanh_f32(float x) {
   return ax < 0.625f ? small : big;
 }
 
-inline float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
+FLAGOS_VM_INLINE float sigmoid_f32(float x) { return 1.0f / (1.0f + exp_f32(-x)); }
 
 // erf: |x| < 1: x * P(x^2); 1 <= |x| < 4: 1 - exp(Q(|x|)) with Q ~ log(erfc); beyond: +-1.
 // Coefficients are least-squares fits (relative error of P 1e-9, absolute error of Q 7e-9).
-inline float erf_f32(float x) {
+FLAGOS_VM_INLINE float erf_f32(float x) {
   const float ax = vm_abs(x);
   const float s = x * x;
   float p = 7.8472591156e-05f;
@@ -194,7 +198,7 @@ inline float erf_f32(float x) {
 
 // erfc(a) for a >= 1 with small relative error (~1e-7 + exp's): erfc(a) = r(1/a) exp(-a^2) /
 // (a sqrt(pi)), r fitted on 1/a in [0.1, 1], a^2 split exactly for exp. 0 beyond a ~ 10.
-inline float erfc_tail_f32(float a) {
+FLAGOS_VM_INLINE float erfc_tail_f32(float a) {
   const float ac = a < 1.0f ? 1.0f : (a > 10.5f ? 10.5f : a);
   const float u = 1.0f / ac - 0.55f;
   float r = -7.9412837614e-02f;
@@ -215,7 +219,7 @@ inline float erfc_tail_f32(float a) {
   return a > 10.5f ? 0.0f : res;
 }
 // Exact gelu 0.5 x (1 + erf(x / sqrt2)); the negative tail uses erfc to avoid cancellation.
-inline float gelu_erf_f32(float x) {
+FLAGOS_VM_INLINE float gelu_erf_f32(float x) {
   const float main = 0.5f * x * (1.0f + erf_f32(x * 0.70710678118654752f));
   const float tail = 0.5f * x * erfc_tail_f32(x * -0.70710678118654752f);
   return x < -1.41421356f ? tail : main;
@@ -224,7 +228,7 @@ inline float gelu_erf_f32(float x) {
 // sin and cos: Cody-Waite reduction by pi/2; accurate to ~1.5 ulp for |x| < kVmTrigMaxArg,
 // degrading beyond (callers that need huge arguments fall back to libm for those elements).
 inline constexpr float kVmTrigMaxArg = 64.0f;
-inline float vm_sincos_poly(float x, uint32_t quadrant_shift, bool want_cos) {
+FLAGOS_VM_INLINE float vm_sincos_poly(float x, uint32_t quadrant_shift, bool want_cos) {
   const float ax = vm_abs(x);
   const float t = ax * 0.63661977236758134f + 12582912.0f;  // 2/pi
   const float j = t - 12582912.0f;
@@ -246,8 +250,8 @@ inline float vm_sincos_poly(float x, uint32_t quadrant_shift, bool want_cos) {
   v = vm_from_bits(vm_bits(v) ^ sign);
   return ax == vm_from_bits(0x7f800000u) ? vm_from_bits(0x7fc00000u) : v;
 }
-inline float sin_f32(float x) { return vm_sincos_poly(x, 0u, false); }
-inline float cos_f32(float x) { return vm_sincos_poly(x, 1u, true); }
+FLAGOS_VM_INLINE float sin_f32(float x) { return vm_sincos_poly(x, 0u, false); }
+FLAGOS_VM_INLINE float cos_f32(float x) { return vm_sincos_poly(x, 1u, true); }
 
 // ---- 16-bit float blocks <-> f32 (round to nearest even), vectorized where the ISA allows ----
 inline void cvt_to_f32(const flagos::bf16* s, float* d, int64_t n) {
@@ -326,5 +330,7 @@ inline void sqrt_block(const float* x, float* o, int64_t n, bool reciprocal) {
     o[i] = reciprocal ? 1.0f / r : r;
   }
 }
+
+#undef FLAGOS_VM_INLINE
 
 }  // namespace flagos::cpu::FLAGOS_ISA
