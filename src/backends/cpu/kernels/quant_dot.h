@@ -231,6 +231,7 @@ static inline float vec_dot(const char* wrow, const typename ActOf<B>::type* a, 
     float mins = 0.f;
 #if defined(__AVX2__)
     __m256 acc = _mm256_setzero_ps();
+    __m128 macc = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0xF), b4 = _mm256_set1_epi8(0x10);
 #else
     float s = 0.f;
@@ -238,11 +239,29 @@ static inline float vec_dot(const char* wrow, const typename ActOf<B>::type* a, 
     for (int64_t b = 0; b < nb; ++b) {
       const B& blk = w[b];
       const Q8KA& ab = a[b];
-      uint8_t sc[8], mn[8];
-      for (int j = 0; j < 8; ++j) qb_scale_min_k4(j, blk.scales, &sc[j], &mn[j]);
+      // 6-bit scales to bytes 0..7, mins to bytes 8..15 (same as qb_scale_min_k4 for j = 0..7)
+      uint32_t u[4];
+      std::memcpy(u, blk.scales, 12);
+      u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+      const uint32_t m03 = u[1] & 0x3f3f3f3fu;
+      u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+      u[2] = m03;
+      u[0] &= 0x3f3f3f3fu;
+      uint8_t sm[16];
+      std::memcpy(sm, u, 16);
+      const uint8_t* sc = sm;
+#if defined(__AVX2__)
+      {  // sum_j min_j * (sum of the 32 activations of sub-block j)
+        const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab.bsums)),
+                                          _mm_loadu_si128(reinterpret_cast<const __m128i*>(ab.bsums + 8)));
+        const __m128i mn = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 8)));
+        macc = _mm_fmadd_ps(_mm_set1_ps(h2f(blk.dmin) * ab.d), _mm_cvtepi32_ps(_mm_madd_epi16(mn, bs)), macc);
+      }
+#else
       int msum = 0;
-      for (int j = 0; j < 8; ++j) msum += mn[j] * (ab.bsums[2 * j] + ab.bsums[2 * j + 1]);
+      for (int j = 0; j < 8; ++j) msum += sm[8 + j] * (ab.bsums[2 * j] + ab.bsums[2 * j + 1]);
       mins += h2f(blk.dmin) * ab.d * static_cast<float>(msum);
+#endif
 #if defined(__AVX2__)
       __m256i isum = _mm256_setzero_si256();
       [[maybe_unused]] __m256i qh;
@@ -281,7 +300,7 @@ static inline float vec_dot(const char* wrow, const typename ActOf<B>::type* a, 
 #endif
     }
 #if defined(__AVX2__)
-    return hsum_ps(acc) - mins;
+    return hsum_ps(_mm256_sub_ps(acc, _mm256_insertf128_ps(_mm256_setzero_ps(), macc, 0))) - mins;
 #else
     return s - mins;
 #endif
