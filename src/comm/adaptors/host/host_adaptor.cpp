@@ -320,7 +320,8 @@ class HostAdaptor final : public Adaptor {
   void wait(Pending& p, std::span<const Op> ops) {
     if (p.reqs.empty()) return;
     std::vector<MPI_Status> st(p.reqs.size());
-    const auto deadline = Clock::now() + timeout_;
+    const auto started = Clock::now();
+    const auto deadline = started + timeout_;
     for (uint64_t spin = 0;; ++spin) {
       int done = 0;
       const int rc = MPI_Testall(static_cast<int>(p.reqs.size()), p.reqs.data(), &done, st.data());
@@ -346,8 +347,9 @@ class HostAdaptor final : public Adaptor {
           comm_fail(flagosTimeout, describe(ops), ": not complete after ", timeout_.count(),
                     " ms (a rank is missing, stuck or called something else; FLAGOS_COMM_TIMEOUT_MS sets the limit)");
         }
-        // Ranks may outnumber cores: let the others run.
-        if (spin > 4096) std::this_thread::sleep_for(std::chrono::microseconds(spin > 65536 ? 200 : 20));
+        // Nonblocking MPI collectives progress only inside MPI_Test*, so keep calling it; yield so
+        // ranks that outnumber the cores can run, and back off only once a call looks stuck.
+        if (Clock::now() - started > std::chrono::seconds(1)) std::this_thread::sleep_for(std::chrono::microseconds(100));
         else sched_yield();
       }
     }
