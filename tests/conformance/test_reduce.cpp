@@ -217,6 +217,12 @@ std::vector<RCase> reduce_cases() {
       v.push_back({d, op, DType::f32, {300001}, Dims{}, false, Layout::contiguous, false});
     v.push_back({d, R::sum, DType::bf16, {2, 150001}, Dims{1}, false, Layout::contiguous, false});
     v.push_back({d, R::sum, DType::f32, {257, 300}, Dims{0}, false, Layout::contiguous, false});
+    // Column sums (reduced dim strided, kept dim contiguous): tail column blocks, several
+    // accumulator flushes, 16-bit loads, and row ranges split across tasks.
+    v.push_back({d, R::mean, DType::bf16, {1100, 37}, Dims{0}, false, Layout::contiguous, false});
+    v.push_back({d, R::sum, DType::f16, {40, 700}, Dims{0}, true, Layout::strided, false});
+    v.push_back({d, R::sum, DType::f32, {5000, 41}, Dims{0}, false, Layout::contiguous, false});
+    v.push_back({d, R::mean, DType::f32, {3, 7, 1000}, Dims{0, 1}, false, Layout::contiguous, false});
   }
   return v;
 }
@@ -326,6 +332,7 @@ std::vector<ACase> along_cases() {
       for (DType t : {DType::i32, DType::i64, DType::u8, DType::boolean})
         v.push_back({d, op, t, {3, 29}, 1, Layout::contiguous, false, true});
     v.push_back({d, A::softmax, DType::f32, {3, 70001}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::softmax, DType::f32, {5, 5003}, -1, Layout::contiguous, false, true});  // 3-pass rows
     v.push_back({d, A::log_softmax, DType::bf16, {2, 30001}, -1, Layout::contiguous, false, true});
   }
   return v;

@@ -21,6 +21,7 @@
 #endif
 
 #include "backends/cpu/kernels/families.h"
+#include "backends/cpu/kernels/row_simd.h"
 #include "backends/cpu/kernels/vec_math.h"
 #include "backends/cpu/loops.h"
 #include "flagos/op_params.h"
@@ -458,12 +459,71 @@ void run_reduce(const KernelArgs& a, const R& r) {
   }
 }
 
+// Column sums: the reduced dim is strided and the kept dim contiguous (sum over dim 0 of a
+// row-major matrix). Each task owns a block of up to kCols kept columns and a range of reduced
+// rows; rows are added into f32 column accumulators (vectorized, contiguous loads) that are
+// flushed into f64 totals every kChunk rows. Row ranges are split only when there are too few
+// column blocks for the threads; their partial totals are added in order.
+template <typename S>
+bool column_sum(const KernelArgs& a, bool mean) {
+  using C = Compute<S>;
+  if constexpr (!std::is_same_v<C, float>) {
+    return false;
+  } else {
+    const Tensor& x = *a.in[0];
+    const int64_t outer = x.size(0), inner = x.size(1);
+    const int64_t rs = x.stride(0), cs = x.stride(1);
+    if (rs != static_cast<int64_t>(sizeof(S)) || cs == rs || outer < 16 || inner < 2) return false;
+    constexpr int64_t kCols = 512;
+    const int64_t nt = num_threads();
+    // Column block width: a multiple of 16 giving a few tasks per thread.
+    int64_t w = (outer + 4 * nt - 1) / (4 * nt);
+    w = std::min<int64_t>(kCols, std::max<int64_t>(64, (w + 15) / 16 * 16));
+    const int64_t ncb = (outer + w - 1) / w;
+    int64_t nrs = 1;
+    if (ncb < 4 * nt && outer * inner >= 4 * kElementwiseGrain)
+      nrs = std::min<int64_t>((4 * nt + ncb - 1) / ncb, (inner + kChunk - 1) / kChunk);
+    const int64_t rseg = (inner + nrs - 1) / nrs;
+    std::vector<double> tot(static_cast<size_t>(nrs * outer), 0.0);
+    const char* base = static_cast<const char*>(x.data());
+    const int64_t grain = std::max<int64_t>(1, kElementwiseGrain / std::max<int64_t>(w * inner / nrs, 1));
+    parallel_for(ncb * nrs, grain, [&](int64_t b, int64_t e) {
+      float acc[kCols], buf[kCols];
+      for (int64_t t = b; t < e; ++t) {
+        const int64_t cb = t % ncb, rsg = t / ncb;
+        const int64_t c0 = cb * w, cw = std::min(w, outer - c0);
+        const int64_t j0 = rsg * rseg, j1 = std::min(inner, j0 + rseg);
+        double* dst = tot.data() + rsg * outer + c0;
+        for (int64_t jb = j0; jb < j1; jb += kChunk) {
+          const int64_t je = std::min(j1, jb + kChunk);
+          for (int64_t c = 0; c < cw; ++c) acc[c] = 0.0f;
+          for (int64_t j = jb; j < je; ++j) {
+            const float* v = rowsimd::load_f32<S>(base + j * cs + c0 * rs, rs, cw, buf);
+            for (int64_t c = 0; c < cw; ++c) acc[c] += v[c];
+          }
+          for (int64_t c = 0; c < cw; ++c) dst[c] += static_cast<double>(acc[c]);
+        }
+      }
+    });
+    char* o0 = static_cast<char*>(a.out[0]->data());
+    const int64_t os0 = a.out[0]->stride(0);
+    for (int64_t c = 0; c < outer; ++c) {
+      double v = tot[static_cast<size_t>(c)];
+      for (int64_t k = 1; k < nrs; ++k) v += tot[static_cast<size_t>(k * outer + c)];
+      store_as<S>(o0 + c * os0, mean ? v / static_cast<double>(inner) : v);
+    }
+    return true;
+  }
+}
+
 template <DType D>
 void sum_k(const KernelArgs& a) {
+  if (column_sum<typename StorageOf<D>::type>(a, false)) return;
   run_reduce<typename StorageOf<D>::type>(a, SumR<typename StorageOf<D>::type>{false});
 }
 template <DType D>
 void mean_k(const KernelArgs& a) {
+  if (column_sum<typename StorageOf<D>::type>(a, true)) return;
   run_reduce<typename StorageOf<D>::type>(a, SumR<typename StorageOf<D>::type>{true});
 }
 template <DType D>
