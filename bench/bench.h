@@ -33,6 +33,9 @@ FLAGOS_BENCH_FAMILIES(FLAGOS_DECLARE_BENCH)
 Tensor random_tensor(const Shape& shape, DType dtype, Device dev, double lo = -1.0, double hi = 1.0,
                      uint64_t seed = 1);
 
+// "[4096,3584]": the shape format of case names.
+std::string shape_str(const Shape& s);
+
 struct Floors {
   double bandwidth = 0;  // bytes/s, measured with a large copy
   double peak_flops = 0; // flop/s f32, measured with an FMA loop on all threads

@@ -35,6 +35,12 @@ Tensor random_tensor(const Shape& shape, DType dtype, Device dev, double lo, dou
   return t.to(dev);
 }
 
+std::string shape_str(const Shape& s) {
+  std::string r = "[";
+  for (int i = 0; i < s.size(); ++i) r += (i ? "," : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
 namespace {
 
 double now_s() {

@@ -8,16 +8,6 @@
 
 namespace flagos::bench {
 
-namespace {
-std::string shape_str(const Shape& s) {
-  std::ostringstream os;
-  os << "[";
-  for (int i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
-  os << "]";
-  return os.str();
-}
-}  // namespace
-
 void cases_elementwise(std::vector<Case>& out, const Options& o) {
   const Device d = o.device;
   auto add_binary = [&](const char* op, Tensor (*fn)(const Tensor&, const Tensor&, const Tensor&),

@@ -9,16 +9,6 @@
 
 namespace flagos::bench {
 
-namespace {
-std::string shape_str(const Shape& s) {
-  std::ostringstream os;
-  os << "[";
-  for (int i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
-  os << "]";
-  return os.str();
-}
-}  // namespace
-
 void cases_llm(std::vector<Case>& out, const Options& o) {
   const Device d = o.device;
   auto add_rope = [&](const Shape& s, DType t) {  // s = [T, H, D], in place (as the engine runs it)

@@ -8,16 +8,6 @@
 
 namespace flagos::bench {
 
-namespace {
-std::string shape_str(const Shape& s) {
-  std::ostringstream os;
-  os << "[";
-  for (int i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
-  os << "]";
-  return os.str();
-}
-}  // namespace
-
 void cases_reduce(std::vector<Case>& out, const Options& o) {
   const Device d = o.device;
   auto add_reduce = [&](const char* op, const Shape& s, DType t, const Dims& dims, const char* what,
