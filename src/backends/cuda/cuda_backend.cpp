@@ -1,0 +1,305 @@
+// The CUDA backend: device discovery and properties, the caching allocator per device, copies,
+// streams, events and graph capture/replay over the CUDA runtime API. Kernels live in
+// kernels/*.cu and llm/*.cu.
+#include "backends/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/allocator.h"
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/kernels/families.h"
+#include "backends/cuda/llm/llm_kernels.h"
+#include "flagos/error.h"
+#include "flagos/kernel.h"
+#include "flagos/tensor.h"
+
+namespace flagos::cuda {
+
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line) {
+  const std::string msg = detail::concat("CUDA error ", cudaGetErrorName(err), " (", cudaGetErrorString(err),
+                                         ") in ", call, " at ", file, ":", line);
+  if (err == cudaErrorMemoryAllocation) throw OutOfMemory(msg);
+  throw RuntimeError(msg);
+}
+
+void set_device(int device) {
+  int cur = -1;
+  CUDA_CHECK(cudaGetDevice(&cur));
+  if (cur != device) CUDA_CHECK(cudaSetDevice(device));
+}
+
+namespace {
+
+// Devices seen by the runtime; 0 (never an error) without a driver or GPU.
+int query_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+int device_count_cached() {
+  static const int n = query_device_count();
+  return n;
+}
+
+// Lazily created per-device state: properties, the default stream, the allocator.
+struct DeviceState {
+  explicit DeviceState(int index) : allocator(index) {}
+  cudaDeviceProp props{};
+  cudaStream_t stream = nullptr;  // the backend's default stream (non-blocking)
+  DeviceAllocator allocator;
+};
+
+struct Graph {
+  cudaGraphExec_t exec = nullptr;
+  uint64_t pool = 0;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend() : devices_(static_cast<size_t>(device_count_cached())) {}
+
+  std::string_view name() const override { return "cuda"; }
+  int device_count() override { return device_count_cached(); }
+
+  DeviceProps device_props(int index) override {
+    DeviceState& d = state(index);
+    size_t free_b = 0, total_b = 0;
+    CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+    DeviceProps p;
+    p.name = d.props.name;
+    p.total_memory = total_b;
+    p.free_memory = free_b;
+    p.compute_units = d.props.multiProcessorCount;
+    p.host_accessible = false;
+    p.async_streams = true;
+    p.graphs = true;
+    int driver = 0, runtime = 0;
+    CUDA_CHECK(cudaDriverGetVersion(&driver));
+    CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+    p.capabilities = detail::concat("sm_", d.props.major, d.props.minor, ", ", d.props.l2CacheSize >> 20,
+                                    " MiB L2, ", d.props.sharedMemPerBlockOptin >> 10,
+                                    " KiB smem/block, driver ", driver / 1000, ".", driver % 1000 / 10, ", runtime ",
+                                    runtime / 1000, ".", runtime % 1000 / 10);
+    return p;
+  }
+
+  void register_kernels(KernelRegistry& reg, uint16_t id) override {
+    id_ = id;
+#define FLAGOS_CALL_FAMILY(f) register_##f(reg, id);
+    FLAGOS_CUDA_FAMILIES(FLAGOS_CALL_FAMILY)
+#undef FLAGOS_CALL_FAMILY
+    register_llm_kernels(reg, id);
+  }
+
+  // ---- memory ----
+  void* alloc(int device, size_t bytes) override {
+    DeviceState& d = state(device);
+    const Stream s = current_stream(Device{id_, static_cast<int16_t>(device)});
+    return d.allocator.alloc(bytes, stream_or_default(d, s.handle()));
+  }
+  void free(int device, void* ptr) override {
+    if (ptr) devices_.at(static_cast<size_t>(device))->allocator.free(ptr);
+  }
+  size_t cached_bytes(int device) override { return state(device).allocator.cached_bytes(); }
+  void release_cached(int device) override { state(device).allocator.release_cached(); }
+
+  void copy_to_device(int device, void* dst, const void* src, size_t n, StreamHandle s) override {
+    memcpy(device, dst, src, n, cudaMemcpyHostToDevice, s);
+  }
+  void copy_to_host(int device, void* dst, const void* src, size_t n, StreamHandle s) override {
+    memcpy(device, dst, src, n, cudaMemcpyDeviceToHost, s);
+  }
+  void copy_on_device(int device, void* dst, const void* src, size_t n, StreamHandle s) override {
+    memcpy(device, dst, src, n, cudaMemcpyDeviceToDevice, s);
+  }
+  void copy_strided(const Tensor& dst, const Tensor& src, StreamHandle s) override {
+    if (dst.numel() == 0) return;
+    DeviceState& d = state(dst.device().index);
+    cudaStream_t st = stream_or_default(d, s);
+    if (dst.is_contiguous() && src.is_contiguous())
+      CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), dst.nbytes(), cudaMemcpyDeviceToDevice, st));
+    else
+      copy_strided_async(dst, src, st);
+    if (!s) CUDA_CHECK(cudaStreamSynchronize(st));
+  }
+  void memset(int device, void* dst, int value, size_t n, StreamHandle s) override {
+    DeviceState& d = state(device);
+    cudaStream_t st = stream_or_default(d, s);
+    CUDA_CHECK(cudaMemsetAsync(dst, value, n, st));
+    if (!s) CUDA_CHECK(cudaStreamSynchronize(st));
+  }
+
+  // ---- streams and events ----
+  StreamHandle default_stream(int device) override { return state(device).stream; }
+  StreamHandle create_stream(int device) override {
+    state(device);
+    cudaStream_t s = nullptr;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    return s;
+  }
+  void destroy_stream(int device, StreamHandle s) override {
+    DeviceState& d = state(device);
+    if (!s || s == d.stream) return;
+    auto* cs = static_cast<cudaStream_t>(s);
+    d.allocator.forget_stream(cs, d.stream);
+    CUDA_CHECK(cudaStreamDestroy(cs));
+  }
+  void synchronize_stream(int device, StreamHandle s) override {
+    DeviceState& d = state(device);
+    CUDA_CHECK(cudaStreamSynchronize(stream_or_default(d, s)));
+  }
+  void synchronize_device(int device) override {
+    state(device);
+    CUDA_CHECK(cudaDeviceSynchronize());
+  }
+  EventHandle create_event(int device, bool timing) override {
+    state(device);
+    cudaEvent_t e = nullptr;
+    CUDA_CHECK(cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming));
+    return e;
+  }
+  void destroy_event(int device, EventHandle e) override {
+    if (!e) return;
+    state(device);
+    CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(e)));
+  }
+  void record_event(int device, EventHandle e, StreamHandle s) override {
+    DeviceState& d = state(device);
+    CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(e), stream_or_default(d, s)));
+  }
+  void stream_wait_event(int device, StreamHandle s, EventHandle e) override {
+    DeviceState& d = state(device);
+    CUDA_CHECK(cudaStreamWaitEvent(stream_or_default(d, s), static_cast<cudaEvent_t>(e), 0));
+  }
+  void synchronize_event(int device, EventHandle e) override {
+    state(device);
+    CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(e)));
+  }
+  float elapsed_ms(int device, EventHandle start, EventHandle end) override {
+    state(device);
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start), static_cast<cudaEvent_t>(end)));
+    return ms;
+  }
+
+  // ---- graphs ----
+  // Relaxed capture mode: the allocator may call cudaMalloc while a capture is in progress.
+  void begin_capture(int device, StreamHandle s) override {
+    DeviceState& d = state(device);
+    cudaStream_t st = stream_or_default(d, s);
+    d.allocator.begin_pool(st);
+    const cudaError_t err = cudaStreamBeginCapture(st, cudaStreamCaptureModeRelaxed);
+    if (err != cudaSuccess) {
+      d.allocator.end_pool(st);
+      check(err, "cudaStreamBeginCapture", __FILE__, __LINE__);
+    }
+  }
+  GraphHandle end_capture(int device, StreamHandle s) override {
+    DeviceState& d = state(device);
+    cudaStream_t st = stream_or_default(d, s);
+    const uint64_t pool = d.allocator.end_pool(st);
+    cudaGraph_t graph = nullptr;
+    const cudaError_t end_err = cudaStreamEndCapture(st, &graph);
+    if (end_err != cudaSuccess) {
+      d.allocator.release_pool(pool);  // no graph uses these blocks
+      check(end_err, "cudaStreamEndCapture", __FILE__, __LINE__);
+    }
+    auto g = std::make_unique<Graph>();
+    g->pool = pool;
+    const cudaError_t err = cudaGraphInstantiate(&g->exec, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    check(err, "cudaGraphInstantiate", __FILE__, __LINE__);
+    return g.release();
+  }
+  void replay(int device, GraphHandle g, StreamHandle s) override {
+    DeviceState& d = state(device);
+    FLAGOS_CHECK(g != nullptr, "cuda replay: null graph");
+    CUDA_CHECK(cudaGraphLaunch(static_cast<Graph*>(g)->exec, stream_or_default(d, s)));
+  }
+  void destroy_graph(int device, GraphHandle g) override {
+    if (!g) return;
+    DeviceState& d = state(device);
+    std::unique_ptr<Graph> graph(static_cast<Graph*>(g));
+    CUDA_CHECK(cudaDeviceSynchronize());  // no replay may still use the graph's memory
+    CUDA_CHECK(cudaGraphExecDestroy(graph->exec));
+    d.allocator.release_pool(graph->pool);
+  }
+
+  PinnedHostPool& pinned() { return pinned_; }
+
+ private:
+  // The state of `index`, created on first use; makes the device current on this thread.
+  DeviceState& state(int index) {
+    FLAGOS_CHECK(index >= 0 && static_cast<size_t>(index) < devices_.size(), "cuda: device index ", index,
+                 " out of range (", devices_.size(), " CUDA device(s))");
+    auto& slot = devices_[static_cast<size_t>(index)];
+    set_device(index);
+    if (!slot) {
+      std::lock_guard lk(init_mu_);
+      if (!slot) {
+        auto d = std::make_unique<DeviceState>(index);
+        CUDA_CHECK(cudaGetDeviceProperties(&d->props, index));
+        CUDA_CHECK(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking));
+        slot = std::move(d);
+      }
+    }
+    return *slot;
+  }
+  static cudaStream_t stream_or_default(DeviceState& d, StreamHandle s) {
+    return s ? static_cast<cudaStream_t>(s) : d.stream;
+  }
+  void memcpy(int device, void* dst, const void* src, size_t n, cudaMemcpyKind kind, StreamHandle s) {
+    if (n == 0) return;
+    DeviceState& d = state(device);
+    cudaStream_t st = stream_or_default(d, s);
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, n, kind, st));
+    if (!s) CUDA_CHECK(cudaStreamSynchronize(st));
+  }
+
+  uint16_t id_ = 0;
+  std::mutex init_mu_;
+  std::vector<std::unique_ptr<DeviceState>> devices_;
+  PinnedHostPool pinned_;
+};
+
+CudaBackend* g_backend = nullptr;
+
+}  // namespace
+
+int sm_count(int device) {
+  static std::vector<int> counts = [] {
+    std::vector<int> v(static_cast<size_t>(device_count_cached()), 0);
+    for (size_t i = 0; i < v.size(); ++i)
+      CUDA_CHECK(cudaDeviceGetAttribute(&v[i], cudaDevAttrMultiProcessorCount, static_cast<int>(i)));
+    return v;
+  }();
+  return counts.at(static_cast<size_t>(device));
+}
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  auto b = std::make_unique<CudaBackend>();
+  g_backend = b.get();
+  return b;
+}
+
+void* alloc_pinned(size_t bytes) {
+  FLAGOS_CHECK(g_backend != nullptr, "alloc_pinned: the CUDA backend is not registered");
+  return g_backend->pinned().alloc(bytes);
+}
+void free_pinned(void* p) noexcept {
+  if (g_backend) g_backend->pinned().free(p);
+}
+
+// The LLM family's default until llm/*.cu defines it (a strong definition there replaces this one).
+__attribute__((weak)) void register_llm_kernels(KernelRegistry&, uint16_t) {}
+
+}  // namespace flagos::cuda
