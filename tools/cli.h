@@ -26,6 +26,8 @@ class Args {
 int cmd_devices(Args& a);
 int cmd_ops(Args& a);
 int cmd_bench(Args& a);
+int cmd_bench_model(Args& a);
+int cmd_run(Args& a);
 // Takes the raw arguments after `launch` (everything after `--` is the command).
 int cmd_launch(int argc, char** argv);
 

@@ -38,8 +38,10 @@ static int cmd_bench_comm(Args& a) {
 int cmd_bench(Args& a) {
   const auto what = a.positional();
   if (what == "comm") return cmd_bench_comm(a);
+  if (what == "model") return cmd_bench_model(a);
   if (what != "ops")
-    fail("flagos bench: expected 'ops' or 'comm' (usage: flagos bench ops [--filter REGEX] [--json FILE]; "
+    fail("flagos bench: expected 'ops', 'model' or 'comm' (usage: flagos bench ops [--filter REGEX] [--json FILE]; "
+         "flagos bench model [-m PATH] -p 512 -n 128 [-b 1,8] [--json FILE]; "
          "flagos bench comm -o allreduce -b 8 -e 1G -f 2 [-d bf16] [--json FILE])");
   const bool quick = a.flag("--quick");
   const auto filter = a.value("--filter");

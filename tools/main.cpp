@@ -55,6 +55,12 @@ static void usage() {
       "usage: flagos <command> [options]\n"
       "\n"
       "commands:\n"
+      "  run [-m PATH] (-p PROMPT | -f FILE | --chat) [-n N] [--temp T] [--top-k K] [--top-p P]\n"
+      "      [--min-p P] [--repeat-penalty R] [--seed S] [--device DEV] [-c CTX] [-t THREADS]\n"
+      "                                  generate text (streams it; prints tok/s at the end);\n"
+      "                                  without -m: the default model (scripts/fetch_default_model.sh)\n"
+      "  bench model [-m PATH] [-p 512] [-n 128] [-b 1,8] [-r 3] [--json FILE]\n"
+      "                                  prompt (ppN) and generation (tgN) tokens/s, llama-bench style\n"
       "  devices                         list backends and their devices\n"
       "  ops --coverage [--json FILE]    every op and the dtypes each backend supports\n"
       "  bench ops [--filter REGEX] [--json FILE] [--device DEV] [--quick]\n"
@@ -78,6 +84,7 @@ int main(int argc, char** argv) {
     if (cmd == "devices") return flagos::cli::cmd_devices(args);
     if (cmd == "ops") return flagos::cli::cmd_ops(args);
     if (cmd == "bench") return flagos::cli::cmd_bench(args);
+    if (cmd == "run") return flagos::cli::cmd_run(args);
     std::fprintf(stderr, "flagos: unknown command '%s'\n", cmd.c_str());
     usage();
     return 2;

@@ -1,0 +1,28 @@
+// Shared by `flagos run` and `flagos bench model`: where the default model lives, and loading a
+// model with a progress bar.
+#pragma once
+#include <optional>
+#include <string>
+
+#include "cli.h"
+#include "flagos/model.h"
+
+namespace flagos::cli {
+
+// $FLAGOS_CACHE (default ~/.cache/flagos): scripts/fetch_default_model.sh puts the default model
+// under <cache>/models/ and records its path in <cache>/models/default.path.
+std::string cache_dir();
+// -m PATH when given; else the cached default model; else an error saying how to fetch it.
+std::string resolve_model_path(const std::optional<std::string>& m);
+
+struct ModelArgs {
+  std::string path;
+  model::LoadOptions load;
+};
+// Parses -m/--model, --device, --dtype, --quant, -t/--threads (sets FLAGOS_NUM_THREADS before the
+// CPU thread pool starts).
+ModelArgs parse_model_args(Args& a);
+// load_model with a progress bar on stderr.
+model::LoadedModel load_with_progress(const ModelArgs& m);
+
+}  // namespace flagos::cli
