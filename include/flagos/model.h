@@ -9,6 +9,13 @@
 //     RopeLayout::gptj, HF ones RopeLayout::neox (ModelConfig::rope.layout says which).
 //   - Tensor shapes are row-major as in PyTorch: a linear weight is [out_features, in_features]
 //     (GGUF stores ne[] innermost-first; the loader reverses it).
+//   - MoE experts are stacked: "model.layers.N.mlp.experts.gate_proj" / ".up_proj" [E, moe_inter, hidden]
+//     and ".down_proj" [E, hidden, moe_inter] (no ".weight" suffix). The HF loader stacks the
+//     per-expert "model.layers.N.mlp.experts.E.gate_proj.weight"; GGUF ffn_*_exps already are.
+//     The router is "model.layers.N.mlp.gate.weight" [E, hidden].
+//   - Gemma 3 sliding-window layers use rope base rope_local_theta and no rope scaling; global
+//     layers use `rope` (theta and scaling).
+//   - Tensors llama.cpp names that have no HF counterpart keep their GGUF name.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -82,10 +89,14 @@ class WeightStore {
 
 struct LoadOptions {
   Device device = Device::cpu();
-  // HF directories: dtype the weights are converted to (f32, bf16, f16). GGUF: plain (non-block)
-  // weights are converted to it; block-quantized ones stay as they are.
+  // HF directories: dtype the float weights are converted to (f32, bf16, f16); unset = f32.
+  // GGUF: plain float weights are converted to it (unset = kept as stored, as views of the file);
+  // block-quantized ones always stay as they are. Gemma HF norm weights get +1 in f32 first.
   std::optional<DType> dtype;
-  std::optional<DType> quant;  // on-load quantization of 2-D linear weights (q8_0)
+  // On-load quantization (e.g. q8_0) of float linear weights (*_proj.weight, lm_head.weight,
+  // stacked experts) whose inner dim is a multiple of the block size; embeddings, norms and the
+  // MoE router stay float.
+  std::optional<DType> quant;
   // Called while loading with (bytes done, bytes total); used for a progress bar.
   std::function<void(int64_t, int64_t)> progress;
 };
@@ -108,5 +119,17 @@ LoadedModel load_model(const std::string& path, const LoadOptions& opts = {});
 
 // The architectures the engine implements ("llama", "qwen2", "qwen3", "qwen3_moe", "gemma3").
 const std::vector<std::string>& supported_architectures();
+
+// The weights an architecture needs with `config`: HF name, shape, and whether it must be present
+// (optional ones, like o_proj.bias, are checked only when present).
+struct ExpectedWeight {
+  std::string name;
+  Shape shape;
+  bool required = true;
+};
+std::vector<ExpectedWeight> expected_weights(const ModelConfig& config);
+// Throws InvalidArgument naming weights.source and the missing or mis-shaped tensors. load_model
+// calls it; extra tensors are allowed.
+void validate_weights(const ModelConfig& config, const WeightStore& weights);
 
 }  // namespace flagos::model
