@@ -120,17 +120,18 @@ class ChatTemplate {
   explicit ChatTemplate(ChatFormat format, std::string bos_text = "");
 
   ChatFormat format() const { return format_; }
-  // Roles: system (first message only), user, assistant. Gemma requires user/assistant to
-  // alternate starting with user. Bad roles/order throw InvalidArgument naming the message index.
-  // `enable_thinking` (Qwen 3 templates only): false appends an empty think block after the
-  // generation prompt, as the Qwen 3 template does.
+  // Roles: system, user, assistant. Gemma takes a system message only first and requires
+  // user/assistant to alternate starting with user. Bad roles or order throw InvalidArgument naming
+  // the message index. `enable_thinking` (Qwen 3 templates only): false appends an empty think
+  // block after the generation prompt, as the Qwen 3 template does.
   std::string apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt = true,
                     bool enable_thinking = true) const;
 
   // Variant settings (normally set by detect()).
-  std::string default_system;     // chatml: system prompt used when the messages have none
-  bool llama_date_header = false;  // llama3: Llama 3.1+ "Cutting Knowledge Date" system header
-  bool qwen3_thinking = false;     // chatml: Qwen 3 think handling
+  std::string default_system;          // chatml: system prompt used when the messages have none
+  bool llama_date_header = false;      // llama3: Llama 3.1+ "Cutting Knowledge Date" system header
+  std::string llama_date = "26 Jul 2024";  // its "Today Date"
+  bool qwen3_thinking = false;         // chatml: Qwen 3 think handling of assistant messages
 
  private:
   ChatFormat format_;

@@ -1,0 +1,261 @@
+// Building blocks of the architectures: see layers.h.
+#include "model/layers.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "flagos/error.h"
+#include "flagos/ops.h"
+
+namespace flagos::model::layers {
+
+// ---------------------------------------------------------------- weights
+
+static std::string shape_text(const Tensor& t) { return detail::concat(t.shape(), " ", t.dtype()); }
+
+Tensor linear_weight(const WeightStore& w, const std::string& name, int64_t out, int64_t in) {
+  const Tensor& t = w.get(name);
+  FLAGOS_CHECK(t.dim() == 2 && t.size(0) == out && t.size(1) == in, w.source, ": tensor '", name, "' is ",
+               shape_text(t), ", expected [", out, ", ", in, "]");
+  return t;
+}
+
+Tensor vector_param(const WeightStore& w, const std::string& name, int64_t n) {
+  const Tensor& t = w.get(name);
+  FLAGOS_CHECK(t.dim() == 1 && t.size(0) == n && !is_quant(t.dtype()), w.source, ": tensor '", name, "' is ",
+               shape_text(t), ", expected a float vector [", n, "]");
+  return t.dtype() == DType::f32 ? t.contiguous() : ops::cast(t, DType::f32);
+}
+
+Tensor embedding_table(const WeightStore& w, const ModelConfig& c) {
+  return linear_weight(w, "model.embed_tokens.weight", c.vocab_size, c.hidden_size);
+}
+
+Tensor output_weight(const WeightStore& w, const ModelConfig& c, const Tensor& embed) {
+  if (w.has("lm_head.weight") || !c.tie_embeddings)
+    return linear_weight(w, "lm_head.weight", c.vocab_size, c.hidden_size);
+  return embed;
+}
+
+// ---------------------------------------------------------------- embedding / head
+
+Tensor embed(const Tensor& table, const Tensor& tokens, DType dtype, double scale) {
+  Tensor h = ops::embedding(table, tokens, dtype);
+  if (scale != 1.0) ops::mul(h, scale, h);
+  return h;
+}
+
+double gemma_embed_scale(const ModelConfig& c, const Tensor& table) {
+  const double s = std::sqrt(static_cast<double>(c.hidden_size));
+  switch (table.dtype()) {
+    case DType::bf16: return bf16_to_f32(f32_to_bf16(static_cast<float>(s)));
+    case DType::f16: return f16_to_f32(f32_to_f16(static_cast<float>(s)));
+    default: return static_cast<float>(s);
+  }
+}
+
+Tensor output_logits(const Tensor& hidden, const ForwardBatch& batch, const Tensor& norm_weight, double eps,
+                     const Tensor& head, double softcap) {
+  const Tensor rows = batch.logit_rows.defined() ? ops::index_select(hidden, 0, batch.logit_rows) : hidden;
+  Tensor x = ops::rms_norm(rows, norm_weight, eps);
+  Tensor logits = ops::linear(x, head);
+  if (softcap > 0) {
+    ops::div(logits, softcap, logits);
+    ops::tanh(logits, logits);
+    ops::mul(logits, softcap, logits);
+  }
+  return logits;
+}
+
+// ---------------------------------------------------------------- attention
+
+RopeParams rope_params(const ModelConfig& c) {
+  RopeParams p = c.rope;
+  if (p.head_dim == 0) p.head_dim = c.head_dim;
+  if (p.rotary_dim == 0) p.rotary_dim = p.head_dim;
+  FLAGOS_CHECK(p.head_dim == c.head_dim && p.rotary_dim > 0 && p.rotary_dim <= p.head_dim && p.rotary_dim % 2 == 0,
+               "model config: rope head_dim ", p.head_dim, " / rotary_dim ", p.rotary_dim,
+               " do not fit the attention head_dim ", c.head_dim);
+  return p;
+}
+
+bool layer_is_sliding(const ModelConfig& c, int64_t i) {
+  return c.sliding_window > 0 && !c.layer_is_sliding.empty() && c.layer_is_sliding[static_cast<size_t>(i)];
+}
+
+bool layer_is_moe(const ModelConfig& c, int64_t i) {
+  if (c.num_experts == 0) return false;
+  return c.layer_is_moe.empty() || c.layer_is_moe[static_cast<size_t>(i)];
+}
+
+std::string layer_prefix(int64_t i) { return "model.layers." + std::to_string(i) + "."; }
+
+Attention Attention::load(const WeightStore& w, const std::string& prefix, const ModelConfig& c, int64_t layer,
+                          AttentionFlags flags) {
+  Attention a;
+  a.heads = c.num_heads;
+  a.kv_heads = c.num_kv_heads;
+  a.head_dim = c.head_dim;
+  const int64_t H = c.hidden_size, qd = a.heads * a.head_dim, kvd = a.kv_heads * a.head_dim;
+  a.q = linear_weight(w, prefix + ".q_proj.weight", qd, H);
+  a.k = linear_weight(w, prefix + ".k_proj.weight", kvd, H);
+  a.v = linear_weight(w, prefix + ".v_proj.weight", kvd, H);
+  a.o = linear_weight(w, prefix + ".o_proj.weight", H, qd);
+  if (flags.bias) {
+    a.q_bias = vector_param(w, prefix + ".q_proj.bias", qd);
+    a.k_bias = vector_param(w, prefix + ".k_proj.bias", kvd);
+    a.v_bias = vector_param(w, prefix + ".v_proj.bias", kvd);
+  }
+  if (flags.qk_norm) {
+    a.q_norm = vector_param(w, prefix + ".q_norm.weight", a.head_dim);
+    a.k_norm = vector_param(w, prefix + ".k_norm.weight", a.head_dim);
+  }
+  a.norm_eps = c.rms_eps;
+  a.rope = rope_params(c);
+  a.params.causal = true;
+  a.params.scale = c.query_pre_attn_scalar > 0 ? 1.0 / std::sqrt(c.query_pre_attn_scalar)
+                                               : 1.0 / std::sqrt(static_cast<double>(a.head_dim));
+  a.params.window = layer_is_sliding(c, layer) ? c.sliding_window : 0;
+  a.params.softcap = c.attn_logit_softcap;
+  return a;
+}
+
+Tensor Attention::forward(const Tensor& x, const ForwardBatch& batch, int64_t layer) const {
+  const int64_t N = x.size(0);
+  Tensor q = ops::linear(x, this->q, q_bias).view({N, heads, head_dim});
+  Tensor k = ops::linear(x, this->k, k_bias).view({N, kv_heads, head_dim});
+  Tensor v = ops::linear(x, this->v, v_bias).view({N, kv_heads, head_dim});
+  if (q_norm.defined()) {
+    ops::rms_norm(q, q_norm, norm_eps, q);
+    ops::rms_norm(k, k_norm, norm_eps, k);
+  }
+  ops::rope(q, batch.positions, rope, q);
+  ops::rope(k, batch.positions, rope, k);
+  Tensor out = Tensor::empty({N, heads, head_dim}, x.dtype(), x.device());
+  for (size_t i = 0; i < batch.items.size(); ++i) {
+    const BatchItem& it = batch.items[i];
+    auto [kc, vc] = batch.kv->store(layer, i, k.narrow(0, it.row, it.count), v.narrow(0, it.row, it.count));
+    const Tensor qi = q.narrow(0, it.row, it.count).transpose(0, 1).unsqueeze(0);
+    const Tensor oi = out.narrow(0, it.row, it.count).transpose(0, 1).unsqueeze(0);
+    ops::attention(qi, kc, vc, params, {}, oi);
+  }
+  return ops::linear(out.view({N, heads * head_dim}), o);
+}
+
+// ---------------------------------------------------------------- MLPs
+
+Activation activation_of(const ModelConfig& c) {
+  if (c.hidden_act == "silu" || c.hidden_act == "swish") return Activation::silu;
+  if (c.hidden_act == "gelu_tanh" || c.hidden_act == "gelu_pytorch_tanh") return Activation::gelu_tanh;
+  fail<InvalidArgument>("model config: hidden_act '", c.hidden_act, "' is not supported (silu, gelu_tanh)");
+}
+
+static Tensor gated(const Tensor& x, const Tensor& gate, const Tensor& up, const Tensor& down, Activation act,
+                    const Tensor& out = {}) {
+  Tensor g = ops::linear(x, gate);
+  const Tensor u = ops::linear(x, up);
+  if (act == Activation::silu)
+    ops::silu(g, g);
+  else
+    ops::gelu_tanh(g, g);
+  ops::mul(g, u, g);
+  return ops::linear(g, down, {}, out);
+}
+
+GatedMlp GatedMlp::load(const WeightStore& w, const std::string& prefix, int64_t hidden, int64_t inter,
+                        Activation act) {
+  GatedMlp m;
+  m.gate = linear_weight(w, prefix + ".gate_proj.weight", inter, hidden);
+  m.up = linear_weight(w, prefix + ".up_proj.weight", inter, hidden);
+  m.down = linear_weight(w, prefix + ".down_proj.weight", hidden, inter);
+  m.act = act;
+  return m;
+}
+
+Tensor GatedMlp::forward(const Tensor& x) const { return gated(x, gate, up, down, act); }
+
+// Stacked experts [E, out, in] under `name` (with or without ".weight"); empty when absent.
+static std::vector<Tensor> stacked_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t out,
+                                           int64_t in) {
+  const Tensor* t = w.find(name);
+  std::string n = name;
+  if (!t) t = w.find(n = name + ".weight");
+  if (!t) return {};
+  FLAGOS_CHECK(t->dim() == 3 && t->size(0) == E && t->size(1) == out && t->size(2) == in, w.source, ": tensor '", n,
+               "' is ", shape_text(*t), ", expected [", E, ", ", out, ", ", in, "]");
+  std::vector<Tensor> r;
+  for (int64_t e = 0; e < E; ++e) r.push_back(t->select(0, e));
+  return r;
+}
+
+static std::vector<Tensor> experts(const WeightStore& w, const std::string& prefix, const char* proj, int64_t E,
+                                   int64_t out, int64_t in) {
+  std::vector<Tensor> r = stacked_experts(w, prefix + ".experts." + proj, E, out, in);
+  if (!r.empty()) return r;
+  for (int64_t e = 0; e < E; ++e)
+    r.push_back(linear_weight(w, prefix + ".experts." + std::to_string(e) + "." + proj + ".weight", out, in));
+  return r;
+}
+
+MoeMlp MoeMlp::load(const WeightStore& w, const std::string& prefix, const ModelConfig& c, Activation act) {
+  const int64_t E = c.num_experts, H = c.hidden_size, I = c.moe_intermediate_size;
+  FLAGOS_CHECK(E > 0 && c.num_experts_per_tok > 0 && c.num_experts_per_tok <= E && I > 0, "model config: MoE with ",
+               E, " experts, ", c.num_experts_per_tok, " per token, moe_intermediate_size ", I, " is invalid");
+  MoeMlp m;
+  m.router = linear_weight(w, prefix + ".gate.weight", E, H);
+  m.gate = experts(w, prefix, "gate_proj", E, I, H);
+  m.up = experts(w, prefix, "up_proj", E, I, H);
+  m.down = experts(w, prefix, "down_proj", E, H, I);
+  m.top_k = c.num_experts_per_tok;
+  m.norm_topk = c.norm_topk_prob;
+  m.act = act;
+  return m;
+}
+
+Tensor MoeMlp::forward(const Tensor& x) const {
+  const int64_t N = x.size(0), H = x.size(1), E = router.size(0), K = top_k;
+  const Device dev = x.device();
+  // Routing (on the host: N x E values).
+  Tensor probs = ops::linear(x, router);
+  if (probs.dtype() != DType::f32) probs = ops::cast(probs, DType::f32);
+  probs = ops::softmax(probs, -1);
+  auto [top_w, top_e] = ops::topk(probs, K, -1);
+  const std::vector<float> wv = top_w.to_vector<float>();
+  const std::vector<int64_t> ev = top_e.to_vector<int64_t>();
+  // Assignments grouped by expert (ascending), tokens ascending within an expert.
+  std::vector<int64_t> count(static_cast<size_t>(E) + 1, 0);
+  for (int64_t e : ev) ++count[static_cast<size_t>(e) + 1];
+  for (int64_t e = 0; e < E; ++e) count[static_cast<size_t>(e) + 1] += count[static_cast<size_t>(e)];
+  const size_t A = static_cast<size_t>(N * K);
+  std::vector<int64_t> token(A);
+  std::vector<float> weight(A);
+  std::vector<int64_t> fill(count.begin(), count.end() - 1);
+  for (int64_t t = 0; t < N; ++t) {
+    float norm = 1.0f;
+    if (norm_topk) {
+      float s = 0;
+      for (int64_t j = 0; j < K; ++j) s += wv[static_cast<size_t>(t * K + j)];
+      norm = s;
+    }
+    for (int64_t j = 0; j < K; ++j) {
+      const size_t src = static_cast<size_t>(t * K + j);
+      const size_t dst = static_cast<size_t>(fill[static_cast<size_t>(ev[src])]++);
+      token[dst] = t;
+      weight[dst] = wv[src] / norm;
+    }
+  }
+  const Tensor token_t = Tensor::from_vector(token, {static_cast<int64_t>(A)}, DType::i64).to(dev);
+  const Tensor weight_t = Tensor::from_vector(weight, {static_cast<int64_t>(A), 1}, x.dtype()).to(dev);
+  const Tensor xs = ops::index_select(x, 0, token_t);
+  Tensor ys = Tensor::empty({static_cast<int64_t>(A), H}, x.dtype(), dev);
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t b = count[static_cast<size_t>(e)], n = count[static_cast<size_t>(e) + 1] - b;
+    if (n == 0) continue;
+    const size_t ei = static_cast<size_t>(e);
+    gated(xs.narrow(0, b, n), gate[ei], up[ei], down[ei], act, ys.narrow(0, b, n));
+  }
+  ops::mul(ys, weight_t, ys);
+  return ops::index_add(ops::zeros({N, H}, x.dtype(), dev), 0, token_t, ys);
+}
+
+}  // namespace flagos::model::layers

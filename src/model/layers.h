@@ -1,0 +1,101 @@
+// Building blocks the architectures (src/model/archs) are made of: weight loading with shape
+// checks, embedding, the attention block (q/k/v/o projections, optional biases, QK-norm, rope,
+// KV-cache write, the attention op per sequence), gated MLPs, mixture-of-experts MLPs and the
+// output head. All work on a batch of N rows (every item's tokens concatenated, [N, hidden]).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "flagos/model.h"
+#include "flagos/op_params.h"
+#include "flagos/tensor.h"
+#include "model/causal_lm.h"
+
+namespace flagos::model::layers {
+
+// ---------------------------------------------------------------- weights
+// A linear weight [out, in] (float or block-quantized); throws naming the tensor on a bad shape.
+Tensor linear_weight(const WeightStore& w, const std::string& name, int64_t out, int64_t in);
+// A float vector [n] (norm weights, biases), converted to f32.
+Tensor vector_param(const WeightStore& w, const std::string& name, int64_t n);
+// The embedding table [vocab, hidden].
+Tensor embedding_table(const WeightStore& w, const ModelConfig& c);
+// lm_head.weight, or the embedding table when the model ties them.
+Tensor output_weight(const WeightStore& w, const ModelConfig& c, const Tensor& embed);
+
+// ---------------------------------------------------------------- embedding / head
+// Token embeddings [N, hidden] in `dtype`, multiplied by `scale` when it is not 1.
+Tensor embed(const Tensor& table, const Tensor& tokens, DType dtype, double scale = 1.0);
+// Gemma's embedding scale: sqrt(hidden) rounded to the table's dtype, as Hugging Face multiplies
+// by a tensor of that dtype.
+double gemma_embed_scale(const ModelConfig& c, const Tensor& table);
+// Final norm and output projection of the rows in batch.logit_rows; then, when softcap > 0,
+// logits = softcap * tanh(logits / softcap).
+Tensor output_logits(const Tensor& hidden, const ForwardBatch& batch, const Tensor& norm_weight, double eps,
+                     const Tensor& head, double softcap);
+
+// ---------------------------------------------------------------- attention
+struct AttentionFlags {
+  bool bias = false;     // q/k/v projection biases (qwen2)
+  bool qk_norm = false;  // RMSNorm over head_dim on q and k before rope (qwen3, gemma3)
+};
+
+struct Attention {
+  Tensor q, k, v, o;
+  Tensor q_bias, k_bias, v_bias;  // undefined when absent
+  Tensor q_norm, k_norm;          // [head_dim], undefined when absent
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  double norm_eps = 1e-6;
+  RopeParams rope;
+  AttentionParams params;  // causal, scale, window, softcap
+
+  // `prefix` e.g. "model.layers.3.self_attn". Rope, scale and window come from the config; the
+  // arch adjusts them afterwards where it differs (gemma3 local layers).
+  static Attention load(const WeightStore& w, const std::string& prefix, const ModelConfig& c, int64_t layer,
+                        AttentionFlags flags);
+  // x: normalized hidden [N, hidden] -> attention output after o_proj [N, hidden].
+  Tensor forward(const Tensor& x, const ForwardBatch& batch, int64_t layer) const;
+};
+
+// The model's rope parameters with head_dim / rotary_dim filled in.
+RopeParams rope_params(const ModelConfig& c);
+
+// ---------------------------------------------------------------- MLPs
+enum class Activation { silu, gelu_tanh };
+Activation activation_of(const ModelConfig& c);  // throws for an unknown hidden_act
+
+// down(act(gate(x)) * up(x))
+struct GatedMlp {
+  Tensor gate, up, down;
+  Activation act = Activation::silu;
+  // `prefix` e.g. "model.layers.3.mlp"
+  static GatedMlp load(const WeightStore& w, const std::string& prefix, int64_t hidden, int64_t inter,
+                       Activation act);
+  Tensor forward(const Tensor& x) const;
+};
+
+// Mixture of experts: router logits -> softmax -> top-k -> (renormalize) -> each expert's gated
+// MLP on the tokens routed to it, scaled by the routing weight and summed per token.
+struct MoeMlp {
+  Tensor router;                  // [E, hidden]
+  std::vector<Tensor> gate, up;   // per expert [inter, hidden] (views into stacked [E, inter, hidden])
+  std::vector<Tensor> down;       // per expert [hidden, inter]
+  int64_t top_k = 0;
+  bool norm_topk = true;
+  Activation act = Activation::silu;
+
+  // Experts as stacked 3-D tensors "<prefix>.experts.{gate,up,down}_proj" [E, out, in] or as
+  // separate "<prefix>.experts.<e>.{gate,up,down}_proj.weight"; router "<prefix>.gate.weight".
+  static MoeMlp load(const WeightStore& w, const std::string& prefix, const ModelConfig& c, Activation act);
+  Tensor forward(const Tensor& x) const;
+};
+
+// ---------------------------------------------------------------- small helpers
+// "model.layers.<i>."
+std::string layer_prefix(int64_t i);
+// Whether layer i uses sliding-window attention / an MoE MLP according to the config.
+bool layer_is_sliding(const ModelConfig& c, int64_t i);
+bool layer_is_moe(const ModelConfig& c, int64_t i);
+
+}  // namespace flagos::model::layers
