@@ -325,6 +325,78 @@ def gguf_fixture(path, name, texts):
     write_json(os.path.join(OUT, "gguf-" + name, "cases.json"), cases)
 
 
+def random_code_point_text(rng, n):
+    """Code points from all over Unicode (assigned or not, no surrogates), biased to interesting ranges."""
+    out = []
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3:
+            cp = rng.randint(0x20, 0x7E)
+        elif r < 0.5:
+            cp = rng.choice([0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x1F, 0x85, 0xA0, 0x1680, 0x2000, 0x2028,
+                             0x2029, 0x202F, 0x205F, 0x3000, 0x200B, 0xFEFF, 0x180E])
+        elif r < 0.8:
+            cp = rng.randint(0x80, 0xFFFF)
+        else:
+            cp = rng.randint(0x10000, 0x10FFFF)
+        if 0xD800 <= cp <= 0xDFFF:
+            cp = 0x41
+        out.append(chr(cp))
+    return "".join(out)
+
+
+REGEX_TEXTS = [
+    "'s 'S 'ſ 't 'T 're 'RE 'Re 'rE 've 'VE 'm 'M 'll 'LL 'lL 'd 'D 'K 'k 'x",
+    "it's IT'S It'S they're THEY'RE we've WE'VE I'm I'M you'll YOU'LL he'd HE'D",
+    "a  b   c\t\td \n\n e \r\n f \u2028 g \u0085 h \x1c i \u00a0\u00a0 j \u3000 k",
+    "x    \n    y\n\n   \n z   ",
+    "1 22 333 4444 55555 666666 ١٢٣٤ ߁߂߃ ⅠⅡⅢ ½¾ ①②③ 𝟘𝟙𝟚",
+    "Ŝ̷̡ḩ̗̝o̯̓ö́t́̂ c̃omb̈́ining ̀marks",
+    "!!! ??? ... ,,, ;;; ::: --- ___ ((( ))) [[[ ]]] {{{ }}}",
+    " !x ?y .z \n!a\n",
+]
+
+
+def pretokenize_fixture(texts, rng):
+    """Pieces of the Split(Regex, isolated) pre-tokenizer for each known pattern."""
+    patterns = {"gpt2": r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+",
+                "llama3": LLAMA3_PATTERN, "qwen2": QWEN2_PATTERN}
+    all_texts = list(texts) + REGEX_TEXTS
+    all_texts += [random_code_point_text(rng, rng.randint(1, 60)) for _ in range(200)]
+    out = {"texts": all_texts, "pieces": {}}
+    for name, pattern in patterns.items():
+        split = pre_tokenizers.Split(Regex(pattern), behavior="isolated", invert=False)
+        out["pieces"][name] = [[p for p, _ in split.pre_tokenize_str(t)] for t in all_texts]
+    write_json(os.path.join(OUT, "pretokenize.json"), out)
+
+
+def unicode_fixture(rng):
+    """NFC of strings rich in combining marks and Hangul, and general categories of random code points."""
+    import unicodedata2 as unicodedata  # Unicode 15.0, as scripts/gen_unicode_tables.py
+    marks = [0x300, 0x301, 0x302, 0x303, 0x308, 0x323, 0x327, 0x328, 0x31B, 0x345, 0x5B0, 0x93C, 0x94D, 0x3099, 0x309A]
+    bases = "aeiouAEIOUcnsyzwhtKÅ" + "\u212b\u1e9b\u0958\u0344\u0f73\u2126\u00c5\u1100\u1161\u11a8\uac00\ub098\u30ab\u30cf"
+    nfc = []
+    for _ in range(300):
+        s = []
+        for _ in range(rng.randint(1, 12)):
+            r = rng.random()
+            if r < 0.5:
+                s.append(rng.choice(bases))
+            elif r < 0.85:
+                s.append(chr(rng.choice(marks)))
+            elif r < 0.95:
+                s.append(chr(rng.randint(0x1100, 0x1112)) + chr(rng.randint(0x1161, 0x1175)) +
+                         (chr(rng.randint(0x11A8, 0x11C2)) if rng.random() < 0.5 else ""))
+            else:
+                s.append(unicodedata.normalize("NFD", chr(rng.randint(0xC0, 0x24F))))
+        text = "".join(s)
+        nfc.append([text, unicodedata.normalize("NFC", text)])
+    cps = sorted({rng.randint(0, 0x10FFFF) for _ in range(3000)} | set(range(0, 0x250)))
+    cats = [[cp, unicodedata.category(chr(cp))] for cp in cps]
+    write_json(os.path.join(OUT, "unicode.json"), {"unicode_version": unicodedata.unidata_version, "nfc": nfc,
+                                                   "categories": cats})
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gguf")
@@ -339,6 +411,8 @@ def main():
         gguf_fixture(args.gguf, args.gguf_name, texts)
         return
 
+    pretokenize_fixture(texts, random.Random(SEED + 1))
+    unicode_fixture(random.Random(SEED + 2))
     llama3 = byte_level_tokenizer(LLAMA3_PATTERN, [], ignore_merges=True, lines=lines)
     # Vocabulary first: `tokenizers` renumbers added tokens after the model's vocabulary on load.
     llama3 = add_unreachable_vocab(llama3, [" zzqx", "zzqx!"])
@@ -373,7 +447,9 @@ def main():
         save_hf(name, tok, config, texts)
     shutil.rmtree(tmp)
     for name in sorted(os.listdir(OUT)):
-        size = sum(os.path.getsize(os.path.join(OUT, name, f)) for f in os.listdir(os.path.join(OUT, name)))
+        path = os.path.join(OUT, name)
+        files = [os.path.join(path, f) for f in os.listdir(path)] if os.path.isdir(path) else [path]
+        size = sum(os.path.getsize(f) for f in files)
         print(f"{name}: {size // 1024} KB")
 
 

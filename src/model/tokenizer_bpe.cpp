@@ -91,9 +91,13 @@ void Tokenizer::Impl::init_merges() {
 }
 
 void Tokenizer::Impl::init_byte_level() {
-  std::vector<std::string> patterns = src->pretokenizer_patterns;
-  if (patterns.empty() && !src->pre.empty()) patterns = patterns_for_pre(src->pre);
-  pretokenizer = std::make_unique<PreTokenizer>(patterns);
+  try {
+    std::vector<std::string> patterns = src->pretokenizer_patterns;
+    if (patterns.empty() && !src->pre.empty()) patterns = patterns_for_pre(src->pre);
+    pretokenizer = std::make_unique<PreTokenizer>(patterns);
+  } catch (const InvalidArgument& e) {
+    invalid(src->pretokenizer_patterns.empty() ? "pre" : "pretokenizer_patterns", e.what());
+  }
   ignore_merges = src->ignore_merges || src->pre == "llama-bpe" || src->pre == "llama3" ||
                   src->pre == "llama-v3";
   for (int b = 0; b < 256; ++b) {
