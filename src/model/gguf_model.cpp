@@ -200,7 +200,7 @@ ModelConfig config_from_gguf(const gguf::File& f) {
     c.embed_scale_sqrt_hidden = true;
     c.sliding_window = m.arch_int("attention.sliding_window", 0);
     if (c.sliding_window > 0) {
-      c.layer_is_sliding.resize(static_cast<size_t>(std::clamp<int64_t>(c.num_layers, 0, 1 << 16)));
+      c.layer_is_sliding.resize(static_cast<size_t>(std::clamp<int64_t>(c.num_layers, 0, 4096)));
       for (size_t i = 0; i < c.layer_is_sliding.size(); ++i) c.layer_is_sliding[i] = (i + 1) % 6 != 0;
       c.rope_local_theta = m.arch_double("rope.freq_base_swa", 10000.0);
     }
@@ -333,7 +333,11 @@ std::string hf_name_from_gguf(const std::string& g, const std::string& arch) {
 }
 
 LoadedModel load_gguf(const std::string& path, const LoadOptions& opts) {
-  const gguf::File f = gguf::File::open(path);
+  return load_gguf(gguf::File::open(path), opts);
+}
+
+LoadedModel load_gguf(const gguf::File& f, const LoadOptions& opts) {
+  const std::string& path = f.path();
   LoadedModel lm;
   lm.path = path;
   lm.format = "gguf";

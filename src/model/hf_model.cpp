@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "flagos/error.h"
+#include "model/json_brief.h"
 #include "model/loaders.h"
 #include "model/safetensors.h"
 
@@ -58,15 +59,15 @@ class Fields {
     return r;
   }
   [[noreturn]] void bad(const char* k, const char* wanted) const {
-    fail<InvalidArgument>(path_, ": '", k, "': expected ", wanted, ", found ", j_[k].dump().substr(0, 80));
+    fail<InvalidArgument>(path_, ": '", k, "': expected ", wanted, ", found ", json_brief(j_[k]));
   }
 
  private:
   int64_t integer_of(const json& v, const char* k) const {
     if (!v.is_number_integer())
-      fail<InvalidArgument>(path_, ": '", k, "': expected an integer, found ", v.dump().substr(0, 80));
+      fail<InvalidArgument>(path_, ": '", k, "': expected an integer, found ", json_brief(v));
     if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
-      fail<InvalidArgument>(path_, ": '", k, "': ", v.dump(), " is out of range");
+      fail<InvalidArgument>(path_, ": '", k, "': ", json_brief(v), " is out of range");
     return v.get<int64_t>();
   }
   const json& j_;
@@ -193,7 +194,7 @@ ModelConfig config_from_hf_json(const std::string& text, const std::string& path
     } else {
       fail<NotSupported>(path, ": activation '", act, "' is not supported (silu, gelu_pytorch_tanh)");
     }
-    const int64_t layers = std::clamp<int64_t>(c.num_layers, 0, 1 << 16);  // validated below
+    const int64_t layers = std::clamp<int64_t>(c.num_layers, 0, 4096);  // validated below
     if (c.arch == "qwen3_moe") {
       c.num_experts = f.integer("num_experts");
       c.num_experts_per_tok = f.integer("num_experts_per_tok");
@@ -315,7 +316,8 @@ LoadedModel load_hf_dir(const std::string& dir, const LoadOptions& opts) {
         lm.chat_template = ct.get<std::string>();
       } else if (ct.is_array()) {  // [{"name": "default", "template": "..."}, ...]
         for (const auto& e : ct)
-          if (e.is_object() && e.value("name", "") == "default" && e.contains("template") && e["template"].is_string())
+          if (e.is_object() && e.contains("name") && e["name"] == "default" && e.contains("template") &&
+              e["template"].is_string())
             lm.chat_template = e["template"].get<std::string>();
       }
     }

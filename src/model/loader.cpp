@@ -94,7 +94,7 @@ void validate_config(const ModelConfig& c, const std::string& path) {
         "architecture '", c.arch, "' is not supported");
   check(c.vocab_size >= 1 && c.vocab_size <= (1 << 24), "vocab size ", c.vocab_size, " is outside 1..2^24");
   check(c.hidden_size >= 1 && c.hidden_size <= (1 << 18), "hidden size ", c.hidden_size, " is outside 1..2^18");
-  check(c.num_layers >= 1 && c.num_layers <= (1 << 16), "layer count ", c.num_layers, " is outside 1..65536");
+  check(c.num_layers >= 1 && c.num_layers <= 4096, "layer count ", c.num_layers, " is outside 1..4096");
   check(c.num_heads >= 1 && c.num_heads <= (1 << 16), "head count ", c.num_heads, " is invalid");
   check(c.num_kv_heads >= 1 && c.num_heads % c.num_kv_heads == 0, "kv head count ", c.num_kv_heads,
         " must be >= 1 and divide the head count ", c.num_heads);

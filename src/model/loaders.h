@@ -34,6 +34,7 @@ std::shared_ptr<TokenizerSource> tokenizer_from_gguf(const gguf::File& f);
 // Names with no mapping are returned unchanged.
 std::string hf_name_from_gguf(const std::string& gguf_name, const std::string& arch);
 LoadedModel load_gguf(const std::string& path, const LoadOptions& opts);
+LoadedModel load_gguf(const gguf::File& f, const LoadOptions& opts);  // from parsed bytes (fuzzing)
 
 // Hugging Face directory (hf_model.cpp). `config_path` names config.json in errors.
 ModelConfig config_from_hf_json(const std::string& json_text, const std::string& config_path);

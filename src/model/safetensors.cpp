@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "flagos/error.h"
+#include "model/json_brief.h"
 
 namespace flagos::model::safetensors {
 namespace {
@@ -89,7 +90,7 @@ File File::parse(std::shared_ptr<const MappedFile> bytes) {
       uint64_t numel = 1;
       for (const auto& d : *sh) {
         if (!d.is_number_unsigned())
-          fail<InvalidArgument>(field, ": shape: ", d.dump(), " is not a non-negative integer");
+          fail<InvalidArgument>(field, ": shape: ", json_brief(d), " is not a non-negative integer");
         const uint64_t v = d.get<uint64_t>();
         if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
             (v != 0 && numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / v))
@@ -98,7 +99,7 @@ File File::parse(std::shared_ptr<const MappedFile> bytes) {
         ti.shape.push_back(static_cast<int64_t>(v));
       }
       if (!off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned())
-        fail<InvalidArgument>(field, ": data_offsets: expected [begin, end] non-negative integers, found ", off->dump());
+        fail<InvalidArgument>(field, ": data_offsets: expected [begin, end] non-negative integers, found ", json_brief(*off));
       const uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
       if (begin > end) fail<InvalidArgument>(field, ": data_offsets [", begin, ", ", end, "]: begin > end");
       if (end > data_size)
