@@ -230,7 +230,8 @@ void Engine::Impl::on_token(Run& r, int32_t t, const BatchTokenCallback& cb) {
   std::string text = std::move(r.held);
   r.held.clear();
   if (r.stream) {
-    if (!stop_token) text += r.stream->push(t);
+    // Ids past the tokenizer's vocabulary (models pad their embedding tables) have no text.
+    if (!stop_token && t < tokenizer->vocab_size()) text += r.stream->push(t);
     if (last) text += r.stream->flush();
   }
   size_t cut = std::string::npos;
