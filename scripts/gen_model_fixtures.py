@@ -339,6 +339,41 @@ def write_hf_dir(name, cfg, weights, shards=1, prefix=""):
             json.dump({"metadata": {"total_size": 0}, "weight_map": index}, f, indent=1)
 
 
+def tiny_tokenizer_json():
+    """A byte-level BPE tokenizer.json over the fixtures' 64-token vocabulary (loader tests only)."""
+    toks, _ = tiny_vocab()
+    toks = list(toks)
+    toks[56:59] = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+    vocab = {t: i for i, t in enumerate(toks)}
+    added = [{"id": i, "content": toks[i], "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i in (56, 57, 58)]
+    return {"version": "1.0", "truncation": None, "padding": None, "added_tokens": added, "normalizer": None,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True},
+            "post_processor": None, "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False,
+                                                "use_regex": True},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                      "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                      "vocab": vocab, "merges": [["a", "b"]]}}
+
+
+CHAT_TEMPLATE = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+
+
+def write_tokenizer_files(name, config_chat_template, jinja=None):
+    d = os.path.join(OUT, "hf", name)
+    with open(os.path.join(d, "tokenizer.json"), "w") as f:
+        json.dump(tiny_tokenizer_json(), f, indent=1)
+    cfg = {"eos_token": "<|im_end|>", "bos_token": None, "pad_token": "<|endoftext|>", "add_bos_token": False,
+           "model_max_length": 2048}
+    if config_chat_template is not None:
+        cfg["chat_template"] = config_chat_template
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+    if jinja is not None:
+        with open(os.path.join(d, "chat_template.jinja"), "w") as f:
+            f.write(jinja)
+
+
 def patch_dtype(path, old, new):
     with open(path, "rb") as f:
         data = f.read()
@@ -363,6 +398,13 @@ def main():
         weights = tiny_weights(rng, arch, hf_config(arch)["num_hidden_layers"])
         write_tiny_gguf(arch, weights, rng)
         write_hf_dir(f"tiny_{arch}", hf_config(arch), weights)
+        if arch == "qwen3":  # chat template as a string in tokenizer_config.json
+            write_tokenizer_files("tiny_qwen3", CHAT_TEMPLATE)
+        if arch == "qwen2":  # as a list of named templates
+            write_tokenizer_files("tiny_qwen2", [{"name": "tool_use", "template": "tools"},
+                                                 {"name": "default", "template": CHAT_TEMPLATE}])
+        if arch == "qwen3_moe":  # chat_template.jinja wins over tokenizer_config.json
+            write_tokenizer_files("tiny_qwen3_moe", "ignored", jinja=CHAT_TEMPLATE)
         if arch == "llama":
             write_hf_dir("tiny_llama_sharded", hf_config(arch), weights, shards=2)
         if arch == "gemma3":

@@ -243,6 +243,24 @@ TEST(Loader, GgufTokenizerMetadata) {
   EXPECT_FALSE(q.tokenizer->add_space_prefix);
 }
 
+TEST(Loader, HfTokenizerAndChatTemplate) {
+  const std::string tmpl = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}";
+  for (const std::string& arch : std::vector<std::string>{"qwen3", "qwen2", "qwen3_moe"}) {
+    SCOPED_TRACE(arch);
+    const LoadedModel m = load_model(hf_path(arch));
+    ASSERT_NE(m.tokenizer, nullptr);
+    EXPECT_EQ(m.tokenizer->kind, TokenizerSource::Kind::bpe);
+    EXPECT_EQ(m.tokenizer->tokens.size(), 64u);
+    EXPECT_EQ(m.tokenizer->json_path, hf_path(arch) + "/tokenizer.json");
+    // generation_config.json's end-of-generation id 5 joins the tokenizer's own (<|im_end|> = 57).
+    const auto& eos = m.tokenizer->eos_ids;
+    EXPECT_NE(std::find(eos.begin(), eos.end(), 57), eos.end());
+    EXPECT_NE(std::find(eos.begin(), eos.end(), 5), eos.end());
+    EXPECT_EQ(m.chat_template, tmpl);  // string, the "default" of a list, or chat_template.jinja
+  }
+  EXPECT_EQ(load_model(hf_path("llama")).tokenizer, nullptr);  // no tokenizer.json
+}
+
 TEST(Loader, DtypeOptions) {
   LoadOptions o;
   o.dtype = DType::bf16;
