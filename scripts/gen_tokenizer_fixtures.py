@@ -15,11 +15,14 @@ a built-in multilingual corpus with the same components as the real ones:
 Each folder has cases.json: [{text, ids, ids_plain, ids_no_parse, decoded, decoded_skip}] from the
 Hugging Face `tokenizers` library (sentencepiece for the *-spm ones: {text, ids, decoded}).
 
-With --gguf PATH (a real GGUF, e.g. the Gemma 3 default model) it also writes
-gguf-<name>/cases.json with ids from transformers' GGUF tokenizer conversion
-(AutoTokenizer.from_pretrained(dir, gguf_file=...)).
+With --gguf NAME=PATH (real GGUF files: the Gemma 3 default model, the vocabulary-only
+ggml-vocab-*.gguf files in the llama-cpp-python source package) it instead writes
+gguf-NAME/cases.json [{text, ids_plain, decoded}] with ids from transformers' GGUF tokenizer
+conversion (AutoTokenizer.from_pretrained(dir, gguf_file=...)), or for SentencePiece vocabularies
+with a dummy prefix from `tokenizers` with the hub's Llama 2 layout (see gguf_fixture); the GGUF files are not committed,
+the tests use them when FLAGOS_DEFAULT_MODEL / FLAGOS_TOKENIZER_VOCAB_DIR point at them.
 
-Usage: /work/venv/bin/python scripts/gen_tokenizer_fixtures.py [--gguf PATH --gguf-name NAME]
+Usage: /work/venv/bin/python scripts/gen_tokenizer_fixtures.py [--gguf NAME=PATH ...]
 """
 import argparse
 import json
@@ -267,18 +270,18 @@ def spm_source_fixture(name, model_file, texts):
     write_json(os.path.join(d, "cases.json"), cases)
 
 
-def spm_to_hf(model_file, style):
+def spm_to_hf(pieces, unk_id, bos_id, eos_id, style):
     """tokenizer.json laid out as the Hugging Face hub's Llama 2 / Gemma files are: BPE over the
     SentencePiece pieces with merges ranked by the merged piece's score, byte fallback, and
     ' ' -> U+2581 (legacy Llama 2: Prepend + Replace normalizers; "metaspace": Metaspace
-    pre-tokenizer with prepend_scheme "first"; Gemma: Replace only, no dummy prefix)."""
-    from sentencepiece import sentencepiece_model_pb2 as pb
+    pre-tokenizer with prepend_scheme "first"; Gemma: Replace only, no dummy prefix).
+    pieces: [(text, score, type)] with SentencePiece / GGUF types (1 normal, 2 unknown,
+    3 control, 4 user-defined, 5 unused, 6 byte)."""
     from tokenizers import AddedToken
-    proto = pb.ModelProto()
-    with open(model_file, "rb") as f:
-        proto.ParseFromString(f.read())
-    vocab = {p.piece: i for i, p in enumerate(proto.pieces)}
-    normal = {p.piece: (p.score, i) for i, p in enumerate(proto.pieces) if p.type == pb.ModelProto.SentencePiece.NORMAL}
+    vocab = {}
+    for i, (p, _, _) in enumerate(pieces):
+        vocab.setdefault(p, i)
+    normal = {p: (score, i) for i, (p, score, t) in enumerate(pieces) if t == 1}
     ranked = []
     for token, (score, i) in normal.items():
         for k in range(1, len(token)):
@@ -286,7 +289,7 @@ def spm_to_hf(model_file, style):
             if left in normal and right in normal:
                 ranked.append((-score, i, left, right))
     merges = [(left, right) for _, _, left, right in sorted(ranked)]
-    unk = proto.pieces[proto.trainer_spec.unk_id].piece
+    unk = pieces[unk_id][0]
     tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True, byte_fallback=True))
     dec = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
     if style == "llama2":
@@ -298,31 +301,69 @@ def spm_to_hf(model_file, style):
     else:
         tok.normalizer = normalizers.Replace(" ", "\u2581")
     tok.decoder = decoders.Sequence(dec)
-    specials, user = [], []
-    for p in proto.pieces:
-        if p.type in (pb.ModelProto.SentencePiece.CONTROL, pb.ModelProto.SentencePiece.UNKNOWN):
-            specials.append(AddedToken(p.piece, special=True, normalized=False))
-        elif p.type == pb.ModelProto.SentencePiece.USER_DEFINED:
-            user.append(AddedToken(p.piece, special=False, normalized=False))
-    tok.add_special_tokens(specials)
-    tok.add_tokens(user)
-    bos = proto.pieces[proto.trainer_spec.bos_id].piece
-    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, vocab[bos])])
-    eos = proto.pieces[proto.trainer_spec.eos_id].piece
-    config = {"add_bos_token": True, "add_eos_token": False, "bos_token": bos, "eos_token": eos, "unk_token": unk}
+    tok.add_special_tokens([AddedToken(p, special=True, normalized=False) for p, _, t in pieces if t in (2, 3)])
+    tok.add_tokens([AddedToken(p, special=False, normalized=False) for p, _, t in pieces if t == 4])
+    bos = pieces[bos_id][0]
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, bos_id)])
+    config = {"add_bos_token": True, "add_eos_token": False, "bos_token": bos, "eos_token": pieces[eos_id][0],
+              "unk_token": unk}
     return tok, config
 
 
+def spm_model_pieces(model_file):
+    from sentencepiece import sentencepiece_model_pb2 as pb
+    proto = pb.ModelProto()
+    with open(model_file, "rb") as f:
+        proto.ParseFromString(f.read())
+    t = proto.trainer_spec
+    return [(p.piece, p.score, int(p.type)) for p in proto.pieces], t.unk_id, t.bos_id, t.eos_id
+
+
+def gguf_metadata(path):
+    """tokenizer.ggml.* values of a GGUF file (arrays as lists)."""
+    from gguf import GGUFReader
+    reader = GGUFReader(path)
+    out = {}
+    for key, field in reader.fields.items():
+        if not key.startswith("tokenizer.ggml."):
+            continue
+        name = key[len("tokenizer.ggml."):]
+        is_array = field.types[0].name == "ARRAY"
+        is_string = field.types[-1].name == "STRING"
+        values = [bytes(field.parts[i]).decode("utf-8") if is_string else field.parts[i].tolist()[0] for i in field.data]
+        out[name] = values if is_array else values[0]
+    return out
+
+
 def gguf_fixture(path, name, texts):
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path))
-    cases = []
+    """Reference ids for a real GGUF vocabulary. SentencePiece vocabularies with a dummy prefix
+    (Llama 2 style): `tokenizers` with the hub's legacy Llama 2 tokenizer.json layout built from the
+    GGUF's pieces (transformers' GGUF conversion uses Metaspace "first", which drops the dummy
+    prefix before a leading space, unlike sentencepiece and the hub file). Others: transformers'
+    GGUF tokenizer conversion (AutoTokenizer.from_pretrained(dir, gguf_file=...))."""
+    meta = gguf_metadata(path)
+    n_vocab = len(meta["tokens"])
+    if meta["model"] == "llama" and meta.get("add_space_prefix", True):
+        pieces = list(zip(meta["tokens"], meta["scores"], meta["token_type"]))
+        tok, _ = spm_to_hf(pieces, meta["unknown_token_id"], meta["bos_token_id"], meta["eos_token_id"], "llama2")
+        encode = lambda text: tok.encode(text, add_special_tokens=False).ids
+        decode = lambda ids: tok.decode(ids, skip_special_tokens=False)
+        source = "tokenizers, hub Llama 2 layout from the GGUF pieces"
+    else:
+        from transformers import AutoTokenizer
+        tf = AutoTokenizer.from_pretrained(os.path.dirname(os.path.abspath(path)), gguf_file=os.path.basename(path))
+        encode = lambda text: tf(text, add_special_tokens=False)["input_ids"]
+        decode = lambda ids: tf.backend_tokenizer.decode(ids, skip_special_tokens=False)
+        source = "transformers GGUF conversion"
+    cases, skipped = [], 0
     for text in texts:
-        ids = tok(text, add_special_tokens=True)["input_ids"]
-        ids_plain = tok(text, add_special_tokens=False)["input_ids"]
-        cases.append({"text": text, "ids": ids, "ids_plain": ids_plain,
-                      "decoded": tok.backend_tokenizer.decode(ids_plain, skip_special_tokens=False)})
+        ids = encode(text)
+        if any(i >= n_vocab for i in ids):  # a token the converter added that the GGUF does not have
+            skipped += 1
+            continue
+        cases.append({"text": text, "ids_plain": ids, "decoded": decode(ids)})
     write_json(os.path.join(OUT, "gguf-" + name, "cases.json"), cases)
+    print(f"gguf-{name}: {len(cases)} cases ({source}; {skipped} skipped: ids beyond the vocabulary)")
 
 
 def random_code_point_text(rng, n):
@@ -399,8 +440,8 @@ def unicode_fixture(rng):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--gguf")
-    ap.add_argument("--gguf-name", default="gemma3")
+    ap.add_argument("--gguf", action="append", default=[], metavar="NAME=PATH",
+                    help="only write gguf-NAME/cases.json for the GGUF at PATH (repeatable)")
     args = ap.parse_args()
     rng = random.Random(SEED)
     print(f"seed {SEED}")
@@ -408,7 +449,9 @@ def main():
     lines = corpus(rng)
 
     if args.gguf:
-        gguf_fixture(args.gguf, args.gguf_name, texts)
+        for spec in args.gguf:
+            name, path = spec.split("=", 1)
+            gguf_fixture(path, name, texts)
         return
 
     pretokenize_fixture(texts, random.Random(SEED + 1))
@@ -443,7 +486,8 @@ def main():
     spm_source_fixture("gemma-spm", gemma_model, texts)
     for name, model_file, style in [("llama2", llama2_model, "llama2"), ("llama2-metaspace", llama2_model, "metaspace"),
                                     ("gemma", gemma_model, "gemma")]:
-        tok, config = spm_to_hf(model_file, style)
+        pieces, unk_id, bos_id, eos_id = spm_model_pieces(model_file)
+        tok, config = spm_to_hf(pieces, unk_id, bos_id, eos_id, style)
         save_hf(name, tok, config, texts)
     shutil.rmtree(tmp)
     for name in sorted(os.listdir(OUT)):

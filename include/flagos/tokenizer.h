@@ -37,8 +37,8 @@ struct TokenizerSource {
   bool byte_fallback = true;           // SPM: unknown bytes as <0xXX>
   std::string json_path;               // where it came from, for error messages
   // Added for tokenizer.json fidelity (GGUF sources can leave these at their defaults):
-  // Tokens matched before pre-tokenization. When empty, the tokens of type 3 (control: special)
-  // and 4 (user-defined: not special) are used.
+  // Tokens matched before pre-tokenization. When empty, the tokens of type 2 and 3 (unknown,
+  // control: special) and 4 (user-defined: not special) are used.
   std::vector<AddedToken> added_tokens;
   bool ignore_merges = false;          // BPE: a word that is itself a token is not merged (Llama 3); also
                                        // on when `pre` names the Llama 3 pre-tokenizer

@@ -92,13 +92,16 @@ Tokenizer::Impl::Impl(std::shared_ptr<const TokenizerSource> s) : src(std::move(
   for (size_t i = 0; i < n; ++i)
     if (!src->tokens[i].empty()) vocab.emplace(src->tokens[i], static_cast<int32_t>(i));
 
-  // Added tokens: given, or the control and user-defined tokens of a GGUF vocabulary.
+  // Added tokens: given, or the control / unknown (special) and user-defined (not special) tokens
+  // of a GGUF vocabulary.
   if (!src->added_tokens.empty()) {
     added = src->added_tokens;
   } else {
-    for (size_t i = 0; i < n; ++i)
-      if ((types[i] == kTypeControl || types[i] == kTypeUserDefined) && !src->tokens[i].empty())
-        added.push_back({static_cast<int32_t>(i), src->tokens[i], types[i] == kTypeControl});
+    for (size_t i = 0; i < n; ++i) {
+      const bool special = types[i] == kTypeControl || types[i] == kTypeUnknown;
+      if ((special || types[i] == kTypeUserDefined) && !src->tokens[i].empty())
+        added.push_back({static_cast<int32_t>(i), src->tokens[i], special});
+    }
   }
   for (size_t i = 0; i < added.size(); ++i) {
     const auto& a = added[i];

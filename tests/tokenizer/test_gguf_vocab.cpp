@@ -1,0 +1,65 @@
+// Real vocabularies from GGUF files, as the GGUF loader reads them (tokenizer.ggml.*), against
+// transformers' GGUF tokenizer conversion (fixtures gguf-<name>/cases.json). The GGUF files are
+// not in the repository; the tests run when the environment points at them:
+//   FLAGOS_DEFAULT_MODEL        the Gemma 3 270M GGUF (scripts/fetch_default_model.sh) -> gguf-gemma3
+//   FLAGOS_TOKENIZER_VOCAB_DIR  a folder with llama.cpp's ggml-vocab-<name>.gguf files (shipped in the
+//                               llama-cpp-python source package under vendor/llama.cpp/models)
+//                               -> gguf-llama-bpe (Llama 3), gguf-qwen2, gguf-gpt-2, gguf-llama-spm
+//                               (Llama 2), gguf-phi-3
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include "fixtures.h"
+#include "flagos/tokenizer.h"
+#include "model/gguf.h"
+#include "model/loaders.h"
+
+namespace flagos::model {
+namespace {
+
+using namespace testing_fixtures;
+
+void check_vocab(const std::string& gguf_path, const std::string& fixture) {
+  auto t0 = std::chrono::steady_clock::now();
+  const Tokenizer tok(loaders::tokenizer_from_gguf(gguf::File::open(gguf_path)));
+  std::printf("%s: %lld tokens, loaded in %.0f ms\n", fixture.c_str(), static_cast<long long>(tok.vocab_size()),
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  const auto cases = load_json(fixtures_dir() + "/" + fixture + "/cases.json");
+  for (const auto& c : cases) {
+    const std::string text = c["text"];
+    const auto ids = c["ids_plain"].get<std::vector<int32_t>>();
+    EXPECT_TRUE(same_ids(tok.encode(text, false, true), ids, text)) << fixture;
+    EXPECT_EQ(tok.decode(ids), c["decoded"].get<std::string>()) << fixture << " " << nlohmann::json(text).dump();
+  }
+}
+
+TEST(GgufVocab, DefaultModelGemma3) {
+  const char* path = std::getenv("FLAGOS_DEFAULT_MODEL");
+  if (!path || !*path) GTEST_SKIP() << "FLAGOS_DEFAULT_MODEL is not set";
+  check_vocab(path, "gguf-gemma3");
+}
+
+class GgufVocabDir : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GgufVocabDir, MatchesTransformers) {
+  const char* dir = std::getenv("FLAGOS_TOKENIZER_VOCAB_DIR");
+  if (!dir || !*dir) GTEST_SKIP() << "FLAGOS_TOKENIZER_VOCAB_DIR is not set";
+  const std::string path = std::string(dir) + "/ggml-vocab-" + GetParam() + ".gguf";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not found";
+  check_vocab(path, std::string("gguf-") + GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabularies, GgufVocabDir,
+                         ::testing::Values("llama-bpe", "qwen2", "gpt-2", "llama-spm", "phi-3"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& ch : n)
+                             if (ch == '-') ch = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace flagos::model
