@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <memory>
 #include <ostream>
+#include <tuple>
 
 #include "flagos/engine.h"
 #include "flagos/ops.h"
@@ -104,6 +105,37 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"gemma3", DType::q6_k, 0.013}, Case{"llama", DType::q4_k, 0.22},
                       Case{"gemma3", DType::q4_k, 0.04}),
     [](const auto& info) { return info.param.arch + "_" + std::string(dtype_name(info.param.quant)); });
+
+}  // namespace
+}  // namespace flagos
+
+namespace flagos {
+namespace {
+
+// Activations and KV cache in bf16 / f16 (EngineOptions::compute_dtype) with f32 weights: logits
+// within the bound of the f32 reference (measured maxima with margin; see docs/perf/engine-cpu.md).
+class ComputeDtype : public ::testing::TestWithParam<std::tuple<std::string, DType>> {};
+
+TEST_P(ComputeDtype, LogitsWithinBound) {
+  const auto [arch, dtype] = GetParam();
+  const Golden g(arch);
+  engine::EngineOptions o;
+  o.compute_dtype = dtype;
+  engine::Engine eng(model::load_model(g.dir), o);
+  const auto [err, agree] = measure(eng, g);
+  const double bound = dtype == DType::bf16 ? 0.035 : 0.005;  // measured <= 0.020 and 0.0030
+  std::printf("[compute] %-10s %-5s activations: max rel err %.3g (bound %.3g), greedy agrees %d/8\n", arch.c_str(),
+              std::string(dtype_name(dtype)).c_str(), err, bound, agree);
+  EXPECT_LT(err, bound);
+  EXPECT_GT(err, 0.0) << "reduced precision changed nothing: the " << dtype << " path did not run";
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, ComputeDtype,
+                         ::testing::Combine(::testing::ValuesIn(test::golden_archs()),
+                                            ::testing::Values(DType::bf16, DType::f16)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::string(dtype_name(std::get<1>(info.param)));
+                         });
 
 }  // namespace
 }  // namespace flagos
