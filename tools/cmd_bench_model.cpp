@@ -2,8 +2,10 @@
 // shape of llama-bench's table. Random token ids; times the forward passes only (no tokenization,
 // no sampling). -b lists how many sequences run together (pp: b prompts in one pass per chunk;
 // tg: b sequences decoded together, one token each per step); t/s counts all sequences' tokens.
-//   flagos bench model [-m PATH] [-p 512] [-n 128] [-b 1,8] [-r 3] [-t THREADS] [--device D]
-//                      [--dtype D] [--quant q8_0] [--json FILE]
+//   flagos bench model [-m PATH | --random CONFIG.json] [-p 512] [-n 128] [-b 1,8] [-r 3] [-t THREADS]
+//                      [--device D] [--dtype D] [--quant q8_0] [--json FILE]
+// --random: random weights for the architecture and shapes of a Hugging Face config.json, made on
+// the device (default dtype bf16), for large shapes without the weights file.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -106,7 +108,8 @@ std::string human_params(int64_t p) {
 }  // namespace
 
 int cmd_bench_model(Args& a) {
-  const ModelArgs m = parse_model_args(a);
+  const auto random_config = a.value("--random");
+  const ModelArgs m = parse_model_args(a, /*need_path=*/!random_config);
   auto pv = a.value("-p");
   if (!pv) pv = a.value("--n-prompt");
   auto nv = a.value("-n");
@@ -121,7 +124,18 @@ int cmd_bench_model(Args& a) {
   for (auto b : batches)
     if (b < 1) fail<InvalidArgument>("-b: batch sizes must be >= 1");
 
-  model::LoadedModel lm = load_with_progress(m);
+  model::LoadedModel lm;
+  if (random_config) {
+    model::RandomModelOptions ro;
+    ro.device = m.load.device;
+    ro.dtype = m.load.dtype.value_or(DType::bf16);
+    ro.quant = m.load.quant;
+    ProgressBar rbar("random weights");
+    ro.progress = [&rbar](int64_t d, int64_t t) { rbar.update(d, t); };
+    lm = model::random_model(*random_config, ro);
+  } else {
+    lm = load_with_progress(m);
+  }
   const std::string model_name = lm.config.arch + " " + std::filesystem::path(lm.path).filename().string();
   const int64_t bytes = lm.weights.total_bytes(), params = lm.weights.total_params();
   engine::EngineOptions eo;

@@ -37,7 +37,7 @@ static DType parse_dtype_arg(const std::string& flag, const std::string& v, bool
   fail<InvalidArgument>(flag, " ", v, ": expected q8_0");
 }
 
-ModelArgs parse_model_args(Args& a) {
+ModelArgs parse_model_args(Args& a, bool need_path) {
   ModelArgs m;
   auto path = a.value("-m");
   if (!path) path = a.value("--model");
@@ -50,7 +50,8 @@ ModelArgs parse_model_args(Args& a) {
   if (auto d = a.value("--device")) m.load.device = parse_device(*d);
   if (auto d = a.value("--dtype")) m.load.dtype = parse_dtype_arg("--dtype", *d, false);
   if (auto q = a.value("--quant")) m.load.quant = parse_dtype_arg("--quant", *q, true);
-  m.path = resolve_model_path(path);
+  if (need_path) m.path = resolve_model_path(path);
+  else if (path) fail<InvalidArgument>("give either -m PATH or --random CONFIG, not both");
   return m;
 }
 

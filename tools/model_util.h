@@ -20,8 +20,8 @@ struct ModelArgs {
   model::LoadOptions load;
 };
 // Parses -m/--model, --device, --dtype, --quant, -t/--threads (sets FLAGOS_NUM_THREADS before the
-// CPU thread pool starts).
-ModelArgs parse_model_args(Args& a);
+// CPU thread pool starts). need_path: resolve -m (or the default model) into `path`.
+ModelArgs parse_model_args(Args& a, bool need_path = true);
 // load_model with a progress bar on stderr.
 model::LoadedModel load_with_progress(const ModelArgs& m);
 

@@ -117,6 +117,17 @@ struct LoadedModel {
 // throws InvalidArgument naming the file and field on malformed input.
 LoadedModel load_model(const std::string& path, const LoadOptions& opts = {});
 
+// A model with random weights built from a Hugging Face config.json alone (no tokenizer), created
+// directly on `device`: for benchmarks of large shapes without the weights file.
+struct RandomModelOptions {
+  Device device = Device::cpu();
+  DType dtype = DType::bf16;   // matrices; norm weights and biases are f32
+  std::optional<DType> quant;  // quantize 2-D linear weights (not embeddings) to this block type
+  uint64_t seed = 1;
+  std::function<void(int64_t, int64_t)> progress;  // (elements done, total)
+};
+LoadedModel random_model(const std::string& config_json_path, const RandomModelOptions& opts = {});
+
 // The architectures the engine implements ("llama", "qwen2", "qwen3", "qwen3_moe", "gemma3").
 const std::vector<std::string>& supported_architectures();
 
