@@ -10,7 +10,7 @@ class Tensor;
 }
 
 namespace flagos::cuda {
-#define FLAGOS_CUDA_FAMILIES(X) X(copy)
+#define FLAGOS_CUDA_FAMILIES(X) X(copy) X(unary) X(binary) X(reduce) X(reduce_stats) X(scan) X(index) X(sort)
 #define FLAGOS_DECLARE_FAMILY(f) void register_##f(KernelRegistry& reg, uint16_t backend_id);
 FLAGOS_CUDA_FAMILIES(FLAGOS_DECLARE_FAMILY)
 #undef FLAGOS_DECLARE_FAMILY
