@@ -130,7 +130,7 @@ int cmd_bench_model(Args& a) {
     ro.device = m.load.device;
     ro.dtype = m.load.dtype.value_or(DType::bf16);
     ro.quant = m.load.quant;
-    ProgressBar rbar("random weights");
+    ProgressBar rbar("random weights", /*bytes=*/false);
     ro.progress = [&rbar](int64_t d, int64_t t) { rbar.update(d, t); };
     lm = model::random_model(*random_config, ro);
   } else {
@@ -162,7 +162,7 @@ int cmd_bench_model(Args& a) {
   std::vector<Row> rows;
   const int64_t total_runs = static_cast<int64_t>(batches.size() * (prompts.size() + gens.size())) * reps;
   int64_t done_runs = 0;
-  ProgressBar bar("benchmarking");
+  ProgressBar bar("benchmarking", /*bytes=*/false);
   auto bench = [&](bool prompt, int64_t n, int64_t b) {
     if (n == 0) return;
     std::vector<double> v;

@@ -12,7 +12,9 @@ namespace flagos::cli {
 
 class ProgressBar {
  public:
-  explicit ProgressBar(std::string label) : label_(std::move(label)), tty_(isatty(STDERR_FILENO) != 0) {}
+  // bytes: show done/total as sizes (else as plain counts).
+  explicit ProgressBar(std::string label, bool bytes = true)
+      : label_(std::move(label)), tty_(isatty(STDERR_FILENO) != 0), bytes_(bytes) {}
   ~ProgressBar() { finish(); }
   ProgressBar(const ProgressBar&) = delete;
   ProgressBar& operator=(const ProgressBar&) = delete;
@@ -27,10 +29,10 @@ class ProgressBar {
       constexpr int kWidth = 30;
       const int fill = pct * kWidth / 100;
       std::fprintf(stderr, "\r%s [%s%s] %3d%% %s / %s", label_.c_str(), std::string(fill, '#').c_str(),
-                   std::string(kWidth - fill, '.').c_str(), pct, human(done).c_str(), human(total).c_str());
+                   std::string(kWidth - fill, '.').c_str(), pct, amount(done).c_str(), amount(total).c_str());
       drawn_ = true;
     } else if (pct >= next_pct_) {
-      std::fprintf(stderr, "%s %d%% (%s / %s)\n", label_.c_str(), pct, human(done).c_str(), human(total).c_str());
+      std::fprintf(stderr, "%s %d%% (%s / %s)\n", label_.c_str(), pct, amount(done).c_str(), amount(total).c_str());
       next_pct_ = (pct / 10 + 1) * 10;
     }
     if (done >= total) finish();
@@ -42,6 +44,7 @@ class ProgressBar {
     if (drawn_) std::fprintf(stderr, " (%.1f s)\n", s);
   }
 
+  std::string amount(int64_t v) const { return bytes_ ? human(v) : std::to_string(v); }
   static std::string human(int64_t bytes) {
     char buf[32];
     const double b = static_cast<double>(bytes);
@@ -57,6 +60,7 @@ class ProgressBar {
  private:
   std::string label_;
   bool tty_;
+  bool bytes_;
   bool drawn_ = false;
   bool finished_ = false;
   int next_pct_ = 0;
