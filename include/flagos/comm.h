@@ -90,6 +90,8 @@ flagosResult_t flagosCommAbort(flagosComm_t comm);
 flagosResult_t flagosCommGetAsyncError(flagosComm_t comm, flagosResult_t* asyncError);
 flagosResult_t flagosCommCount(const flagosComm_t comm, int* count);
 flagosResult_t flagosCommUserRank(const flagosComm_t comm, int* rank);
+/* This rank's device, "cpu:0" or "cuda:1". */
+flagosResult_t flagosCommDevice(const flagosComm_t comm, char* buf, size_t bufsize);
 /* "rank 1: cpu:0 on host node3 (pid 1234), adaptor host-mpi, caps ..." as all-gathered at init. */
 flagosResult_t flagosCommRankInfo(const flagosComm_t comm, int rank, char* buf, size_t bufsize);
 

@@ -9,11 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "adaptors/host/host_adaptor.h"
 #include "bootstrap.h"
 #include "comm_internal.h"
-#include "flagos/backend.h"
-#include "flagos/device.h"
+#include "setup.h"
 
 namespace flagos::comm {
 
@@ -32,7 +30,8 @@ const char* op_label(flagosRedOp_t op) {
 const char* coll_call_name(Coll c) {
   static const char* names[] = {"flagosAllReduce", "flagosBroadcast", "flagosReduce",   "flagosAllGather",
                                 "flagosReduceScatter", "flagosAlltoAll", "flagosAlltoAllv", "flagosGather",
-                                "flagosScatter",   "flagosBarrier",   "flagosSend",     "flagosRecv"};
+                                "flagosScatter",   "flagosBarrier",   "flagosSend",     "flagosRecv",
+                                "all-gather-v",    "reduce-scatter-v", "gather-v",      "scatter-v"};
   return names[static_cast<int>(c)];
 }
 
@@ -226,16 +225,15 @@ flagosResult_t make(Op op, flagosComm_t comm) {
       case Coll::alltoallv:
       case Coll::barrier:
         break;
+      case Coll::all_gather_v:
+      case Coll::reduce_scatter_v:
+      case Coll::gather_v:
+      case Coll::scatter_v:
+        comm_fail(flagosInternalError, call, ": internal call kind");
     }
   });
   if (r != flagosSuccess) return r;
   return submit(comm, std::move(op));
-}
-
-std::string hostname() {
-  char buf[256] = {0};
-  ::gethostname(buf, sizeof(buf) - 1);
-  return buf;
 }
 
 }  // namespace
@@ -293,26 +291,10 @@ flagosResult_t flagosCommInitRankConfig(flagosComm_t* out, int nranks, flagosUni
     c->rank = rank;
     c->nranks = nranks;
     c->settings = resolve_settings(config);
-    const flagos::Device dev = flagos::parse_device(c->settings.device);
-    flagos::Backend& be = flagos::backend_of(dev);
-    if (!be.host_accessible(dev.index))
-      comm_fail(flagosNotSupported, call, " (rank ", rank, " of ", nranks, "): device ", flagos::to_string(dev),
-                " is not host-accessible and no device adaptor (NCCL) is built yet");
-    const flagos::DeviceProps props = be.device_props(dev.index);
-    RankInfo mine;
-    mine.device = flagos::to_string(dev);
-    mine.host = hostname();
-    mine.pid = ::getpid();
-    mine.adaptor = "host-mpi";
-    mine.caps = props.name + (props.capabilities.empty() ? "" : ", " + props.capabilities);
-    mine.transport = host::local_transport(call);
-    c->ranks = rendezvous(id, nranks, rank, mine, c->settings.timeout);
-    for (int r = 0; r < nranks; ++r)
-      if (c->ranks[static_cast<size_t>(r)].adaptor != mine.adaptor)
-        comm_fail(flagosNotSupported, call, " (rank ", rank, " of ", nranks, "): rank ", r, " uses adaptor ",
-                  c->ranks[static_cast<size_t>(r)].adaptor, " on ", c->ranks[static_cast<size_t>(r)].device,
-                  ", this rank ", mine.adaptor, " on ", mine.device, ": heterogeneous mode is not implemented yet");
-    c->adaptor = host::create(rank, c->ranks, fields.magic, c->settings.timeout);
+    const LocalDevice dev = resolve_device(c->settings.device, call);
+    Bootstrap bootstrap(id, nranks, rank, describe_rank(dev, call), c->settings.timeout);
+    c->ranks = bootstrap.table();
+    c->adaptor = make_adaptor(rank, c->ranks, bootstrap, dev, fields.magic, c->settings.timeout, call);
     *out = c.release();
   });
 }
@@ -325,7 +307,16 @@ flagosResult_t flagosCommDestroy(flagosComm_t comm) {
   return guarded([&] {
     if (!comm) comm_fail(flagosInvalidArgument, "flagosCommDestroy: comm is null");
     std::unique_ptr<flagosComm> owned(comm);
-    if (comm->async_error != flagosSuccess) comm->adaptor->abort();
+    if (comm->async_error != flagosSuccess) {
+      comm->adaptor->abort();
+      return;
+    }
+    try {
+      comm->adaptor->finish(std::chrono::steady_clock::now() + comm->settings.timeout);
+    } catch (...) {
+      comm->adaptor->abort();
+      throw;
+    }
   });
 }
 
@@ -339,6 +330,11 @@ flagosResult_t flagosCommAbort(flagosComm_t comm) {
 
 flagosResult_t flagosCommGetAsyncError(flagosComm_t comm, flagosResult_t* err) {
   if (!comm || !err) return flagosInvalidArgument;
+  if (comm->async_error == flagosSuccess && comm->adaptor) {
+    std::string msg;
+    const flagosResult_t r = comm->adaptor->async_error(&msg);
+    if (r != flagosSuccess) comm->async_error = r, comm->async_message = msg;
+  }
   *err = comm->async_error;
   return flagosSuccess;
 }
@@ -355,11 +351,18 @@ flagosResult_t flagosCommUserRank(const flagosComm_t comm, int* rank) {
   return flagosSuccess;
 }
 
+flagosResult_t flagosCommDevice(const flagosComm_t comm, char* buf, size_t bufsize) {
+  if (!comm || !buf || !bufsize) return flagosInvalidArgument;
+  std::snprintf(buf, bufsize, "%s", comm->ranks[static_cast<size_t>(comm->rank)].device.c_str());
+  return flagosSuccess;
+}
+
 flagosResult_t flagosCommRankInfo(const flagosComm_t comm, int rank, char* buf, size_t bufsize) {
   if (!comm || !buf || rank < 0 || rank >= comm->nranks) return flagosInvalidArgument;
   const RankInfo& r = comm->ranks[static_cast<size_t>(rank)];
   const std::string s = flagos::detail::concat("rank ", rank, ": ", r.device, " on host ", r.host, " (pid ", r.pid,
-                                               "), adaptor ", r.adaptor, ", ", r.transport, ", caps ", r.caps);
+                                               "), adaptor ", r.adaptor, ", ", r.transport, ", caps ", r.caps,
+                                               "; communicator mode ", comm->adaptor->name());
   std::snprintf(buf, bufsize, "%s", s.c_str());
   return flagosSuccess;
 }

@@ -1,6 +1,7 @@
 // TCP rendezvous. Frames are a u32 length followed by the payload; the payload starts with a kind
 // byte. A rank sends HELLO (magic, version, nranks, rank, info); the root answers every rank with
-// TABLE (all infos) once all arrived, or ERROR (a message) when the rank must give up.
+// TABLE (all infos) once all arrived, or ERROR (a message) when the rank must give up. Afterwards
+// DATA frames carry all-gathers: each rank sends its blob, the root sends back all of them.
 #include "bootstrap.h"
 
 #include <arpa/inet.h>
@@ -25,9 +26,9 @@ namespace flagos::comm {
 namespace {
 
 constexpr char kIdTag[4] = {'F', 'L', 'G', 'C'};
-constexpr uint32_t kProtocol = 1;
+constexpr uint32_t kProtocol = 2;
 constexpr size_t kHostBytes = 96;
-enum FrameKind : uint8_t { kHello = 1, kTable = 2, kError = 3 };
+enum FrameKind : uint8_t { kHello = 1, kTable = 2, kError = 3, kData = 4 };
 
 using Clock = std::chrono::steady_clock;
 
@@ -81,12 +82,12 @@ struct Reader {
 };
 void put_info(Writer& w, const RankInfo& r) {
   w.str(r.device); w.str(r.host); w.u64(static_cast<uint64_t>(r.pid)); w.str(r.adaptor); w.str(r.caps);
-  w.str(r.transport);
+  w.str(r.transport); w.str(r.layout);
 }
 RankInfo get_info(Reader& rd) {
   RankInfo r;
   r.device = rd.str(); r.host = rd.str(); r.pid = static_cast<int64_t>(rd.num<uint64_t>());
-  r.adaptor = rd.str(); r.caps = rd.str(); r.transport = rd.str();
+  r.adaptor = rd.str(); r.caps = rd.str(); r.transport = rd.str(); r.layout = rd.str();
   return r;
 }
 
@@ -281,7 +282,8 @@ std::string error_payload(const std::string& msg) {
   return w.buf;
 }
 
-std::vector<RankInfo> serve(const IdFields& f, int nranks, const RankInfo& mine, std::chrono::milliseconds timeout) {
+std::vector<RankInfo> serve(const IdFields& f, int nranks, const RankInfo& mine, std::chrono::milliseconds timeout,
+                            std::vector<int>& keep) {
   const char* call = "flagosCommInitRank";
   const auto deadline = Clock::now() + timeout;
   Fd listener;
@@ -375,11 +377,13 @@ std::vector<RankInfo> serve(const IdFields& f, int nranks, const RankInfo& mine,
   for (int r = 1; r < nranks; ++r)
     if (!send_frame(peers[static_cast<size_t>(r)].get(), w.buf, deadline, call))
       comm_fail(flagosTimeout, call, " (rank 0): timed out sending the rank table to rank ", r);
+  keep.assign(static_cast<size_t>(nranks), -1);
+  for (int r = 1; r < nranks; ++r) keep[static_cast<size_t>(r)] = peers[static_cast<size_t>(r)].release();
   return table;
 }
 
 std::vector<RankInfo> join(const IdFields& f, int nranks, int rank, const RankInfo& mine,
-                           std::chrono::milliseconds timeout) {
+                           std::chrono::milliseconds timeout, std::vector<int>& keep) {
   const std::string call = detail::concat("flagosCommInitRank (rank ", rank, " of ", nranks, ")");
   const auto deadline = Clock::now() + timeout;
   const sockaddr_in addr = resolve(f.host, f.port, call.c_str());
@@ -421,16 +425,62 @@ std::vector<RankInfo> join(const IdFields& f, int nranks, int rank, const RankIn
   std::vector<RankInfo> table;
   for (uint32_t i = 0; i < n; ++i) table.push_back(get_info(rd));
   if (!rd.ok) comm_fail(flagosRemoteError, call, ": truncated rank table from the root");
+  keep = {fd.release()};
   return table;
 }
 
 }  // namespace
 
-std::vector<RankInfo> rendezvous(const flagosUniqueId& id, int nranks, int rank, const RankInfo& mine,
-                                 std::chrono::milliseconds timeout) {
+Bootstrap::Bootstrap(const flagosUniqueId& id, int nranks, int rank, const RankInfo& mine,
+                     std::chrono::milliseconds timeout)
+    : nranks_(nranks), rank_(rank), timeout_(timeout) {
   const IdFields f = decode_id(id, "flagosCommInitRank");
-  if (nranks == 1) return {mine};
-  return rank == 0 ? serve(f, nranks, mine, timeout) : join(f, nranks, rank, mine, timeout);
+  if (nranks == 1) table_ = {mine};
+  else if (rank == 0) table_ = serve(f, nranks, mine, timeout, fds_);
+  else table_ = join(f, nranks, rank, mine, timeout, fds_);
+}
+
+Bootstrap::~Bootstrap() {
+  for (int fd : fds_)
+    if (fd >= 0) ::close(fd);
+}
+
+std::vector<std::string> Bootstrap::allgather(const std::string& mine) {
+  const std::string call = detail::concat("flagosCommInitRank (rank ", rank_, " of ", nranks_, "): bootstrap exchange");
+  const auto deadline = Clock::now() + timeout_;
+  std::vector<std::string> all(static_cast<size_t>(nranks_));
+  all[static_cast<size_t>(rank_)] = mine;
+  if (nranks_ == 1) return all;
+  auto expect_data = [&](const std::string& frame, int from) {
+    if (frame.empty() || static_cast<uint8_t>(frame[0]) != kData)
+      comm_fail(flagosRemoteError, call, ": unexpected frame from rank ", from);
+  };
+  if (rank_ == 0) {
+    for (int r = 1; r < nranks_; ++r) {
+      std::string frame;
+      if (!recv_frame(fds_[static_cast<size_t>(r)], frame, deadline, call))
+        comm_fail(flagosTimeout, call, ": rank ", r, " sent nothing within ", timeout_.count(), " ms");
+      expect_data(frame, r);
+      all[static_cast<size_t>(r)] = frame.substr(1);
+    }
+    Writer w;
+    w.u8(kData);
+    for (const auto& s : all) w.str(s);
+    for (int r = 1; r < nranks_; ++r)
+      if (!send_frame(fds_[static_cast<size_t>(r)], w.buf, deadline, call))
+        comm_fail(flagosTimeout, call, ": timed out sending to rank ", r);
+    return all;
+  }
+  if (!send_frame(fds_[0], std::string(1, static_cast<char>(kData)) + mine, deadline, call))
+    comm_fail(flagosTimeout, call, ": timed out sending to the root");
+  std::string frame;
+  if (!recv_frame(fds_[0], frame, deadline, call))
+    comm_fail(flagosTimeout, call, ": the root sent nothing within ", timeout_.count(), " ms");
+  expect_data(frame, 0);
+  Reader rd{frame, 1};
+  for (auto& s : all) s = rd.str();
+  if (!rd.ok) comm_fail(flagosRemoteError, call, ": truncated exchange from the root");
+  return all;
 }
 
 }  // namespace flagos::comm

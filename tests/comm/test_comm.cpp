@@ -1,33 +1,30 @@
-// Multi-process tests of the communication library, run by ctest under `flagos launch -n N`.
-// Every rank builds deterministic inputs for every rank, so each checks its output against a
-// float64 reference computed locally. Prints one line per failure (with the case's parameters) and
-// "N passed, M failed". Modes:
-//   (none)                      the suite: every collective x dtype x op x size x in/out of place,
-//                               argument mismatches, wrong and stale unique ids
+// Multi-process tests of the communication library on host buffers, run by ctest under
+// `flagos launch -n N`. Modes:
+//   (none)                      the suite (comm_suite.cpp) on host memory, then the error checks
 //   --mode kill|timeout         fault scenarios, run by the driver below
 //   --driver kill|timeout FLAGOS N   runs `FLAGOS launch -n N -- SELF --mode ...` and checks how it ends
+// Prints one line per failure and "N passed, M failed".
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
-#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "comm_suite.h"
 #include "flagos/comm.h"
-#include "flagos/dtype.h"
+
+using comm_test::g_fail;
+using comm_test::g_n;
+using comm_test::g_pass;
+using comm_test::g_rank;
 
 namespace {
-
-int g_rank = 0, g_n = 1;
-int g_pass = 0, g_fail = 0;
 
 #define CHECK_OK(call)                                                                                    \
   do {                                                                                                    \
@@ -39,393 +36,16 @@ int g_pass = 0, g_fail = 0;
     }                                                                                                     \
   } while (0)
 
-struct TypeDesc { const char* name; flagosDataType_t t; size_t size; bool is_float; bool is_signed; };
-const TypeDesc kTypes[] = {{"i8", flagosInt8, 1, false, true},      {"u8", flagosUint8, 1, false, false},
-                           {"i32", flagosInt32, 4, false, true},    {"u32", flagosUint32, 4, false, false},
-                           {"i64", flagosInt64, 8, false, true},    {"u64", flagosUint64, 8, false, false},
-                           {"f16", flagosFloat16, 2, true, true},   {"bf16", flagosBfloat16, 2, true, true},
-                           {"f32", flagosFloat32, 4, true, true},   {"f64", flagosFloat64, 8, true, true}};
-const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
-
-void store(void* p, size_t i, flagosDataType_t t, double v) {
-  switch (t) {
-    case flagosInt8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); break;
-    case flagosUint8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); break;
-    case flagosInt32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
-    case flagosUint32: static_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); break;
-    case flagosInt64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); break;
-    case flagosUint64: static_cast<uint64_t*>(p)[i] = static_cast<uint64_t>(v); break;
-    case flagosFloat16: static_cast<uint16_t*>(p)[i] = flagos::f32_to_f16(static_cast<float>(v)); break;
-    case flagosBfloat16: static_cast<uint16_t*>(p)[i] = flagos::f32_to_bf16(static_cast<float>(v)); break;
-    case flagosFloat32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
-    case flagosFloat64: static_cast<double*>(p)[i] = v; break;
-    default: break;
-  }
-}
-double load(const void* p, size_t i, flagosDataType_t t) {
-  switch (t) {
-    case flagosInt8: return static_cast<const int8_t*>(p)[i];
-    case flagosUint8: return static_cast<const uint8_t*>(p)[i];
-    case flagosInt32: return static_cast<const int32_t*>(p)[i];
-    case flagosUint32: return static_cast<const uint32_t*>(p)[i];
-    case flagosInt64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-    case flagosUint64: return static_cast<double>(static_cast<const uint64_t*>(p)[i]);
-    case flagosFloat16: return flagos::f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case flagosBfloat16: return flagos::bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case flagosFloat32: return static_cast<const float*>(p)[i];
-    case flagosFloat64: return static_cast<const double*>(p)[i];
-    default: return 0;
-  }
-}
-
-uint64_t mix(uint64_t x) {
-  x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
-  return x;
-}
-
-// Input element i of rank r for a case (salt), already representable in the dtype; ranges keep
-// every reduction of up to 5 ranks exact for integers and finite for floats.
-double input(const TypeDesc& td, int op, uint64_t salt, int r, size_t i) {
-  const uint64_t h = mix(salt * 1000003u + static_cast<uint64_t>(r) * 7919u + i);
-  double v;
-  if (td.is_float) {
-    v = op == flagosProd ? 0.5 + static_cast<double>(h % 97) / 64.0 : (static_cast<double>(h % 2001) - 1000.0) / 64.0;
-  } else if (op == flagosProd) {
-    v = td.is_signed ? static_cast<double>(h % 5) - 2 : static_cast<double>(h % 3);
-  } else {
-    const int range = td.size == 1 ? 20 : 1000;
-    v = td.is_signed ? static_cast<double>(h % (2 * range + 1)) - range : static_cast<double>(h % (range + 1));
-  }
-  char tmp[8];
-  store(tmp, 0, td.t, v);
-  return load(tmp, 0, td.t);
-}
-
-struct Case {
-  const char* coll;
-  const TypeDesc* td;
-  int op;  // -1: none
-  size_t count;
-  bool in_place;
-  int root;
-  std::string name() const {
-    char b[200];
-    std::snprintf(b, sizeof(b), "%s dtype=%s op=%s count=%zu %s root=%d nranks=%d rank=%d", coll, td->name,
-                  op >= 0 ? kOpNames[op] : "-", count, in_place ? "in-place" : "out-of-place", root, g_n, g_rank);
-    return b;
-  }
+class HostMemory final : public comm_test::Memory {
+ public:
+  bool host() const override { return true; }
+  void* alloc(size_t bytes) override { return std::malloc(bytes); }
+  void release(void* p) override { std::free(p); }
+  void upload(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void download(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
+  void* stream() override { return nullptr; }
+  void synchronize() override {}
 };
-
-// Reduction over ranks of element i (float64 reference) and its tolerance.
-void reference(const TypeDesc& td, int op, uint64_t salt, size_t i, double& ref, double& tol) {
-  double acc = input(td, op, salt, 0, i), mag = std::fabs(acc);
-  for (int r = 1; r < g_n; ++r) {
-    const double x = input(td, op, salt, r, i);
-    mag += std::fabs(x);
-    if (op == flagosSum || op == flagosAvg) acc += x;
-    else if (op == flagosProd) acc *= x;
-    else if (op == flagosMax) acc = std::max(acc, x);
-    else acc = std::min(acc, x);
-  }
-  if (op == flagosAvg) acc = td.is_float ? acc / g_n : std::trunc(acc / g_n);
-  double eps = 0;
-  if (td.t == flagosFloat16) eps = std::ldexp(1.0, -10);
-  else if (td.t == flagosBfloat16) eps = std::ldexp(1.0, -7);
-  else if (td.t == flagosFloat32) eps = std::ldexp(1.0, -22);
-  else if (td.t == flagosFloat64) eps = std::ldexp(1.0, -50);
-  if (op == flagosProd) mag = std::fabs(acc);
-  if (op == flagosMax || op == flagosMin) mag = 0;
-  ref = acc;
-  tol = eps * (g_n + 1) * mag;
-}
-
-bool compare(const Case& c, const void* got, size_t n, const std::function<void(size_t, double&, double&)>& want) {
-  for (size_t i = 0; i < n; ++i) {
-    double ref, tol;
-    want(i, ref, tol);
-    const double g = load(got, i, c.td->t);
-    if (!(std::fabs(g - ref) <= tol)) {
-      std::printf("FAIL %s: element %zu is %.17g, expected %.17g (tolerance %.3g)\n", c.name().c_str(), i, g, ref, tol);
-      ++g_fail;
-      return false;
-    }
-  }
-  ++g_pass;
-  return true;
-}
-
-struct Buf {
-  std::vector<char> v;
-  Buf(size_t elems, size_t es) : v(elems * es + 8, static_cast<char>(0x5a)) {}
-  char* at(size_t i, size_t es) { return v.data() + i * es; }
-};
-
-void check_rc(const Case& c, flagosResult_t r) {
-  if (r != flagosSuccess) {
-    std::printf("FAIL %s: %s: %s\n", c.name().c_str(), flagosGetErrorString(r), flagosGetLastError(nullptr));
-    std::exit(3);  // the communicator may be broken: stop here
-  }
-}
-
-void run_suite(flagosComm_t comm) {
-  const std::vector<size_t> small = {0, 1, 7, 13, 1021};
-  uint64_t salt = 1;
-  const size_t n = static_cast<size_t>(g_n), me = static_cast<size_t>(g_rank);
-  for (const TypeDesc& td : kTypes) {
-    const size_t es = td.size;
-    std::vector<size_t> sizes = small;
-    if (td.t == flagosFloat32 || td.t == flagosBfloat16 || td.t == flagosInt64) sizes.push_back(65537);
-    for (size_t count : sizes) {
-      for (bool ip : {false, true}) {
-        // ---- reductions ----
-        for (int op = 0; op < flagosNumOps; ++op) {
-          const flagosRedOp_t rop = static_cast<flagosRedOp_t>(op);
-          {  // all-reduce
-            ++salt;
-            Case c{"AllReduce", &td, op, count, ip, -1};
-            Buf s(count, es), r(count, es);
-            for (size_t i = 0; i < count; ++i) store(ip ? r.v.data() : s.v.data(), i, td.t, input(td, op, salt, g_rank, i));
-            check_rc(c, flagosAllReduce(ip ? r.v.data() : s.v.data(), r.v.data(), count, td.t, rop, comm, nullptr));
-            compare(c, r.v.data(), count, [&](size_t i, double& ref, double& tol) { reference(td, op, salt, i, ref, tol); });
-          }
-          {  // reduce
-            ++salt;
-            const int root = static_cast<int>((count + salt) % n);
-            Case c{"Reduce", &td, op, count, ip, root};
-            Buf s(count, es), r(count, es);
-            for (size_t i = 0; i < count; ++i) store(ip ? r.v.data() : s.v.data(), i, td.t, input(td, op, salt, g_rank, i));
-            check_rc(c, flagosReduce(ip ? r.v.data() : s.v.data(), r.v.data(), count, td.t, rop, root, comm, nullptr));
-            if (g_rank == root)
-              compare(c, r.v.data(), count, [&](size_t i, double& ref, double& tol) { reference(td, op, salt, i, ref, tol); });
-          }
-          {  // reduce-scatter: in place means recvbuff = sendbuff + rank * count
-            ++salt;
-            Case c{"ReduceScatter", &td, op, count, ip, -1};
-            Buf s(count * n, es), r(count, es);
-            for (size_t i = 0; i < count * n; ++i) store(s.v.data(), i, td.t, input(td, op, salt, g_rank, i));
-            char* out = ip ? s.at(me * count, es) : r.v.data();
-            check_rc(c, flagosReduceScatter(s.v.data(), out, count, td.t, rop, comm, nullptr));
-            compare(c, out, count, [&](size_t i, double& ref, double& tol) { reference(td, op, salt, me * count + i, ref, tol); });
-          }
-        }
-        auto exact = [&](double v) { return [v](size_t, double& ref, double& tol) { ref = v; tol = 0; }; };
-        (void)exact;
-        {  // broadcast
-          ++salt;
-          const int root = static_cast<int>((count * 3 + salt) % n);
-          Case c{"Broadcast", &td, -1, count, ip, root};
-          Buf s(count, es), r(count, es);
-          if (g_rank == root)
-            for (size_t i = 0; i < count; ++i) store(ip ? r.v.data() : s.v.data(), i, td.t, input(td, 0, salt, root, i));
-          check_rc(c, flagosBroadcast(ip ? r.v.data() : s.v.data(), r.v.data(), count, td.t, root, comm, nullptr));
-          compare(c, r.v.data(), count, [&](size_t i, double& ref, double& tol) { ref = input(td, 0, salt, root, i); tol = 0; });
-        }
-        {  // all-gather: in place means sendbuff = recvbuff + rank * count
-          ++salt;
-          Case c{"AllGather", &td, -1, count, ip, -1};
-          Buf s(count, es), r(count * n, es);
-          char* in = ip ? r.at(me * count, es) : s.v.data();
-          for (size_t i = 0; i < count; ++i) store(in, i, td.t, input(td, 0, salt, g_rank, i));
-          check_rc(c, flagosAllGather(in, r.v.data(), count, td.t, comm, nullptr));
-          compare(c, r.v.data(), count * n, [&](size_t i, double& ref, double& tol) {
-            ref = input(td, 0, salt, static_cast<int>(i / count), i % count); tol = 0; });
-        }
-        {  // all-to-all: block p of rank q's input lands at block q of rank p
-          ++salt;
-          Case c{"AlltoAll", &td, -1, count, ip, -1};
-          Buf s(count * n, es), r(count * n, es);
-          char* in = ip ? r.v.data() : s.v.data();
-          for (size_t i = 0; i < count * n; ++i) store(in, i, td.t, input(td, 0, salt, g_rank, i));
-          check_rc(c, flagosAlltoAll(in, r.v.data(), count, td.t, comm, nullptr));
-          compare(c, r.v.data(), count * n, [&](size_t i, double& ref, double& tol) {
-            ref = input(td, 0, salt, static_cast<int>(i / count), me * count + i % count); tol = 0; });
-        }
-        {  // all-to-all-v: rank q sends c(q,p) elements to p, with gaps between blocks
-          ++salt;
-          Case c{"AlltoAllv", &td, -1, count, ip, -1};
-          auto cnt = [&](size_t q, size_t p) { return (q * 3 + p * 5 + count) % 7 + (count > 100 ? count / 8 : 0); };
-          std::vector<size_t> sc(n), sd(n), rc(n), rd(n);
-          size_t so = 0, ro = 0;
-          for (size_t p = 0; p < n; ++p) {
-            sc[p] = cnt(me, p); sd[p] = so; so += sc[p] + 1;
-            rc[p] = cnt(p, me); rd[p] = ro; ro += rc[p] + 1;
-          }
-          const size_t total = std::max(so, ro);
-          Buf s(total, es), r(total, es);
-          char* in = ip ? r.v.data() : s.v.data();
-          for (size_t i = 0; i < so; ++i) store(in, i, td.t, input(td, 0, salt, g_rank, i));
-          check_rc(c, flagosAlltoAllv(in, sc.data(), sd.data(), r.v.data(), rc.data(), rd.data(), td.t, comm, nullptr));
-          bool ok = true;
-          for (size_t p = 0; p < n && ok; ++p) {
-            // Rank p placed its block for me at its own sdispl for me.
-            size_t psd = 0;
-            for (size_t q = 0; q < me; ++q) psd += cnt(p, q) + 1;
-            for (size_t i = 0; i < rc[p] && ok; ++i) {
-              const double g = load(r.v.data(), rd[p] + i, td.t), want = input(td, 0, salt, static_cast<int>(p), psd + i);
-              if (g != want) {
-                std::printf("FAIL %s: from rank %zu element %zu is %.17g, expected %.17g\n", c.name().c_str(), p, i, g, want);
-                ok = false;
-              }
-            }
-          }
-          ok ? ++g_pass : ++g_fail;
-        }
-        {  // gather: in place means sendbuff = recvbuff + root * count on the root
-          ++salt;
-          const int root = static_cast<int>((count + 2 * salt) % n);
-          Case c{"Gather", &td, -1, count, ip, root};
-          Buf s(count, es), r(count * n, es);
-          char* in = ip && g_rank == root ? r.at(me * count, es) : s.v.data();
-          for (size_t i = 0; i < count; ++i) store(in, i, td.t, input(td, 0, salt, g_rank, i));
-          check_rc(c, flagosGather(in, r.v.data(), count, td.t, root, comm, nullptr));
-          if (g_rank == root)
-            compare(c, r.v.data(), count * n, [&](size_t i, double& ref, double& tol) {
-              ref = input(td, 0, salt, static_cast<int>(i / count), i % count); tol = 0; });
-        }
-        {  // scatter: in place means recvbuff = sendbuff + root * count on the root
-          ++salt;
-          const int root = static_cast<int>((count + 5 * salt) % n);
-          Case c{"Scatter", &td, -1, count, ip, root};
-          Buf s(count * n, es), r(count, es);
-          if (g_rank == root)
-            for (size_t i = 0; i < count * n; ++i) store(s.v.data(), i, td.t, input(td, 0, salt, root, i));
-          char* out = ip && g_rank == root ? s.at(me * count, es) : r.v.data();
-          check_rc(c, flagosScatter(s.v.data(), out, count, td.t, root, comm, nullptr));
-          compare(c, out, count, [&](size_t i, double& ref, double& tol) { ref = input(td, 0, salt, root, me * count + i); tol = 0; });
-        }
-      }
-    }
-  }
-  {  // send/recv ring in a group (one at a time would deadlock for large messages), plus a barrier
-    for (size_t count : {size_t(0), size_t(1), size_t(100003)}) {
-      ++salt;
-      const TypeDesc& td = kTypes[8];
-      Case c{"Send/Recv ring", &td, -1, count, false, -1};
-      Buf s(count, 4), r(count, 4);
-      for (size_t i = 0; i < count; ++i) store(s.v.data(), i, td.t, input(td, 0, salt, g_rank, i));
-      const int to = (g_rank + 1) % g_n, from = (g_rank + g_n - 1) % g_n;
-      CHECK_OK(flagosGroupStart());
-      CHECK_OK(flagosSend(s.v.data(), count, td.t, to, comm, nullptr));
-      CHECK_OK(flagosRecv(r.v.data(), count, td.t, from, comm, nullptr));
-      check_rc(c, flagosGroupEnd());
-      compare(c, r.v.data(), count, [&](size_t i, double& ref, double& tol) { ref = input(td, 0, salt, from, i); tol = 0; });
-    }
-    CHECK_OK(flagosBarrier(comm, nullptr));
-    ++g_pass;
-  }
-  {  // several collectives fused in one group
-    ++salt;
-    const TypeDesc& td = kTypes[8];
-    Case c{"group of 3 AllReduce", &td, 0, 333, false, -1};
-    std::vector<Buf> s, r;
-    for (int k = 0; k < 3; ++k) {
-      s.emplace_back(333, 4);
-      r.emplace_back(333, 4);
-      for (size_t i = 0; i < 333; ++i) store(s[k].v.data(), i, td.t, input(td, 0, salt + k, g_rank, i));
-    }
-    CHECK_OK(flagosGroupStart());
-    for (int k = 0; k < 3; ++k) CHECK_OK(flagosAllReduce(s[k].v.data(), r[k].v.data(), 333, td.t, flagosSum, comm, nullptr));
-    check_rc(c, flagosGroupEnd());
-    for (int k = 0; k < 3; ++k)
-      compare(c, r[k].v.data(), 333, [&](size_t i, double& ref, double& tol) { reference(td, 0, salt + k, i, ref, tol); });
-  }
-}
-
-void expect_error(const char* what, flagosResult_t got, flagosResult_t want, const char* needle) {
-  const std::string msg = flagosGetLastError(nullptr);
-  if (got == want && msg.find(needle) != std::string::npos) {
-    ++g_pass;
-  } else {
-    std::printf("FAIL %s (rank %d of %d): got %s (%s), expected %s mentioning '%s'\n", what, g_rank, g_n,
-                flagosGetErrorString(got), msg.c_str(), flagosGetErrorString(want), needle);
-    ++g_fail;
-  }
-}
-
-// Argument checks, mismatches between ranks, wrong and stale unique ids.
-void run_errors(flagosComm_t world) {
-  float x[16] = {0};
-  expect_error("bad dtype", flagosAllReduce(x, x, 1, static_cast<flagosDataType_t>(42), flagosSum, world, nullptr),
-               flagosInvalidArgument, "datatype 42");
-  expect_error("bad root", flagosBroadcast(x, x, 1, flagosFloat32, g_n, world, nullptr), flagosInvalidArgument, "root");
-  expect_error("null buffer", flagosAllReduce(nullptr, x, 3, flagosFloat32, flagosSum, world, nullptr),
-               flagosInvalidArgument, "sendbuff is null");
-
-  // A second communicator from a fresh id that rank 0 shares over the first (as with NCCL + MPI).
-  flagosUniqueId id;
-  if (g_rank == 0) CHECK_OK(flagosCommGetUniqueId(&id));
-  CHECK_OK(flagosBroadcast(&id, &id, sizeof(id), flagosUint8, 0, world, nullptr));
-  flagosConfig_t cfg = FLAGOS_CONFIG_INITIALIZER;
-  cfg.timeout_ms = 20000;
-  cfg.check_args = 1;
-  if (g_rank == 1) {  // a wrong magic is rejected quickly; the root keeps waiting for the real rank 1
-    flagosUniqueId bad = id;
-    bad.internal[9] ^= 0x5a;
-    flagosComm_t c = nullptr;
-    const auto t0 = std::chrono::steady_clock::now();
-    expect_error("wrong magic", flagosCommInitRankConfig(&c, g_n, bad, 1, &cfg), flagosInvalidArgument, "magic");
-    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(5)) {
-      std::printf("FAIL wrong magic: took more than 5 s to be rejected\n");
-      ++g_fail;
-    }
-  }
-  flagosComm_t checked = nullptr;
-  CHECK_OK(flagosCommInitRankConfig(&checked, g_n, id, g_rank, &cfg));
-  int cnt = 0;
-  CHECK_OK(flagosCommCount(checked, &cnt));
-  char info[512];
-  CHECK_OK(flagosCommRankInfo(checked, (g_rank + 1) % g_n, info, sizeof(info)));
-  if (cnt != g_n || !std::strstr(info, "cpu")) {
-    std::printf("FAIL rank info: count %d, '%s'\n", cnt, info);
-    ++g_fail;
-  } else {
-    ++g_pass;
-  }
-  // Ranks disagreeing on count / dtype: every rank gets the same clear error, no hang.
-  expect_error("count mismatch", flagosAllReduce(x, x, g_rank == 0 ? 10 : 11, flagosFloat32, flagosSum, checked, nullptr),
-               flagosInvalidUsage, "disagree on count");
-  expect_error("dtype mismatch",
-               flagosAllGather(x, x, 1, g_rank == 0 ? flagosFloat32 : flagosInt32, checked, nullptr),
-               flagosInvalidUsage, "disagree on datatype");
-  // Still usable after the detected mismatch.
-  float one = 1, sum = 0;
-  CHECK_OK(flagosAllReduce(&one, &sum, 1, flagosFloat32, flagosSum, checked, nullptr));
-  if (sum == static_cast<float>(g_n)) ++g_pass;
-  else std::printf("FAIL all-reduce after mismatch: %g\n", sum), ++g_fail;
-  // A receive of fewer elements than expected names both counts.
-  if (g_n >= 2 && g_rank <= 1) {
-    if (g_rank == 0) CHECK_OK(flagosSend(x, 5, flagosFloat32, 1, checked, nullptr));
-    else expect_error("recv count mismatch", flagosRecv(x, 7, flagosFloat32, 0, checked, nullptr), flagosInvalidUsage,
-                      "expected 7 elements of f32 from rank 0, received 5");
-  }
-  CHECK_OK(flagosCommDestroy(checked));
-
-  // A stale id: nobody listens there any more.
-  flagosConfig_t quick = FLAGOS_CONFIG_INITIALIZER;
-  quick.timeout_ms = 300;
-  flagosUniqueId stale;
-  {
-    char* p = stale.internal;
-    std::memset(p, 0, sizeof(stale.internal));
-    std::memcpy(p, "FLGC", 4);
-    const uint32_t proto = 1;
-    std::memcpy(p + 4, &proto, 4);
-    const uint64_t magic = 0x1234;
-    std::memcpy(p + 8, &magic, 8);
-    const uint16_t port = 1;  // privileged, never listening in CI
-    std::memcpy(p + 16, &port, 2);
-    std::strcpy(p + 24, "127.0.0.1");
-  }
-  flagosComm_t c = nullptr;
-  if (g_n > 1) {
-    const auto t0 = std::chrono::steady_clock::now();
-    expect_error("stale id", flagosCommInitRankConfig(&c, 2, stale, 1, &quick), flagosTimeout, "no root answered");
-    if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(3)) std::printf("FAIL stale id: slow\n"), ++g_fail;
-  }
-  flagosUniqueId garbage;
-  std::memset(&garbage, 7, sizeof(garbage));
-  expect_error("garbage id", flagosCommInitRank(&c, 2, garbage, 1), flagosInvalidArgument, "bad tag");
-}
 
 int env_int(const char* a, const char* b, int dflt) {
   const char* e = std::getenv(a);
@@ -524,8 +144,9 @@ int main(int argc, char** argv) {
   if (mode == "timeout") return mode_timeout();
   const auto t0 = std::chrono::steady_clock::now();
   flagosComm_t world = init_world();
-  run_suite(world);
-  run_errors(world);
+  HostMemory mem;
+  comm_test::run_suite(world, mem);
+  comm_test::run_errors(world, mem, "cpu");
   CHECK_OK(flagosCommDestroy(world));
   std::printf("%d passed, %d failed (%.1f s)\n", g_pass, g_fail,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

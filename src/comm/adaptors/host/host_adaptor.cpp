@@ -1,13 +1,16 @@
-// Host buffers over Open MPI. Every call is issued as a nonblocking MPI operation and completed by
-// polling MPI_Testall against the communicator's timeout, so a missing or stuck rank turns into
-// flagosTimeout instead of a hang. f16/bf16 reduce through user-defined MPI ops computing in f32;
-// avg is a sum divided by nranks afterwards.
+// Host buffers over Open MPI. Every call is issued as nonblocking MPI operations and completed by
+// polling MPI_Testall (against the communicator's timeout in run(), by the caller after start()),
+// so a missing or stuck rank turns into flagosTimeout instead of a hang. f16/bf16 reduce through
+// user-defined MPI ops computing in f32; avg is a sum divided by nranks afterwards. Counts and
+// displacements beyond MPI's int are split into pieces (several MPI calls, or point-to-point
+// messages for the gathering collectives).
 #include "adaptors/host/host_adaptor.h"
 
 #include <mpi.h>
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
@@ -110,68 +113,125 @@ MPI_Op mpi_op(flagosDataType_t t, flagosRedOp_t op) {
   return builtin[k];
 }
 
-template <typename T>
-void divide_ints(void* p, size_t n, int by) {
-  T* v = static_cast<T*>(p);
-  for (size_t i = 0; i < n; ++i) v[i] = static_cast<T>(v[i] / static_cast<T>(by));
-}
-
-// avg = sum / nranks; integers truncate toward zero.
-void divide(void* p, size_t n, flagosDataType_t t, int by) {
-  switch (t) {
-    case flagosInt8: return divide_ints<int8_t>(p, n, by);
-    case flagosUint8: return divide_ints<uint8_t>(p, n, by);
-    case flagosInt32: return divide_ints<int32_t>(p, n, by);
-    case flagosUint32: return divide_ints<uint32_t>(p, n, by);
-    case flagosInt64: return divide_ints<int64_t>(p, n, by);
-    case flagosUint64: return divide_ints<uint64_t>(p, n, by);
-    case flagosFloat32: {
-      float* v = static_cast<float*>(p);
-      for (size_t i = 0; i < n; ++i) v[i] /= static_cast<float>(by);
-      return;
-    }
-    case flagosFloat64: {
-      double* v = static_cast<double*>(p);
-      for (size_t i = 0; i < n; ++i) v[i] /= by;
-      return;
-    }
-    case flagosFloat16:
-    case flagosBfloat16: {
-      uint16_t* v = static_cast<uint16_t*>(p);
-      const bool bf = t == flagosBfloat16;
-      for (size_t i = 0; i < n; ++i)
-        v[i] = bf ? f32_to_bf16(bf16_to_f32(v[i]) / static_cast<float>(by))
-                  : f32_to_f16(f16_to_f32(v[i]) / static_cast<float>(by));
-      return;
-    }
-    default: return;
+// The requests of one start(): completion is polled with MPI_Testall; afterwards the `after`
+// steps (avg division, copies out of temporaries) run and receive counts are checked.
+class HostWork final : public Work {
+ public:
+  HostWork(std::string what, int rank) : what_(std::move(what)), rank_(rank) {}
+  ~HostWork() override {
+    // Requests still in flight cannot be freed safely: MPI_Finalize could hang on them.
+    if (!complete_ && !reqs.empty()) g_poisoned = true;
   }
+  bool done() override {
+    if (complete_) return true;
+    if (!reqs.empty()) {
+      status_.resize(reqs.size());
+      int flag = 0;
+      const int rc = MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &flag, status_.data());
+      if (rc != MPI_SUCCESS) fail_mpi(rc);
+      if (!flag) return false;
+    }
+    complete_ = true;
+    check_recv_counts();
+    for (auto& f : after) f();
+    return true;
+  }
+  const std::string& what() const { return what_; }
+
+  std::vector<MPI_Request> reqs;
+  std::vector<std::function<void()>> after;
+  std::vector<std::vector<char>> temps;
+  struct RecvCheck {
+    size_t first, last;  // request range of one flagosRecv (several when split into pieces)
+    size_t count;
+    int peer;
+    flagosDataType_t dt;
+  };
+  std::vector<RecvCheck> recv_checks;
+
+ private:
+  [[noreturn]] void fail_mpi(int rc) {
+    int code = rc;
+    if (rc == MPI_ERR_IN_STATUS)
+      for (const auto& s : status_)
+        if (s.MPI_ERROR != MPI_SUCCESS && s.MPI_ERROR != MPI_ERR_PENDING) {
+          code = s.MPI_ERROR;
+          break;
+        }
+    complete_ = true;  // the requests are dead; nothing to wait for
+    g_poisoned = true;
+    int cls = 0;
+    MPI_Error_class(code, &cls);
+    if (cls == MPI_ERR_TRUNCATE)
+      comm_fail(flagosInvalidUsage, what_,
+                ": a rank sent more elements than this rank expects (counts differ between ranks): ",
+                mpi_error_text(code));
+    comm_fail(flagosRemoteError, what_, ": MPI: ", mpi_error_text(code));
+  }
+  void check_recv_counts() {
+    for (const auto& c : recv_checks) {
+      size_t got = 0;
+      for (size_t i = c.first; i < c.last; ++i) {
+        int k = 0;
+        MPI_Get_count(&status_[i], mpi_type(c.dt), &k);
+        got += static_cast<size_t>(k);
+      }
+      if (got != c.count)
+        comm_fail(flagosInvalidUsage, "flagosRecv (rank ", rank_, "): expected ", c.count, " elements of ",
+                  dtype_label(c.dt), " from rank ", c.peer, ", received ", got);
+    }
+  }
+
+  std::string what_;
+  int rank_;
+  bool complete_ = false;
+  std::vector<MPI_Status> status_;
+};
+
+// Largest element count (and displacement) given to one MPI call; bigger calls are split into
+// pieces. INT_MAX unless FLAGOS_COMM_MPI_MAX_COUNT lowers it (tests use it to reach the split paths).
+size_t max_mpi_count() {
+  static const size_t v = [] {
+    const char* e = std::getenv("FLAGOS_COMM_MPI_MAX_COUNT");
+    if (!e || !*e) return static_cast<size_t>(INT_MAX);
+    char* end = nullptr;
+    const unsigned long long x = std::strtoull(e, &end, 10);
+    if (*end || x == 0 || x > static_cast<unsigned long long>(INT_MAX))
+      comm_fail(flagosInvalidArgument, "FLAGOS_COMM_MPI_MAX_COUNT='", e, "' must be a count in 1..", INT_MAX);
+    return static_cast<size_t>(x);
+  }();
+  return v;
 }
 
 class HostAdaptor final : public Adaptor {
  public:
   HostAdaptor(int rank, int nranks, MPI_Comm comm, std::chrono::milliseconds timeout)
-      : rank_(rank), nranks_(nranks), comm_(comm), timeout_(timeout) {}
+      : rank_(rank), nranks_(nranks), comm_(comm), timeout_(timeout), limit_(max_mpi_count()) {}
   ~HostAdaptor() override {
-    if (comm_ != MPI_COMM_NULL && !broken_) MPI_Comm_free(&comm_);
+    if (comm_ != MPI_COMM_NULL && !broken_ && !g_poisoned) MPI_Comm_free(&comm_);
   }
   const char* name() const override { return "host-mpi"; }
 
   void run(std::span<const Op> ops) override {
-    Pending p;
-    for (const Op& op : ops) start(op, p);
-    wait(p, ops);
-    for (auto& f : p.after) f();
+    auto w = start(ops, {});
+    wait(static_cast<HostWork&>(*w));
+  }
+
+  std::unique_ptr<Work> start(std::span<const Op> ops, std::span<Work* const>) override {
+    auto w = std::make_unique<HostWork>(describe(ops), rank_);
+    try {
+      for (const Op& op : ops) start_one(op, *w);
+    } catch (...) {
+      broken_ = true;
+      throw;
+    }
+    return w;
   }
 
   void agree_max(int64_t* values, int n) override {
-    Pending p;
-    p.reqs.emplace_back();
-    check(MPI_Iallreduce(MPI_IN_PLACE, values, n, MPI_INT64_T, MPI_MAX, comm_, &p.reqs.back()),
-          "argument check");
-    Op op;
-    op.coll = Coll::all_reduce;
-    wait(p, std::span<const Op>(&op, 1));
+    auto w = std::make_unique<HostWork>(detail::concat("argument check (rank ", rank_, " of ", nranks_, ")"), rank_);
+    check(MPI_Iallreduce(MPI_IN_PLACE, values, n, MPI_INT64_T, MPI_MAX, comm_, &next(*w)), "argument check");
+    wait(*w);
   }
 
   void abort() noexcept override {
@@ -179,134 +239,297 @@ class HostAdaptor final : public Adaptor {
   }
 
  private:
-  struct Pending {
-    std::vector<MPI_Request> reqs;
-    std::vector<std::function<void()>> after;
-    std::vector<std::vector<char>> temps;
-    struct RecvCheck { size_t req; size_t count; int peer; flagosDataType_t dt; };
-    std::vector<RecvCheck> recv_checks;
-  };
-
   std::string where(const char* call) const {
     return detail::concat(call, " (rank ", rank_, " of ", nranks_, ")");
   }
   void check(int rc, const char* call) {
     if (rc != MPI_SUCCESS) comm_fail(flagosRemoteError, where(call), ": MPI: ", mpi_error_text(rc));
   }
-  int to_int(size_t v, const Op& op, const char* what) const {
-    if (v > static_cast<size_t>(INT_MAX))
-      comm_fail(flagosNotSupported, where(coll_call_name(op.coll)), ": ", what, " ", v,
-                " exceeds the host adaptor's limit of INT_MAX elements per call (MPI counts are int)");
-    return static_cast<int>(v);
+  bool fits(size_t v) const { return v <= limit_; }
+  MPI_Request& next(HostWork& w) { return w.reqs.emplace_back(MPI_REQUEST_NULL); }
+  char* temp(HostWork& w, size_t bytes) { return w.temps.emplace_back(bytes ? bytes : 1).data(); }
+  // Calls f(first, n) for consecutive pieces of at most limit_ elements; one empty piece for 0.
+  template <typename F>
+  void pieces(size_t count, F&& f) const {
+    if (count == 0) return f(size_t{0}, 0);
+    for (size_t a = 0; a < count; a += limit_) f(a, static_cast<int>(std::min(limit_, count - a)));
   }
-  MPI_Request& next(Pending& p) { return p.reqs.emplace_back(MPI_REQUEST_NULL); }
-  char* temp(Pending& p, size_t bytes) { return p.temps.emplace_back(bytes ? bytes : 1).data(); }
 
-  void start(const Op& op, Pending& p) {
+  // Internal point-to-point (tag 1; flagosSend/flagosRecv use tag 0), split into pieces.
+  void p2p_send(HostWork& w, const char* p, size_t count, flagosDataType_t t, int peer, const char* call) {
+    const size_t es = dtype_size(t);
+    pieces(count, [&](size_t a, int n) {
+      check(MPI_Isend(p + a * es, n, mpi_type(t), peer, 1, comm_, &next(w)), call);
+    });
+  }
+  void p2p_recv(HostWork& w, char* p, size_t count, flagosDataType_t t, int peer, const char* call) {
+    const size_t es = dtype_size(t);
+    pieces(count, [&](size_t a, int n) {
+      check(MPI_Irecv(p + a * es, n, mpi_type(t), peer, 1, comm_, &next(w)), call);
+    });
+  }
+
+  void avg_after(HostWork& w, const Op& op, void* out, size_t count) {
+    if (op.op == flagosAvg && count) {
+      const flagosDataType_t t = op.dtype;
+      const int by = nranks_;
+      w.after.push_back([out, count, t, by] { divide_elements(out, count, t, by); });
+    }
+  }
+
+  void start_one(const Op& op, HostWork& w) {
     const char* call = coll_call_name(op.coll);
     const MPI_Datatype dt = mpi_type(op.dtype);
     const size_t es = dtype_size(op.dtype);
-    const int n = to_int(op.count, op, "count");
+    const size_t count = op.count;
+    const size_t n = static_cast<size_t>(nranks_), me = static_cast<size_t>(rank_);
     const char* send = static_cast<const char*>(op.send);
     char* recv = static_cast<char*>(op.recv);
-    const bool reducing = op.coll == Coll::all_reduce || op.coll == Coll::reduce || op.coll == Coll::reduce_scatter;
-    if (reducing) to_int(op.count * static_cast<size_t>(nranks_), op, "count x nranks");
-    auto avg_after = [&](void* out, size_t count) {
-      if (op.op == flagosAvg && count) {
-        const flagosDataType_t t = op.dtype;
-        const int by = nranks_;
-        p.after.push_back([out, count, t, by] { divide(out, count, t, by); });
-      }
-    };
+    const MPI_Op mop = mpi_op(op.dtype, op.op);
     switch (op.coll) {
       case Coll::all_reduce:
-        check(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send, recv, n, dt, mpi_op(op.dtype, op.op), comm_, &next(p)),
-              call);
-        avg_after(recv, op.count);
+        pieces(count, [&](size_t a, int k) {
+          check(MPI_Iallreduce(send == recv ? MPI_IN_PLACE : send + a * es, recv + a * es, k, dt, mop, comm_, &next(w)),
+                call);
+        });
+        avg_after(w, op, recv, count);
         break;
       case Coll::broadcast:
-        if (rank_ == op.root && send != recv && op.count) std::memcpy(recv, send, op.count * es);
-        check(MPI_Ibcast(recv, n, dt, op.root, comm_, &next(p)), call);
+        if (rank_ == op.root && send != recv && count) std::memcpy(recv, send, count * es);
+        pieces(count, [&](size_t a, int k) { check(MPI_Ibcast(recv + a * es, k, dt, op.root, comm_, &next(w)), call); });
         break;
       case Coll::reduce: {
         const bool in_place = rank_ == op.root && send == recv;
-        check(MPI_Ireduce(in_place ? MPI_IN_PLACE : send, recv, n, dt, mpi_op(op.dtype, op.op), op.root, comm_,
-                          &next(p)),
-              call);
-        if (rank_ == op.root) avg_after(recv, op.count);
+        pieces(count, [&](size_t a, int k) {
+          check(MPI_Ireduce(in_place ? MPI_IN_PLACE : send + a * es, recv ? recv + a * es : nullptr, k, dt, mop, op.root,
+                            comm_, &next(w)),
+                call);
+        });
+        if (rank_ == op.root) avg_after(w, op, recv, count);
         break;
       }
       case Coll::all_gather: {
-        const bool in_place = send == recv + static_cast<size_t>(rank_) * op.count * es;
-        check(MPI_Iallgather(in_place ? MPI_IN_PLACE : send, n, dt, recv, n, dt, comm_, &next(p)), call);
+        const bool in_place = send == recv + me * count * es;
+        if (fits(count)) {
+          check(MPI_Iallgather(in_place ? MPI_IN_PLACE : send, static_cast<int>(count), dt, recv,
+                               static_cast<int>(count), dt, comm_, &next(w)),
+                call);
+        } else {  // every rank broadcasts its block, in pieces
+          if (!in_place) std::memcpy(recv + me * count * es, send, count * es);
+          for (int r = 0; r < nranks_; ++r)
+            pieces(count, [&](size_t a, int k) {
+              check(MPI_Ibcast(recv + (static_cast<size_t>(r) * count + a) * es, k, dt, r, comm_, &next(w)), call);
+            });
+        }
         break;
       }
       case Coll::reduce_scatter: {
         // MPI forbids aliasing; NCCL's in-place form (recv inside send) goes through a temporary.
-        const size_t bytes = op.count * es;
-        const bool overlaps = recv + bytes > send && send + bytes * static_cast<size_t>(nranks_) > recv;
-        char* out = overlaps && bytes ? temp(p, bytes) : recv;
-        check(MPI_Ireduce_scatter_block(send, out, n, dt, mpi_op(op.dtype, op.op), comm_, &next(p)), call);
-        if (out != recv) p.after.push_back([out, recv, bytes] { std::memcpy(recv, out, bytes); });
-        avg_after(recv, op.count);
+        const size_t bytes = count * es;
+        const bool overlaps = recv + bytes > send && send + bytes * n > recv;
+        char* out = overlaps && bytes ? temp(w, bytes) : recv;
+        if (fits(count) && fits(count * n)) {
+          check(MPI_Ireduce_scatter_block(send, out, static_cast<int>(count), dt, mop, comm_, &next(w)), call);
+        } else {  // one reduce per block, in pieces
+          for (int r = 0; r < nranks_; ++r)
+            pieces(count, [&](size_t a, int k) {
+              check(MPI_Ireduce(send + (static_cast<size_t>(r) * count + a) * es, r == rank_ ? out + a * es : nullptr, k,
+                                dt, mop, r, comm_, &next(w)),
+                    call);
+            });
+        }
+        if (out != recv) w.after.push_back([out, recv, bytes] { std::memcpy(recv, out, bytes); });
+        avg_after(w, op, recv, count);
         break;
       }
       case Coll::alltoall: {
-        const size_t bytes = op.count * es * static_cast<size_t>(nranks_);
+        const size_t bytes = count * es * n;
         const char* in = send;
         if (send == recv && bytes) {
-          char* t = temp(p, bytes);
+          char* t = temp(w, bytes);
           std::memcpy(t, send, bytes);
           in = t;
         }
-        check(MPI_Ialltoall(in, n, dt, recv, n, dt, comm_, &next(p)), call);
+        if (fits(count) && fits(count * n)) {
+          check(MPI_Ialltoall(in, static_cast<int>(count), dt, recv, static_cast<int>(count), dt, comm_, &next(w)), call);
+        } else {
+          for (size_t p = 0; p < n; ++p) {
+            if (p == me) {
+              std::memcpy(recv + p * count * es, in + p * count * es, count * es);
+              continue;
+            }
+            p2p_recv(w, recv + p * count * es, count, op.dtype, static_cast<int>(p), call);
+            p2p_send(w, in + p * count * es, count, op.dtype, static_cast<int>(p), call);
+          }
+        }
         break;
       }
       case Coll::alltoallv: {
-        auto& ints = p.temps.emplace_back(4 * static_cast<size_t>(nranks_) * sizeof(int));
-        int* sc = reinterpret_cast<int*>(ints.data());
-        int* sd = sc + nranks_;
-        int* rc = sd + nranks_;
-        int* rd = rc + nranks_;
         size_t send_extent = 0;
-        for (int r = 0; r < nranks_; ++r) {
-          const size_t i = static_cast<size_t>(r);
-          sc[r] = to_int(op.sendcounts[i], op, "sendcounts[r]");
-          sd[r] = to_int(op.sdispls[i], op, "sdispls[r]");
-          rc[r] = to_int(op.recvcounts[i], op, "recvcounts[r]");
-          rd[r] = to_int(op.rdispls[i], op, "rdispls[r]");
-          if (op.sendcounts[i]) send_extent = std::max(send_extent, op.sdispls[i] + op.sendcounts[i]);
+        bool all_fit = true;
+        for (size_t r = 0; r < n; ++r) {
+          all_fit = all_fit && fits(op.sendcounts[r]) && fits(op.sdispls[r]) && fits(op.recvcounts[r]) &&
+                    fits(op.rdispls[r]);
+          if (op.sendcounts[r]) send_extent = std::max(send_extent, op.sdispls[r] + op.sendcounts[r]);
         }
         const char* in = send;
         if (send == recv && send_extent) {
-          char* t = temp(p, send_extent * es);
+          char* t = temp(w, send_extent * es);
           std::memcpy(t, send, send_extent * es);
           in = t;
         }
-        check(MPI_Ialltoallv(in, sc, sd, dt, recv, rc, rd, dt, comm_, &next(p)), call);
+        if (all_fit) {
+          const int* v = keep_ints(w, ints(op.sendcounts, op.sdispls, op.recvcounts, op.rdispls));
+          check(MPI_Ialltoallv(in, v, v + n, dt, recv, v + 2 * n, v + 3 * n, dt, comm_, &next(w)), call);
+        } else {
+          for (size_t p = 0; p < n; ++p) {
+            if (p == me) {
+              if (op.sendcounts[p] != op.recvcounts[p])
+                comm_fail(flagosInvalidUsage, where(call), ": sendcounts[", p, "]=", op.sendcounts[p],
+                          " differs from recvcounts[", p, "]=", op.recvcounts[p], " for this rank's own block");
+              std::memcpy(recv + op.rdispls[p] * es, in + op.sdispls[p] * es, op.sendcounts[p] * es);
+              continue;
+            }
+            p2p_recv(w, recv + op.rdispls[p] * es, op.recvcounts[p], op.dtype, static_cast<int>(p), call);
+            p2p_send(w, in + op.sdispls[p] * es, op.sendcounts[p], op.dtype, static_cast<int>(p), call);
+          }
+        }
         break;
       }
       case Coll::gather: {
-        const bool in_place = rank_ == op.root && send == recv + static_cast<size_t>(op.root) * op.count * es;
-        check(MPI_Igather(in_place ? MPI_IN_PLACE : send, n, dt, recv, n, dt, op.root, comm_, &next(p)), call);
+        const bool in_place = rank_ == op.root && send == recv + static_cast<size_t>(op.root) * count * es;
+        if (fits(count) && fits(count * n)) {
+          check(MPI_Igather(in_place ? MPI_IN_PLACE : send, static_cast<int>(count), dt, recv, static_cast<int>(count),
+                            dt, op.root, comm_, &next(w)),
+                call);
+        } else if (rank_ == op.root) {
+          if (!in_place) std::memcpy(recv + me * count * es, send, count * es);
+          for (size_t r = 0; r < n; ++r)
+            if (r != me) p2p_recv(w, recv + r * count * es, count, op.dtype, static_cast<int>(r), call);
+        } else {
+          p2p_send(w, send, count, op.dtype, op.root, call);
+        }
         break;
       }
       case Coll::scatter: {
-        const bool in_place = rank_ == op.root && recv == send + static_cast<size_t>(op.root) * op.count * es;
-        check(MPI_Iscatter(send, n, dt, in_place ? MPI_IN_PLACE : recv, n, dt, op.root, comm_, &next(p)), call);
+        const bool in_place = rank_ == op.root && recv == send + static_cast<size_t>(op.root) * count * es;
+        if (fits(count) && fits(count * n)) {
+          check(MPI_Iscatter(send, static_cast<int>(count), dt, in_place ? MPI_IN_PLACE : recv, static_cast<int>(count),
+                             dt, op.root, comm_, &next(w)),
+                call);
+        } else if (rank_ == op.root) {
+          if (!in_place) std::memcpy(recv, send + me * count * es, count * es);
+          for (size_t r = 0; r < n; ++r)
+            if (r != me) p2p_send(w, send + r * count * es, count, op.dtype, static_cast<int>(r), call);
+        } else {
+          p2p_recv(w, recv, count, op.dtype, op.root, call);
+        }
         break;
       }
       case Coll::barrier:
-        check(MPI_Ibarrier(comm_, &next(p)), call);
+        check(MPI_Ibarrier(comm_, &next(w)), call);
         break;
       case Coll::send:
-        check(MPI_Isend(send, n, dt, op.root, 0, comm_, &next(p)), call);
+        pieces(count, [&](size_t a, int k) { check(MPI_Isend(send + a * es, k, dt, op.root, 0, comm_, &next(w)), call); });
         break;
-      case Coll::recv:
-        p.recv_checks.push_back({p.reqs.size(), op.count, op.root, op.dtype});
-        check(MPI_Irecv(recv, n, dt, op.root, 0, comm_, &next(p)), call);
+      case Coll::recv: {
+        const size_t first = w.reqs.size();
+        pieces(count, [&](size_t a, int k) { check(MPI_Irecv(recv + a * es, k, dt, op.root, 0, comm_, &next(w)), call); });
+        w.recv_checks.push_back({first, w.reqs.size(), count, op.root, op.dtype});
         break;
+      }
+      case Coll::all_gather_v: {
+        bool all_fit = fits(count);
+        for (size_t r = 0; r < n; ++r) all_fit = all_fit && fits(op.recvcounts[r]) && fits(op.rdispls[r]);
+        char* mine = recv + op.rdispls[me] * es;
+        if (all_fit) {
+          const int* v_data = keep_ints(w, ints(op.recvcounts, op.rdispls));
+          check(MPI_Iallgatherv(send == mine ? MPI_IN_PLACE : send, static_cast<int>(count), dt, recv, v_data,
+                                v_data + n, dt, comm_, &next(w)),
+                call);
+        } else {
+          if (send != mine && count) std::memcpy(mine, send, count * es);
+          for (size_t r = 0; r < n; ++r)
+            pieces(op.recvcounts[r], [&](size_t a, int k) {
+              check(MPI_Ibcast(recv + (op.rdispls[r] + a) * es, k, dt, static_cast<int>(r), comm_, &next(w)), call);
+            });
+        }
+        break;
+      }
+      case Coll::reduce_scatter_v: {
+        size_t total = 0;
+        bool all_fit = true;
+        for (size_t r = 0; r < n; ++r) total += op.recvcounts[r], all_fit = all_fit && fits(op.recvcounts[r]);
+        if (all_fit && fits(total)) {
+          check(MPI_Ireduce_scatter(send, recv, keep_ints(w, ints(op.recvcounts)), dt, mop, comm_, &next(w)), call);
+        } else {
+          size_t off = 0;
+          for (size_t r = 0; r < n; ++r) {
+            pieces(op.recvcounts[r], [&](size_t a, int k) {
+              check(MPI_Ireduce(send + (off + a) * es, r == me ? recv + a * es : nullptr, k, dt, mop, static_cast<int>(r),
+                                comm_, &next(w)),
+                    call);
+            });
+            off += op.recvcounts[r];
+          }
+        }
+        avg_after(w, op, recv, op.recvcounts[me]);
+        break;
+      }
+      case Coll::gather_v: {
+        const bool root = rank_ == op.root;
+        bool all_fit = true;  // the counts are given on every rank, so every rank decides alike
+        for (size_t r = 0; r < n; ++r) all_fit = all_fit && fits(op.recvcounts[r]) && fits(op.rdispls[r]);
+        if (all_fit) {
+          const int* v_data = nullptr;
+          if (root) v_data = keep_ints(w, ints(op.recvcounts, op.rdispls));
+          const bool in_place = root && send == recv + op.rdispls[me] * es;
+          check(MPI_Igatherv(in_place ? MPI_IN_PLACE : send, static_cast<int>(count), dt, recv, v_data,
+                             root ? v_data + n : nullptr, dt, op.root, comm_, &next(w)),
+                call);
+        } else if (root) {
+          if (send != recv + op.rdispls[me] * es && count) std::memcpy(recv + op.rdispls[me] * es, send, count * es);
+          for (size_t r = 0; r < n; ++r)
+            if (r != me) p2p_recv(w, recv + op.rdispls[r] * es, op.recvcounts[r], op.dtype, static_cast<int>(r), call);
+        } else {
+          p2p_send(w, send, count, op.dtype, op.root, call);
+        }
+        break;
+      }
+      case Coll::scatter_v: {
+        const bool root = rank_ == op.root;
+        bool all_fit = true;  // the counts are given on every rank, so every rank decides alike
+        for (size_t r = 0; r < n; ++r) all_fit = all_fit && fits(op.sendcounts[r]) && fits(op.sdispls[r]);
+        if (all_fit) {
+          const int* v_data = nullptr;
+          if (root) v_data = keep_ints(w, ints(op.sendcounts, op.sdispls));
+          const bool in_place = root && recv == send + op.sdispls[me] * es;
+          check(MPI_Iscatterv(send, v_data, root ? v_data + n : nullptr, dt, in_place ? MPI_IN_PLACE : recv,
+                              static_cast<int>(count), dt, op.root, comm_, &next(w)),
+                call);
+        } else if (root) {
+          if (recv != send + op.sdispls[me] * es && count) std::memcpy(recv, send + op.sdispls[me] * es, count * es);
+          for (size_t r = 0; r < n; ++r)
+            if (r != me) p2p_send(w, send + op.sdispls[r] * es, op.sendcounts[r], op.dtype, static_cast<int>(r), call);
+        } else {
+          p2p_recv(w, recv, count, op.dtype, op.root, call);
+        }
+        break;
+      }
     }
+  }
+
+  template <typename... V>
+  static std::vector<int> ints(const V&... vs) {
+    std::vector<int> out;
+    (void)std::initializer_list<int>{(out.insert(out.end(), vs.begin(), vs.end()), 0)...};
+    return out;
+  }
+  // MPI reads count arrays until the request completes: the work keeps them.
+  static const int* keep_ints(HostWork& w, const std::vector<int>& v) {
+    auto& t = w.temps.emplace_back(v.size() * sizeof(int) + 1);
+    std::memcpy(t.data(), v.data(), v.size() * sizeof(int));
+    return reinterpret_cast<const int*>(t.data());
   }
 
   std::string describe(std::span<const Op> ops) const {
@@ -317,34 +540,16 @@ class HostAdaptor final : public Adaptor {
     return detail::concat("group of ", ops.size(), " calls (", names, ") (rank ", rank_, " of ", nranks_, ")");
   }
 
-  void wait(Pending& p, std::span<const Op> ops) {
-    if (p.reqs.empty()) return;
-    std::vector<MPI_Status> st(p.reqs.size());
+  void wait(HostWork& w) {
     const auto started = Clock::now();
     const auto deadline = started + timeout_;
-    for (uint64_t spin = 0;; ++spin) {
-      int done = 0;
-      const int rc = MPI_Testall(static_cast<int>(p.reqs.size()), p.reqs.data(), &done, st.data());
-      if (rc != MPI_SUCCESS) {
-        int code = rc;
-        if (rc == MPI_ERR_IN_STATUS)
-          for (const auto& s : st)
-            if (s.MPI_ERROR != MPI_SUCCESS && s.MPI_ERROR != MPI_ERR_PENDING) { code = s.MPI_ERROR; break; }
-        broken_ = true;
-        int cls = 0;
-        MPI_Error_class(code, &cls);
-        if (cls == MPI_ERR_TRUNCATE)
-          comm_fail(flagosInvalidUsage, describe(ops),
-                    ": a rank sent more elements than this rank expects (counts differ between ranks): ",
-                    mpi_error_text(code));
-        comm_fail(flagosRemoteError, describe(ops), ": MPI: ", mpi_error_text(code));
-      }
-      if (done) break;
-      if ((spin & 63) == 63) {
+    try {
+      for (uint64_t spin = 0; !w.done(); ++spin) {
+        if ((spin & 63) != 63) continue;
         if (Clock::now() > deadline) {
           broken_ = true;
           g_poisoned = true;
-          comm_fail(flagosTimeout, describe(ops), ": not complete after ", timeout_.count(),
+          comm_fail(flagosTimeout, w.what(), ": not complete after ", timeout_.count(),
                     " ms (a rank is missing, stuck or called something else; FLAGOS_COMM_TIMEOUT_MS sets the limit)");
         }
         // Nonblocking MPI collectives progress only inside MPI_Test*, so keep calling it; yield so
@@ -352,19 +557,16 @@ class HostAdaptor final : public Adaptor {
         if (Clock::now() - started > std::chrono::seconds(1)) std::this_thread::sleep_for(std::chrono::microseconds(100));
         else sched_yield();
       }
-    }
-    for (const auto& c : p.recv_checks) {
-      int got = 0;
-      MPI_Get_count(&st[c.req], mpi_type(c.dt), &got);
-      if (static_cast<size_t>(got) != c.count)
-        comm_fail(flagosInvalidUsage, where("flagosRecv"), ": expected ", c.count, " elements of ",
-                  dtype_label(c.dt), " from rank ", c.peer, ", received ", got);
+    } catch (const CommError&) {
+      broken_ = true;
+      throw;
     }
   }
 
   int rank_, nranks_;
   MPI_Comm comm_;
   std::chrono::milliseconds timeout_;
+  size_t limit_;
   bool broken_ = false;
 };
 
@@ -384,7 +586,13 @@ std::string local_transport(const char* call) {
   return detail::concat("mpi-world-rank=", wr, " world-size=", ws);
 }
 
-std::unique_ptr<Adaptor> create(int rank, const std::vector<RankInfo>& table, uint64_t magic,
+bool in_mpi_job() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+std::unique_ptr<Adaptor> create(int rank, const std::vector<RankInfo>& table, int tag,
                                 std::chrono::milliseconds timeout) {
   const int nranks = static_cast<int>(table.size());
   const std::string call = detail::concat("flagosCommInitRank (rank ", rank, " of ", nranks, ")");
@@ -409,7 +617,7 @@ std::unique_ptr<Adaptor> create(int rank, const std::vector<RankInfo>& table, ui
   MPI_Comm_group(MPI_COMM_WORLD, &wg);
   MPI_Group_incl(wg, nranks, world.data(), &g);
   MPI_Comm c = MPI_COMM_NULL;
-  const int rc = MPI_Comm_create_group(MPI_COMM_WORLD, g, static_cast<int>(magic & 0x7fff), &c);
+  const int rc = MPI_Comm_create_group(MPI_COMM_WORLD, g, tag, &c);
   MPI_Group_free(&g);
   MPI_Group_free(&wg);
   if (rc != MPI_SUCCESS) comm_fail(flagosRemoteError, call, ": MPI_Comm_create_group: ", mpi_error_text(rc));
