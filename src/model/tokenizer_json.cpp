@@ -18,6 +18,8 @@ namespace {
 using json = nlohmann::json;
 constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
 constexpr const char* kSpaceMark = "\xE2\x96\x81";  // U+2581
+constexpr size_t kMaxNesting = 32;      // Sequence-in-Sequence depth of normalizers etc.
+constexpr int64_t kMaxIdGaps = 65536;   // ids the vocabulary may leave unused
 
 // Field accessors whose errors name the file and the field path.
 class Reader {
@@ -98,8 +100,15 @@ std::string escape_literal(const std::string& s) {
   return out;
 }
 
+// Hostile files can nest Sequences arbitrarily deep; the walkers recurse, so bound it.
+void check_depth(const Reader& r, const std::string& path) {
+  if (static_cast<size_t>(std::count(path.begin(), path.end(), '[')) > kMaxNesting)
+    r.error(path, "nested more than " + std::to_string(kMaxNesting) + " levels deep");
+}
+
 void walk_normalizer(const Reader& r, const json& n, const std::string& path, Pipeline& p) {
   if (n.is_null()) return;
+  check_depth(r, path);
   r.object(n, path);
   const std::string type = r.opt_string(n, "type", path);
   if (type == "Sequence") {
@@ -124,6 +133,7 @@ void walk_normalizer(const Reader& r, const json& n, const std::string& path, Pi
 
 void walk_pre_tokenizer(const Reader& r, const json& n, const std::string& path, Pipeline& p) {
   if (n.is_null()) return;
+  check_depth(r, path);
   r.object(n, path);
   const std::string type = r.opt_string(n, "type", path);
   if (type == "Sequence") {
@@ -171,6 +181,7 @@ void walk_pre_tokenizer(const Reader& r, const json& n, const std::string& path,
 
 void walk_decoder(const Reader& r, const json& n, const std::string& path, Pipeline& p) {
   if (n.is_null()) return;
+  check_depth(r, path);
   r.object(n, path);
   const std::string type = r.opt_string(n, "type", path);
   if (type == "ByteLevel") p.byte_level = true;
@@ -193,6 +204,7 @@ struct Template {
 
 void walk_post_processor(const Reader& r, const json& n, const std::string& path, Template& t) {
   if (n.is_null()) return;
+  check_depth(r, path);
   r.object(n, path);
   const std::string type = r.opt_string(n, "type", path);
   if (type == "Sequence") {
@@ -268,6 +280,9 @@ std::shared_ptr<TokenizerSource> build_source(std::string_view tokenizer_json, s
   int32_t max_id = -1;
   for (const auto& e : entries) max_id = std::max(max_id, e.first);
   if (max_id < 0) r.error("model.vocab", "the vocabulary is empty");
+  if (max_id + 1 > static_cast<int64_t>(entries.size()) + kMaxIdGaps)
+    r.error("model.vocab", "token ids up to " + std::to_string(max_id) + " for only " + std::to_string(entries.size()) +
+                               " tokens");
   src->tokens.assign(static_cast<size_t>(max_id) + 1, std::string());
   std::vector<bool> filled(src->tokens.size(), false);
   for (const auto& [id, text] : entries) {
@@ -313,6 +328,13 @@ std::shared_ptr<TokenizerSource> build_source(std::string_view tokenizer_json, s
     if (it == lookup.end()) fail(file, ": ", field, ": token '", token, "' is not in the vocabulary");
     return it->second;
   };
+  for (size_t i = 0; i < src->merges.size(); ++i) {
+    const auto& [a, b] = src->merges[i];
+    for (const std::string& t : {a, b, a + b})
+      if (!lookup.count(t))
+        r.error("model.merges[" + std::to_string(i) + "]",
+                "merge '" + a + " " + b + "' references '" + t + "', which is not in the vocabulary");
+  }
   const std::string unk = r.opt_string(model, "unk_token", "model");
   if (!unk.empty()) src->unk_id = id_of(unk, name, "model.unk_token");
   if (src->byte_fallback)
@@ -415,17 +437,13 @@ std::shared_ptr<TokenizerSource> Tokenizer::source_from_hf_json(const std::strin
                                                                 const std::string& tokenizer_config_path) {
   const std::string tok = read_file(tokenizer_json_path, "tokenizer.json");
   const std::string cfg = tokenizer_config_path.empty() ? std::string() : read_file(tokenizer_config_path, "tokenizer_config.json");
-  auto src = build_source(tok, cfg, tokenizer_json_path, tokenizer_config_path);
-  Tokenizer check(src);  // validate merges and patterns now, naming the file
-  return src;
+  return build_source(tok, cfg, tokenizer_json_path, tokenizer_config_path);
 }
 
 std::shared_ptr<TokenizerSource> Tokenizer::source_from_hf_json_text(std::string_view tokenizer_json,
                                                                      std::string_view tokenizer_config_json,
                                                                      const std::string& name) {
-  auto src = build_source(tokenizer_json, tokenizer_config_json, name, name + " (tokenizer_config)");
-  Tokenizer check(src);
-  return src;
+  return build_source(tokenizer_json, tokenizer_config_json, name, name + " (tokenizer_config)");
 }
 
 }  // namespace flagos::model

@@ -157,7 +157,8 @@ TEST(TokenizerJson, MalformedFilesNameFileAndField) {
   expect_invalid(R"({"model": {"type": "WordPiece", "vocab": {"a": 0}}})", "model.type");
   expect_invalid(R"({"model": {"type": "BPE"}})", "model.vocab");
   expect_invalid(R"({"model": {"type": "BPE", "vocab": {}}, "pre_tokenizer": {"type": "ByteLevel"}})", "model.vocab");
-  expect_invalid(byte_level_json(R"(, "merges": ["a c"])"), "merges[0]");
+  expect_invalid(byte_level_json(R"(, "merges": ["a c"])"), "model.merges[0]");
+  expect_invalid(byte_level_json(R"(, "merges": ["a b", "b a"])"), "model.merges[1]");  // "ba" is not a token
   expect_invalid(byte_level_json(R"(, "merges": ["a b", "b"])"), "model.merges[1]");
   expect_invalid(byte_level_json(R"(, "merges": [["a"]])"), "model.merges[0]");
   expect_invalid(byte_level_json(R"(, "merges": 7)"), "model.merges");
@@ -183,6 +184,11 @@ TEST(TokenizerJson, MalformedFilesNameFileAndField) {
                  "post_processor.single");
   expect_invalid(byte_level_json(""), "eos_token", R"({"eos_token": "</s>"})");
   expect_invalid(byte_level_json(""), "invalid JSON", "{");
+  // Hostile shapes: deep nesting (the walkers recurse) and a huge id with few tokens (allocation).
+  std::string deep = R"({"type": "NFC"})";
+  for (int i = 0; i < 2000; ++i) deep = R"({"type": "Sequence", "normalizers": [)" + deep + "]}";
+  expect_invalid(byte_level_json("").insert(1, "\"normalizer\": " + deep + ", "), "nested");
+  expect_invalid(R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 16000000}}})", "model.vocab");
 }
 
 TEST(TokenizerJson, MissingFileNamesThePath) {
