@@ -300,6 +300,8 @@ def spm_to_hf(pieces, unk_id, bos_id, eos_id, style):
         dec.append(decoders.Strip(content=" ", left=1, right=0))
     else:
         tok.normalizer = normalizers.Replace(" ", "\u2581")
+        # As in Gemma's hub file; a no-op since the normalizer already replaced every space.
+        tok.pre_tokenizer = pre_tokenizers.Split(" ", behavior="merged_with_previous")
     tok.decoder = decoders.Sequence(dec)
     tok.add_special_tokens([AddedToken(p, special=True, normalized=False) for p, _, t in pieces if t in (2, 3)])
     tok.add_tokens([AddedToken(p, special=False, normalized=False) for p, _, t in pieces if t == 4])

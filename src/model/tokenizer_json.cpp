@@ -141,6 +141,9 @@ void walk_pre_tokenizer(const Reader& r, const json& n, const std::string& path,
     for (size_t i = 0; i < list.size(); ++i)
       walk_pre_tokenizer(r, list[i], path + ".pretokenizers[" + std::to_string(i) + "]", p);
   } else if (type == "Split") {
+    const json& pattern = member(n, "pattern");
+    if (p.space_escape && pattern.is_object() && pattern.contains("String") && pattern["String"] == " ")
+      return;  // Gemma's Split(" ", MergedWithPrevious): no spaces are left after ' ' -> U+2581
     const std::string behavior = r.opt_string(n, "behavior", path);
     if (behavior != "Isolated") r.error(path + ".behavior", "only \"Isolated\" is supported, got '" + behavior + "'");
     if (r.opt_bool(n, "invert", false, path)) r.error(path + ".invert", "inverted splits are not supported");
