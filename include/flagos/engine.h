@@ -35,7 +35,9 @@ struct EngineOptions {
   int64_t max_batch = 16;       // sequences decoded together by generate_batch
   // Activations and KV cache: f32 (default), or bf16/f16. Logits are always returned as f32.
   DType compute_dtype = DType::f32;
-  int64_t kv_grow_tokens = 256;  // the KV cache of a sequence grows in steps of this many tokens
+  // The KV cache of a sequence grows in steps of this many tokens; layers with an attention
+  // window keep only the last window - 1 positions (plus up to one step).
+  int64_t kv_grow_tokens = 256;
 };
 
 using SeqId = int64_t;
@@ -161,7 +163,10 @@ class Engine {
   void free_sequence(SeqId seq);  // unknown ids throw InvalidArgument
   int64_t sequence_length(SeqId seq) const;  // tokens held in its KV cache
   const std::vector<int32_t>& sequence_tokens(SeqId seq) const;
-  void truncate_sequence(SeqId seq, int64_t length);  // keep the first `length` cached tokens
+  // Keeps the first `length` cached tokens. Throws InvalidArgument for length > sequence_length(),
+  // or when layers with an attention window no longer hold positions that length needs (they keep
+  // only the last window - 1 positions); truncating to 0 always works.
+  void truncate_sequence(SeqId seq, int64_t length);
   int64_t kv_cache_bytes() const;                     // KV memory held by all sequences
 
   // ---- low-level step

@@ -159,7 +159,7 @@ Tensor Engine::Impl::forward(const std::vector<StepItem>& items) {
     const StepItem& it = items[i];
     const int64_t past = ss[i]->kv.length(), n = static_cast<int64_t>(it.tokens.size());
     const int64_t row = static_cast<int64_t>(tokens.size());
-    ss[i]->kv.reserve(past + n);
+    ss[i]->kv.reserve(n);
     batch_kv.add(&ss[i]->kv, past);
     b.items.push_back({row, n, past});
     tokens.insert(tokens.end(), it.tokens.begin(), it.tokens.end());
@@ -262,6 +262,7 @@ void Engine::Impl::start(Run& r, const std::vector<int32_t>& prompt, const Batch
   size_t common = 0;
   while (common < s.tokens.size() && common < prompt.size() && s.tokens[common] == prompt[common]) ++common;
   common = std::min(common, prompt.size() - 1);
+  if (!s.kv.can_truncate(static_cast<int64_t>(common))) common = 0;  // windowed layers dropped what it needs
   s.kv.truncate(static_cast<int64_t>(common));
   s.tokens.resize(common);
   r.history = prompt;
@@ -360,7 +361,9 @@ Engine::Engine(model::LoadedModel m, EngineOptions opts) : impl_(std::make_uniqu
   I.lm = model::create_causal_lm(c, m.weights, {opts.device, opts.compute_dtype});
   if (m.tokenizer) I.tokenizer.emplace(m.tokenizer);
   I.kv_layout = KvLayout{c.num_layers, c.num_kv_heads, c.head_dim, opts.compute_dtype,
-                         opts.device, opts.kv_grow_tokens, I.max_context};
+                         opts.device, opts.kv_grow_tokens, I.max_context, I.lm->attention_windows()};
+  FLAGOS_CHECK(static_cast<int64_t>(I.kv_layout.windows.size()) == c.num_layers, "engine: the architecture reports ",
+               I.kv_layout.windows.size(), " attention windows for ", c.num_layers, " layers");
   I.model = std::move(m);
   I.opts = opts;
 }

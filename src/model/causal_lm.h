@@ -19,8 +19,10 @@ class KvAccess {
  public:
   virtual ~KvAccess() = default;
   // Stores k and v [n, Hkv, D] (the item's new tokens, after rope) for `layer` at the item's
-  // positions and returns the item's keys and values over all its positions so far, as
-  // [1, Hkv, past + n, D] tensors (views) for the attention op.
+  // positions and returns the item's keys and values of positions [first, past + n) as
+  // [1, Hkv, past + n - first, D] tensors (views) for the attention op, oldest first. first is 0
+  // unless the layer has an attention window, where it may be as late as past + 1 - window (the
+  // op's causal/window rule counts from the last key, so the dropped keys are never needed).
   virtual std::pair<Tensor, Tensor> store(int64_t layer, size_t item, const Tensor& k, const Tensor& v) = 0;
 };
 
@@ -44,6 +46,9 @@ class CausalLM {
   virtual ~CausalLM() = default;
   // Logits [R, vocab] in the compute dtype (f32 on the CPU by default).
   virtual Tensor forward(const ForwardBatch& batch) = 0;
+  // The attention window of each layer (0: the layer attends to every earlier position). A KV
+  // cache only needs to keep the last window - 1 positions of a windowed layer before new tokens.
+  virtual std::vector<int64_t> attention_windows() const = 0;
 };
 
 struct ArchOptions {

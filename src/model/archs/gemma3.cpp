@@ -58,6 +58,12 @@ class Gemma3 final : public CausalLM {
     return layers::output_logits(h, batch, norm_, eps, head_, config_.final_logit_softcap);
   }
 
+  std::vector<int64_t> attention_windows() const override {
+    std::vector<int64_t> w;
+    for (const Layer& l : layers_) w.push_back(l.attn.params.window);
+    return w;
+  }
+
  private:
   struct Layer {
     Tensor input_norm, post_attn_norm, pre_mlp_norm, post_mlp_norm;

@@ -43,4 +43,10 @@ Tensor PreNormDecoder::forward(const ForwardBatch& batch) {
   return layers::output_logits(h, batch, norm_, eps, head_, config_.final_logit_softcap);
 }
 
+std::vector<int64_t> PreNormDecoder::attention_windows() const {
+  std::vector<int64_t> w;
+  for (const Layer& l : layers_) w.push_back(l.attn.params.window);
+  return w;
+}
+
 }  // namespace flagos::model::archs

@@ -14,6 +14,7 @@ class PreNormDecoder final : public CausalLM {
  public:
   PreNormDecoder(const ModelConfig& c, const WeightStore& w, const ArchOptions& o, layers::AttentionFlags flags);
   Tensor forward(const ForwardBatch& batch) override;
+  std::vector<int64_t> attention_windows() const override;
 
  private:
   struct Layer {
