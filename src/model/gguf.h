@@ -41,7 +41,9 @@ class Value {
   std::vector<int64_t> as_ints() const;
   std::vector<double> as_doubles() const;
   std::vector<bool> as_bools() const;
-  std::vector<Value> elements() const;  // any element type, including nested arrays
+  // Any element type, including nested arrays; one Value per element, so prefer the typed
+  // accessors above for large arrays.
+  std::vector<Value> elements() const;
   std::string describe() const;         // "u32 7", "string \"llama\"", "array<string>[32000]"
 
  private:

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <numbers>
 #include <set>
 
 #include "flagos/error.h"
@@ -82,7 +83,7 @@ void rope_from_freq_factors(const gguf::File& f, const gguf::TensorInfo& ti, Rop
   const std::vector<float> fac = f.tensor(ti).to_vector<float>();
   const int64_t n = static_cast<int64_t>(fac.size());
   auto wavelen = [&](int64_t i) {
-    return 2.0 * M_PI * std::pow(rope.theta, 2.0 * static_cast<double>(i) / static_cast<double>(rope.rotary_dim));
+    return 2.0 * std::numbers::pi * std::pow(rope.theta, 2.0 * static_cast<double>(i) / static_cast<double>(rope.rotary_dim));
   };
   const double factor = *std::max_element(fac.begin(), fac.end());
   if (!(factor >= 1.0) || !std::isfinite(factor)) fail<InvalidArgument>(field, ": factors must be finite and >= 1");
