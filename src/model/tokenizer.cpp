@@ -4,6 +4,7 @@
 #include "flagos/tokenizer.h"
 
 #include <algorithm>
+#include <set>
 
 #include "flagos/error.h"
 #include "model/tokenizer_impl.h"
@@ -58,6 +59,17 @@ void AddedTokenTrie::insert(std::string_view content, int32_t index) {
     node = c;
   }
   if (nodes_[node].index < 0) nodes_[node].index = index;  // the first token with this content wins
+}
+
+void append_end_of_turn_ids(const std::vector<std::string>& tokens, const std::vector<int32_t>& types,
+                            std::vector<int32_t>& ids) {
+  static const std::set<std::string_view> kNames = {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>",
+                                                    "<end_of_turn>", "<|endoftext|>"};
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const auto id = static_cast<int32_t>(i);
+    if (types[i] == kTypeControl && kNames.count(tokens[i]) && std::find(ids.begin(), ids.end(), id) == ids.end())
+      ids.push_back(id);
+  }
 }
 
 void Tokenizer::Impl::invalid(const std::string& field, const std::string& what) const {
@@ -120,8 +132,7 @@ Tokenizer::Impl::Impl(std::shared_ptr<const TokenizerSource> s) : src(std::move(
 
   eog = src->eos_ids;
   if (src->eos_id >= 0) eog.push_back(src->eos_id);
-  for (const char* name : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<end_of_turn>", "<|endoftext|>"})
-    if (auto it = vocab.find(std::string_view(name)); it != vocab.end()) eog.push_back(it->second);
+  append_end_of_turn_ids(src->tokens, types, eog);
   std::sort(eog.begin(), eog.end());
   eog.erase(std::unique(eog.begin(), eog.end()), eog.end());
 }

@@ -102,6 +102,11 @@ struct Tokenizer::Impl {
   void init_merges();
 };
 
+// Appends (once) the ids of the end-of-turn control tokens of a vocabulary: <|eot_id|>,
+// <|eom_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|> where they exist as control tokens.
+void append_end_of_turn_ids(const std::vector<std::string>& tokens, const std::vector<int32_t>& types,
+                            std::vector<int32_t>& ids);
+
 // In-place BPE over ids: repeatedly applies the lowest-rank merge (leftmost on ties), O(n log n).
 void merge_by_rank(std::vector<int32_t>& ids, const MergeMap& merges);
 // SentencePiece BPE over the code points of `text`: repeatedly merges the adjacent pair whose

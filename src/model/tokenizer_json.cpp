@@ -418,11 +418,7 @@ std::shared_ptr<TokenizerSource> build_source(std::string_view tokenizer_json, s
   if (src->add_bos && src->bos_id < 0) r.error("post_processor", "BOS is to be added but no BOS token is known");
 
   if (src->eos_id >= 0) src->eos_ids.push_back(src->eos_id);
-  for (const char* eot : {"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<end_of_turn>", "<|endoftext|>"}) {
-    auto it = lookup.find(std::string_view(eot));
-    if (it != lookup.end() && std::find(src->eos_ids.begin(), src->eos_ids.end(), it->second) == src->eos_ids.end())
-      src->eos_ids.push_back(it->second);
-  }
+  append_end_of_turn_ids(src->tokens, src->token_types, src->eos_ids);
   return src;
 }
 

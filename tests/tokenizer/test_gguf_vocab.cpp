@@ -22,9 +22,9 @@ namespace {
 
 using namespace testing_fixtures;
 
-void check_vocab(const std::string& gguf_path, const std::string& fixture) {
+Tokenizer check_vocab(const std::string& gguf_path, const std::string& fixture) {
   auto t0 = std::chrono::steady_clock::now();
-  const Tokenizer tok(loaders::tokenizer_from_gguf(gguf::File::open(gguf_path)));
+  Tokenizer tok(loaders::tokenizer_from_gguf(gguf::File::open(gguf_path)));
   std::printf("%s: %lld tokens, loaded in %.0f ms\n", fixture.c_str(), static_cast<long long>(tok.vocab_size()),
               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   const auto cases = load_json(fixtures_dir() + "/" + fixture + "/cases.json");
@@ -34,12 +34,25 @@ void check_vocab(const std::string& gguf_path, const std::string& fixture) {
     EXPECT_TRUE(same_ids(tok.encode(text, false, true), ids, text)) << fixture;
     EXPECT_EQ(tok.decode(ids), c["decoded"].get<std::string>()) << fixture << " " << nlohmann::json(text).dump();
   }
+  return tok;
 }
 
 TEST(GgufVocab, DefaultModelGemma3) {
   const char* path = std::getenv("FLAGOS_DEFAULT_MODEL");
   if (!path || !*path) GTEST_SKIP() << "FLAGOS_DEFAULT_MODEL is not set";
-  check_vocab(path, "gguf-gemma3");
+  const Tokenizer tok = check_vocab(path, "gguf-gemma3");
+  // Chat turns: <bos> first, the turn markers are control tokens, <end_of_turn> ends generation.
+  const int32_t start = *tok.token_id("<start_of_turn>"), end = *tok.token_id("<end_of_turn>");
+  const auto ids = tok.encode("<start_of_turn>user\nhi<end_of_turn>", true, true);
+  ASSERT_GE(ids.size(), 4u);
+  EXPECT_EQ(ids[0], tok.source().bos_id);
+  EXPECT_EQ(ids[1], start);
+  EXPECT_EQ(ids.back(), end);
+  EXPECT_TRUE(tok.is_eog(end));
+  EXPECT_TRUE(tok.is_eog(tok.source().eos_id));
+  EXPECT_FALSE(tok.is_eog(start));
+  EXPECT_EQ(tok.decode(ids, true), "user\nhi");
+  EXPECT_FALSE(tok.source().add_space_prefix);
 }
 
 class GgufVocabDir : public ::testing::TestWithParam<const char*> {};
