@@ -27,6 +27,9 @@ static int cmd_bench_comm(Args& a) {
   if (auto v = take("--iters", nullptr)) o.iters = std::stoi(*v);
   if (auto v = take("-w", "--warmup")) o.warmup = std::stoi(*v);
   if (auto v = take("--json", nullptr)) o.json = *v;
+  if (auto v = take("-D", "--device")) o.device = *v;
+  if (auto v = take("--pipeline", nullptr)) o.pipeline = *v == "off" || *v == "0" ? 0 : 1;
+  if (auto v = take("--split", nullptr)) o.split = std::stoi(*v);
   if (auto v = a.value("-n")) o.nranks = std::stoi(*v);
   a.finish("bench comm");
   return comm::bench::run(o);

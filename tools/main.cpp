@@ -65,8 +65,10 @@ static void usage() {
       "  ops --coverage [--json FILE]    every op and the dtypes each backend supports\n"
       "  bench ops [--filter REGEX] [--json FILE] [--device DEV] [--quick]\n"
       "                                  time ops on LLM shapes against the memory/compute floor\n"
-      "  bench comm -o OP [-b 8] [-e 1G] [-f 2] [-d f32] [-n N] [--json FILE]\n"
-      "                                  collective bandwidth, nccl-tests columns (needs Open MPI)\n"
+      "  bench comm -o OP [-b 8] [-e 1G] [-f 2] [-d f32] [-n N] [-D cpu|cuda] [--split K]\n"
+      "             [--pipeline on|off] [--json FILE]\n"
+      "                                  collective bandwidth, nccl-tests columns; --split K forces\n"
+      "                                  the heterogeneous mode with K clusters\n"
       "  launch -n N [--no-mpi] -- CMD   start N ranks of CMD (FLAGOS_RANK, FLAGOS_WORLD_SIZE,\n"
       "                                  FLAGOS_COMM_ADDR), output prefixed \"[rank k] \"; stops all\n"
       "                                  when one fails and exits with its code\n");

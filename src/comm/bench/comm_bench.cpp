@@ -1,6 +1,8 @@
 // nccl-tests' report for one collective: per size, out-of-place and in-place time, algorithm
 // bandwidth (bytes / time) and bus bandwidth (algbw x the op's factor), and #wrong elements.
 // Every rank fills its input with rank + 1, so the expected results are exact in every dtype.
+// Buffers live on the chosen device (host, or CUDA through the NCCL adaptor's memory operations);
+// every timed section ends with a stream sync, and the slowest rank's time counts.
 #include "comm_bench.h"
 
 #include <unistd.h>
@@ -15,9 +17,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "comm_internal.h"
 #include "flagos/comm.h"
 #include "flagos/dtype.h"
 #include "flagos/error.h"
+#include "setup.h"
 
 namespace flagos::comm::bench {
 namespace {
@@ -75,8 +79,30 @@ int env_int(const char* a, const char* b) {
   return e && *e ? std::atoi(e) : -1;
 }
 
-struct Buffers {
-  std::unique_ptr<char[]> send, recv;
+// A device buffer with a host mirror for filling and checking.
+class Buffer {
+ public:
+  Buffer(DeviceOps& mem, size_t bytes) : mem_(mem), host_(bytes + 64), dev_(nullptr) {
+    dev_ = mem.is_host() ? host_.data() : static_cast<char*>(mem.alloc(bytes + 64));
+  }
+  ~Buffer() {
+    if (!mem_.is_host()) mem_.release(dev_);
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  char* h() { return host_.data(); }
+  char* d() { return dev_; }
+  void up() {
+    if (!mem_.is_host()) mem_.upload(dev_, host_.data(), host_.size());
+  }
+  void down() {
+    if (!mem_.is_host()) mem_.download(host_.data(), dev_, host_.size());
+  }
+
+ private:
+  DeviceOps& mem_;
+  std::vector<char> host_;
+  char* dev_;
 };
 
 }  // namespace
@@ -107,6 +133,13 @@ int run(const Options& o) {
     fail<RuntimeError>("flagos bench comm: cannot run ", self, ": ", std::strerror(errno));
   }
   if (nranks < 0) nranks = 1, rank = 0;
+  if (o.pipeline >= 0) ::setenv("FLAGOS_COMM_PIPELINE", o.pipeline ? "1" : "0", 1);
+  if (o.split > 0) ::setenv("FLAGOS_COMM_SPLIT", std::to_string(o.split).c_str(), 1);
+  std::string device = o.device;
+  if (device == "cuda") {
+    const char* local = std::getenv("FLAGOS_LOCAL_RANK");
+    device += ":" + std::string(local && *local ? local : std::to_string(rank));
+  }
   const TypeDesc* td = nullptr;
   for (const auto& t : kTypes)
     if (o.dtype == t.name || o.dtype == t.nccl_name) td = &t;
@@ -130,12 +163,43 @@ int run(const Options& o) {
   flagosUniqueId id;
   BENCH_CHECK(flagosCommGetUniqueId(&id));
   flagosComm_t comm = nullptr;
-  BENCH_CHECK(flagosCommInitRank(&comm, nranks, id, rank));
+  flagosConfig_t cfg = FLAGOS_CONFIG_INITIALIZER;
+  cfg.device = device.c_str();
+  BENCH_CHECK(flagosCommInitRankConfig(&comm, nranks, id, rank, &cfg));
   const flagosDataType_t t = td->t;
   const size_t es = td->size;
+  std::unique_ptr<DeviceOps> mem = device_ops_for(device);
+  void* stream = nullptr;  // the device's default stream (the legacy default stream on CUDA)
+  Buffer control(*mem, 16);
+  // Max / sum of a control value over ranks (through device memory where the buffers live).
+  auto agree = [&](auto v, flagosDataType_t ct, flagosRedOp_t op) {
+    std::memcpy(control.h(), &v, sizeof(v));
+    control.up();
+    BENCH_CHECK(flagosAllReduce(control.d(), control.d(), 1, ct, op, comm, stream));
+    mem->synchronize(stream);
+    control.down();
+    std::memcpy(&v, control.h(), sizeof(v));
+    return v;
+  };
+  auto barrier = [&] {
+    BENCH_CHECK(flagosBarrier(comm, stream));
+    mem->synchronize(stream);
+  };
+  char info[512];
+  BENCH_CHECK(flagosCommRankInfo(comm, rank, info, sizeof(info)));
+  const char* mode = std::strstr(info, "communicator mode ");
 
   if (rank == 0) {
-    std::printf("# flagos bench comm: %s, %d ranks, %s, redop %s\n", op.c_str(), nranks, td->name, kOps[redop]);
+    std::printf("# flagos bench comm: %s, %d ranks, %s, redop %s, device %s, %s", op.c_str(), nranks, td->name,
+                kOps[redop], device.c_str(), mode ? mode : "");
+    if (mode && std::strstr(mode, "hetero")) {
+      const char* p = std::getenv("FLAGOS_COMM_PIPELINE");
+      const char* c = std::getenv("FLAGOS_COMM_CHUNK_BYTES");
+      const char* d = std::getenv("FLAGOS_COMM_PIPELINE_DEPTH");
+      std::printf(" (%s, chunk %s bytes, depth %s)", p && !std::strcmp(p, "0") ? "unpipelined" : "pipelined",
+                  c && *c ? c : "1048576", d && *d ? d : "4");
+    }
+    std::printf("\n");
     std::printf("#%80s%38s\n", "out-of-place", "in-place");
     std::printf("#%11s %13s %9s %7s %6s %10s %8s %8s %6s %10s %8s %8s %6s\n", "size", "count", "type", "redop",
                 "root", "time", "algbw", "busbw", "#wrong", "time", "algbw", "busbw", "#wrong");
@@ -154,23 +218,23 @@ int run(const Options& o) {
     const size_t bytes = count * es;
     const size_t send_n = op == "allgather" ? per : count;
     const size_t recv_n = op == "reducescatter" ? per : count;
-    Buffers b{std::make_unique<char[]>(send_n * es + 64), std::make_unique<char[]>(std::max(count, recv_n) * es + 64)};
+    Buffer bs(*mem, send_n * es), br(*mem, std::max(count, recv_n) * es);
     auto fill = [&](char* p, size_t m) {
       for (size_t i = 0; i < m; ++i) store(p, i, t, rank + 1);
     };
     auto issue = [&](bool in_place) {
-      const char* s = in_place ? b.recv.get() : b.send.get();
-      char* r = b.recv.get();
+      const char* s = in_place ? br.d() : bs.d();
+      char* r = br.d();
       if (in_place && op == "allgather") s = r + static_cast<size_t>(rank) * per * es;
-      if (op == "allreduce") return flagosAllReduce(s, r, count, t, rop, comm, nullptr);
-      if (op == "allgather") return flagosAllGather(s, r, per, t, comm, nullptr);
+      if (op == "allreduce") return flagosAllReduce(s, r, count, t, rop, comm, stream);
+      if (op == "allgather") return flagosAllGather(s, r, per, t, comm, stream);
       if (op == "reducescatter") {
-        if (in_place) r = b.recv.get() + static_cast<size_t>(rank) * per * es;
-        return flagosReduceScatter(s, r, per, t, rop, comm, nullptr);
+        if (in_place) r = br.d() + static_cast<size_t>(rank) * per * es;
+        return flagosReduceScatter(s, r, per, t, rop, comm, stream);
       }
-      if (op == "alltoall") return flagosAlltoAll(s, r, per, t, comm, nullptr);
-      if (op == "broadcast") return flagosBroadcast(s, r, count, t, o.root, comm, nullptr);
-      return flagosReduce(s, r, count, t, rop, o.root, comm, nullptr);
+      if (op == "alltoall") return flagosAlltoAll(s, r, per, t, comm, stream);
+      if (op == "broadcast") return flagosBroadcast(s, r, count, t, o.root, comm, stream);
+      return flagosReduce(s, r, count, t, rop, o.root, comm, stream);
     };
     double expect_red = 0;
     switch (rop) {
@@ -185,12 +249,18 @@ int run(const Options& o) {
       default: break;
     }
     auto count_wrong = [&](bool in_place) -> uint64_t {
-      if (in_place) fill(op == "allgather" ? b.recv.get() + static_cast<size_t>(rank) * per * es : b.recv.get(),
-                         op == "allgather" ? per : count);
-      else fill(b.send.get(), send_n);
+      if (in_place) {
+        fill(op == "allgather" ? br.h() + static_cast<size_t>(rank) * per * es : br.h(), op == "allgather" ? per : count);
+        br.up();
+      } else {
+        fill(bs.h(), send_n);
+        bs.up();
+      }
       BENCH_CHECK(issue(in_place));
+      mem->synchronize(stream);
+      br.down();
       uint64_t wrong = 0;
-      const char* r = b.recv.get();
+      const char* r = br.h();
       if (op == "reducescatter" && in_place) r += static_cast<size_t>(rank) * per * es;
       if (op == "reduce" && rank != o.root) return 0;
       for (size_t i = 0; i < recv_n; ++i) {
@@ -203,23 +273,27 @@ int run(const Options& o) {
       return wrong;
     };
     auto time_us = [&](bool in_place) {
-      fill(b.send.get(), send_n);
-      fill(b.recv.get(), std::max(count, recv_n));
+      fill(bs.h(), send_n);
+      fill(br.h(), std::max(count, recv_n));
+      bs.up();
+      br.up();
       const int warm = bytes >= (64u << 20) ? 1 : o.warmup;
       for (int i = 0; i < warm; ++i) BENCH_CHECK(issue(in_place));
-      BENCH_CHECK(flagosBarrier(comm, nullptr));
+      mem->synchronize(stream);
+      barrier();
       auto t0 = std::chrono::steady_clock::now();
       BENCH_CHECK(issue(in_place));
-      double one = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      BENCH_CHECK(flagosAllReduce(&one, &one, 1, flagosFloat64, flagosMax, comm, nullptr));
+      mem->synchronize(stream);
+      const double one = agree(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                               flagosFloat64, flagosMax);
       // Fewer iterations for big sizes (same on every rank: `one` was agreed on).
       const int iters = std::max(1, std::min(o.iters, static_cast<int>(0.3 / std::max(one, 1e-9))));
-      BENCH_CHECK(flagosBarrier(comm, nullptr));
+      barrier();
       t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < iters; ++i) BENCH_CHECK(issue(in_place));
-      double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / iters;
-      BENCH_CHECK(flagosAllReduce(&us, &us, 1, flagosFloat64, flagosMax, comm, nullptr));
-      return us;
+      mem->synchronize(stream);
+      return agree(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / iters,
+                   flagosFloat64, flagosMax);
     };
     nlohmann::json row = {{"size", bytes}, {"count", count}, {"type", td->nccl_name},
                           {"redop", reduces ? kOps[redop] : "none"}, {"root", rooted ? o.root : -1}};
@@ -230,8 +304,7 @@ int run(const Options& o) {
     line += buf;
     for (bool in_place : {false, true}) {
       const double us = time_us(in_place);
-      uint64_t wrong = count_wrong(in_place);
-      BENCH_CHECK(flagosAllReduce(&wrong, &wrong, 1, flagosUint64, flagosSum, comm, nullptr));
+      const uint64_t wrong = agree(count_wrong(in_place), flagosUint64, flagosSum);
       const double algbw = us > 0 ? static_cast<double>(bytes) / us / 1e3 : 0;
       const double busbw = algbw * factor;
       if (in_place) busbw_sum += busbw, ++rows_n;
@@ -248,7 +321,8 @@ int run(const Options& o) {
   if (rank == 0) {
     std::printf("# Avg bus bandwidth    : %g GB/s (in-place)\n", rows_n ? busbw_sum / rows_n : 0.0);
     if (!o.json.empty()) {
-      nlohmann::json doc = {{"op", op}, {"nranks", nranks}, {"dtype", td->name}, {"redop", kOps[redop]},
+      nlohmann::json doc = {{"op", op},           {"nranks", nranks},     {"dtype", td->name},
+                            {"redop", kOps[redop]}, {"device", device},    {"mode", mode ? mode + 18 : ""},
                             {"busbw_factor", factor}, {"rows", rows}};
       std::ofstream(o.json) << doc.dump(2) << "\n";
     }

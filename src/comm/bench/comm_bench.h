@@ -14,6 +14,9 @@ struct Options {
   int root = 0;
   int iters = 20, warmup = 5;
   int nranks = 0;                 // > 0 and not already a rank: re-run under `flagos launch -n N`
+  std::string device = "cpu";     // "cuda": cuda:<local rank> on each rank; "cuda:1": that device
+  int pipeline = -1;              // 0/1: sets FLAGOS_COMM_PIPELINE (heterogeneous mode) on every rank
+  int split = 0;                  // > 0: sets FLAGOS_COMM_SPLIT (forces the heterogeneous mode)
   std::string json;
   std::vector<std::string> argv;  // the bench arguments, for re-running under the launcher
 };

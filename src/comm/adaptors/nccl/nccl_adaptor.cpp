@@ -1,0 +1,473 @@
+// CUDA buffers over NCCL. Calls are issued inside ncclGroupStart/End on the ops' stream; the
+// communicator is non-blocking (NCCL's blocking = 0), so init and every enqueue are polled against
+// the timeout and a stuck rank at init turns into flagosTimeout. Gather, scatter and all-to-all(v)
+// are grouped ncclSend/ncclRecv (the pattern NCCL documents; portable across NCCL versions); the
+// rank's own block is a device copy. avg is ncclAvg. Errors abort the NCCL communicator.
+#include "adaptors/nccl/nccl_adaptor.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <vector>
+
+namespace flagos::comm::nccl {
+
+using Clock = std::chrono::steady_clock;
+
+DeviceGuard::DeviceGuard(int device) : device_(device) {
+  cudaGetDevice(&prev_);
+  if (prev_ != device_) check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+}
+DeviceGuard::~DeviceGuard() {
+  if (prev_ >= 0 && prev_ != device_) cudaSetDevice(prev_);
+}
+
+void check_cuda(int err, const char* what) {
+  if (err != cudaSuccess)
+    comm_fail(flagosUnhandledDeviceError, what, ": CUDA error ", err, " (",
+              cudaGetErrorString(static_cast<cudaError_t>(err)), ")");
+}
+
+namespace {
+
+flagosResult_t result_of(ncclResult_t r) {
+  switch (r) {
+    case ncclSuccess: return flagosSuccess;
+    case ncclUnhandledCudaError: return flagosUnhandledDeviceError;
+    case ncclSystemError: return flagosSystemError;
+    case ncclInvalidArgument: return flagosInvalidArgument;
+    case ncclInvalidUsage: return flagosInvalidUsage;
+    case ncclRemoteError: return flagosRemoteError;
+    case ncclInProgress: return flagosInProgress;
+    default: return flagosInternalError;
+  }
+}
+
+ncclDataType_t nccl_type(flagosDataType_t t) {
+  switch (t) {
+    case flagosInt8: return ncclInt8;
+    case flagosUint8: return ncclUint8;
+    case flagosInt32: return ncclInt32;
+    case flagosUint32: return ncclUint32;
+    case flagosInt64: return ncclInt64;
+    case flagosUint64: return ncclUint64;
+    case flagosFloat16: return ncclFloat16;
+    case flagosFloat32: return ncclFloat32;
+    case flagosFloat64: return ncclFloat64;
+    case flagosBfloat16: return ncclBfloat16;
+    default: comm_fail(flagosInvalidArgument, "NCCL adaptor: datatype ", static_cast<int>(t), " has no NCCL type");
+  }
+}
+
+ncclRedOp_t nccl_op(flagosRedOp_t op) {
+  switch (op) {
+    case flagosSum: return ncclSum;
+    case flagosProd: return ncclProd;
+    case flagosMax: return ncclMax;
+    case flagosMin: return ncclMin;
+    case flagosAvg: return ncclAvg;
+    default: comm_fail(flagosInvalidArgument, "NCCL adaptor: op ", static_cast<int>(op), " has no NCCL op");
+  }
+}
+
+// Events recorded after queued work; complete when the device got there.
+class NcclWork final : public Work {
+ public:
+  NcclWork(int device, std::vector<cudaEvent_t> events) : device_(device), events_(std::move(events)) {}
+  ~NcclWork() override {
+    DeviceGuard g(device_);
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+  }
+  bool done() override {
+    for (; next_ < events_.size(); ++next_) {
+      const cudaError_t e = cudaEventQuery(events_[next_]);
+      if (e == cudaErrorNotReady) return false;
+      check_cuda(e, "NCCL work on the stream (cudaEventQuery)");
+    }
+    return true;
+  }
+  void* device_event() const override { return events_.empty() ? nullptr : events_.front(); }
+
+ private:
+  int device_;
+  std::vector<cudaEvent_t> events_;
+  size_t next_ = 0;
+};
+
+class NcclAdaptor final : public Adaptor {
+ public:
+  NcclAdaptor(int rank, int nranks, int device, std::chrono::milliseconds timeout)
+      : rank_(rank), nranks_(nranks), device_(device), timeout_(timeout) {}
+
+  void init(const ncclUniqueId& id) {
+    DeviceGuard g(device_);
+    ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
+    cfg.blocking = 0;
+    check(ncclCommInitRankConfig(&comm_, nranks_, id, rank_, &cfg), "ncclCommInitRankConfig");
+    settle(Clock::now() + timeout_, "ncclCommInitRankConfig (waiting for every rank of the NCCL communicator)");
+    check_cuda(cudaStreamCreateWithFlags(&control_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    check_cuda(cudaMalloc(&scratch_small_, 64 * sizeof(int64_t)), "cudaMalloc");
+  }
+
+  ~NcclAdaptor() override {
+    DeviceGuard g(device_);
+    if (comm_) {
+      if (aborted_) ncclCommAbort(comm_);
+      else ncclCommDestroy(comm_);
+    }
+    for (auto& [s, e] : last_) cudaEventDestroy(e);
+    if (control_) cudaStreamDestroy(control_);
+    if (!aborted_) {
+      if (scratch_small_) cudaFree(scratch_small_);
+      if (scratch_) cudaFree(scratch_);
+    }
+  }
+
+  const char* name() const override { return "nccl"; }
+
+  void run(std::span<const Op> ops) override {
+    DeviceGuard g(device_);
+    issue(ops);
+    for (const Op& op : ops) mark(static_cast<cudaStream_t>(op.stream));
+  }
+
+  std::unique_ptr<Work> start(std::span<const Op> ops, std::span<Work* const> after) override {
+    DeviceGuard g(device_);
+    std::vector<cudaStream_t> streams;
+    for (const Op& op : ops) {
+      const auto s = static_cast<cudaStream_t>(op.stream);
+      if (std::find(streams.begin(), streams.end(), s) == streams.end()) streams.push_back(s);
+    }
+    for (cudaStream_t s : streams)
+      for (Work* w : after)
+        if (w && w->device_event())
+          check_cuda(cudaStreamWaitEvent(s, static_cast<cudaEvent_t>(w->device_event()), 0), "cudaStreamWaitEvent");
+    issue(ops);
+    std::vector<cudaEvent_t> events;
+    for (cudaStream_t s : streams) {
+      cudaEvent_t e = nullptr;
+      check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+      events.push_back(e);
+      check_cuda(cudaEventRecord(e, s), "cudaEventRecord");
+      mark(s);
+    }
+    return std::make_unique<NcclWork>(device_, std::move(events));
+  }
+
+  void agree_max(int64_t* values, int n) override {
+    DeviceGuard g(device_);
+    if (n > 63) comm_fail(flagosInternalError, where("argument check"), ": ", n, " values exceed the scratch");
+    const auto deadline = Clock::now() + timeout_;
+    check_cuda(cudaMemcpyAsync(scratch_small_, values, n * sizeof(int64_t), cudaMemcpyHostToDevice, control_),
+               "cudaMemcpyAsync");
+    check(ncclAllReduce(scratch_small_, scratch_small_, n, ncclInt64, ncclMax, comm_, control_), "ncclAllReduce");
+    settle(deadline, "argument check");
+    check_cuda(cudaMemcpyAsync(values, scratch_small_, n * sizeof(int64_t), cudaMemcpyDeviceToHost, control_),
+               "cudaMemcpyAsync");
+    wait_stream(control_, deadline, "argument check");
+  }
+
+  void abort() noexcept override {
+    if (comm_ && !aborted_) {
+      DeviceGuard g(device_);
+      ncclCommAbort(comm_);
+      comm_ = nullptr;
+    }
+    aborted_ = true;
+  }
+
+  flagosResult_t async_error(std::string* message) override {
+    if (!comm_) return flagosSuccess;
+    ncclResult_t st = ncclSuccess;
+    if (ncclCommGetAsyncError(comm_, &st) != ncclSuccess || st == ncclSuccess || st == ncclInProgress)
+      return flagosSuccess;
+    if (message) *message = detail::concat(where("NCCL"), ": ", ncclGetErrorString(st), ": ", ncclGetLastError(comm_));
+    return result_of(st);
+  }
+
+  void finish(Clock::time_point deadline) override {
+    DeviceGuard g(device_);
+    for (auto& [s, e] : last_) wait_event(e, deadline, "flagosCommDestroy (waiting for queued collectives)");
+  }
+
+ private:
+  std::string where(const char* call) const {
+    return detail::concat(call, " (rank ", rank_, " of ", nranks_, ", cuda:", device_, ")");
+  }
+
+  void check(ncclResult_t r, const char* what) {
+    if (r == ncclSuccess || r == ncclInProgress) return;
+    fail(r, what);
+  }
+  [[noreturn]] void fail(ncclResult_t r, const char* what) {
+    const std::string msg = detail::concat(where(what), ": NCCL: ", ncclGetErrorString(r),
+                                           comm_ ? std::string(": ") + ncclGetLastError(comm_) : std::string());
+    abort();
+    comm_fail(result_of(r), msg);
+  }
+
+  // Waits until the non-blocking communicator has enqueued everything asked of it.
+  void settle(Clock::time_point deadline, const char* what) {
+    for (uint64_t spin = 0;; ++spin) {
+      ncclResult_t st = ncclSuccess;
+      const ncclResult_t r = ncclCommGetAsyncError(comm_, &st);
+      if (r != ncclSuccess) fail(r, what);
+      if (st == ncclSuccess) return;
+      if (st != ncclInProgress) fail(st, what);
+      if ((spin & 255) == 255 && Clock::now() > deadline) {
+        abort();
+        comm_fail(flagosTimeout, where(what), ": not done after ", timeout_.count(),
+                  " ms (a rank is missing or stuck; FLAGOS_COMM_TIMEOUT_MS sets the limit)");
+      }
+      sched_yield();
+    }
+  }
+
+  void wait_event(cudaEvent_t e, Clock::time_point deadline, const char* what) {
+    for (uint64_t spin = 0;; ++spin) {
+      const cudaError_t q = cudaEventQuery(e);
+      if (q == cudaSuccess) return;
+      if (q != cudaErrorNotReady) check_cuda(q, what);
+      std::string msg;
+      if (const flagosResult_t a = async_error(&msg); a != flagosSuccess) {
+        abort();
+        comm_fail(a, msg);
+      }
+      if ((spin & 63) == 63 && Clock::now() > deadline) {
+        abort();
+        comm_fail(flagosTimeout, where(what), ": not complete after ", timeout_.count(),
+                  " ms (a rank is missing, stuck or called something else; FLAGOS_COMM_TIMEOUT_MS sets the limit)");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
+
+  void wait_stream(cudaStream_t s, Clock::time_point deadline, const char* what) {
+    cudaEvent_t e = nullptr;
+    check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    check_cuda(cudaEventRecord(e, s), "cudaEventRecord");
+    try {
+      wait_event(e, deadline, what);
+    } catch (...) {
+      cudaEventDestroy(e);
+      throw;
+    }
+    cudaEventDestroy(e);
+  }
+
+  // The last scratch element: barriers add into it while argument checks use the first ones.
+  int64_t* barrier_slot() const { return static_cast<int64_t*>(scratch_small_) + 63; }
+
+  // Remembers the last work queued on `s` (for finish()).
+  void mark(cudaStream_t s) {
+    auto [it, fresh] = last_.emplace(s, nullptr);
+    if (fresh) check_cuda(cudaEventCreateWithFlags(&it->second, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    check_cuda(cudaEventRecord(it->second, s), "cudaEventRecord");
+  }
+
+  // Device scratch of at least `bytes`, free of earlier users on `s`.
+  char* scratch(size_t bytes, cudaStream_t s) {
+    if (scratch_bytes_ < bytes) {
+      if (scratch_) {
+        check_cuda(cudaStreamSynchronize(scratch_user_), "cudaStreamSynchronize");
+        cudaFree(scratch_);
+      }
+      scratch_ = nullptr;
+      check_cuda(cudaMalloc(&scratch_, bytes), "cudaMalloc (in-place all-to-all scratch)");
+      scratch_bytes_ = bytes;
+    } else if (scratch_user_ != s && scratch_event_) {
+      check_cuda(cudaStreamWaitEvent(s, scratch_event_, 0), "cudaStreamWaitEvent");
+    }
+    scratch_user_ = s;
+    return static_cast<char*>(scratch_);
+  }
+
+  // Device copies that must precede the group (own blocks, in-place all-to-all inputs); returns
+  // the send pointer to use for all-to-all(v).
+  const char* prepare(const Op& op, size_t es) {
+    const auto s = static_cast<cudaStream_t>(op.stream);
+    const char* send = static_cast<const char*>(op.send);
+    char* recv = static_cast<char*>(op.recv);
+    const size_t n = static_cast<size_t>(nranks_), me = static_cast<size_t>(rank_), C = op.count;
+    auto d2d = [&](void* dst, const void* src, size_t bytes) {
+      if (bytes && dst != src)
+        check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s), "cudaMemcpyAsync (own block)");
+    };
+    switch (op.coll) {
+      case Coll::alltoall:
+      case Coll::alltoallv: {
+        size_t extent = op.coll == Coll::alltoall ? n * C : 0;
+        if (op.coll == Coll::alltoallv)
+          for (size_t r = 0; r < n; ++r)
+            if (op.sendcounts[r]) extent = std::max(extent, op.sdispls[r] + op.sendcounts[r]);
+        const char* in = send;
+        if (send == recv && extent) {
+          char* t = scratch(extent * es, s);
+          d2d(t, send, extent * es);
+          in = t;
+          if (!scratch_event_)
+            check_cuda(cudaEventCreateWithFlags(&scratch_event_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+          scratch_pending_ = true;
+        }
+        if (op.coll == Coll::alltoall) d2d(recv + me * C * es, in + me * C * es, C * es);
+        else d2d(recv + op.rdispls[me] * es, in + op.sdispls[me] * es, op.sendcounts[me] * es);
+        return in;
+      }
+      case Coll::gather:
+        if (rank_ == op.root) d2d(recv + me * C * es, send, C * es);
+        return send;
+      case Coll::scatter:
+        if (rank_ == op.root) d2d(recv, send + me * C * es, C * es);
+        return send;
+      default:
+        return send;
+    }
+  }
+
+  void issue(std::span<const Op> ops) {
+    std::vector<const char*> inputs;
+    for (const Op& op : ops) inputs.push_back(prepare(op, dtype_size(op.dtype)));
+    const auto deadline = Clock::now() + timeout_;
+    check(ncclGroupStart(), "ncclGroupStart");
+    try {
+      for (size_t i = 0; i < ops.size(); ++i) issue_one(ops[i], inputs[i]);
+    } catch (...) {
+      ncclGroupEnd();
+      throw;
+    }
+    const char* what = ops.size() == 1 ? coll_call_name(ops[0].coll) : "group of NCCL calls";
+    check(ncclGroupEnd(), what);
+    settle(deadline, what);
+    if (scratch_pending_) {
+      check_cuda(cudaEventRecord(scratch_event_, scratch_user_), "cudaEventRecord");
+      scratch_pending_ = false;
+    }
+  }
+
+  void issue_one(const Op& op, const char* in) {
+    const char* call = coll_call_name(op.coll);
+    const auto s = static_cast<cudaStream_t>(op.stream);
+    const ncclDataType_t dt = nccl_type(op.dtype);
+    const size_t es = dtype_size(op.dtype), n = static_cast<size_t>(nranks_), me = static_cast<size_t>(rank_);
+    const size_t C = op.count;
+    char* recv = static_cast<char*>(op.recv);
+    switch (op.coll) {
+      case Coll::all_reduce:
+        check(ncclAllReduce(op.send, op.recv, C, dt, nccl_op(op.op), comm_, s), call);
+        break;
+      case Coll::broadcast:
+        check(ncclBroadcast(op.send, op.recv, C, dt, op.root, comm_, s), call);
+        break;
+      case Coll::reduce:
+        check(ncclReduce(op.send, op.recv, C, dt, nccl_op(op.op), op.root, comm_, s), call);
+        break;
+      case Coll::all_gather:
+        check(ncclAllGather(op.send, op.recv, C, dt, comm_, s), call);
+        break;
+      case Coll::reduce_scatter:
+        check(ncclReduceScatter(op.send, op.recv, C, dt, nccl_op(op.op), comm_, s), call);
+        break;
+      case Coll::alltoall:
+        for (size_t p = 0; p < n; ++p)
+          if (p != me && C) {
+            check(ncclSend(in + p * C * es, C, dt, static_cast<int>(p), comm_, s), call);
+            check(ncclRecv(recv + p * C * es, C, dt, static_cast<int>(p), comm_, s), call);
+          }
+        break;
+      case Coll::alltoallv:
+        for (size_t p = 0; p < n; ++p) {
+          if (p == me) continue;
+          if (op.sendcounts[p])
+            check(ncclSend(in + op.sdispls[p] * es, op.sendcounts[p], dt, static_cast<int>(p), comm_, s), call);
+          if (op.recvcounts[p])
+            check(ncclRecv(recv + op.rdispls[p] * es, op.recvcounts[p], dt, static_cast<int>(p), comm_, s), call);
+        }
+        break;
+      case Coll::gather:
+        if (!C) break;
+        if (rank_ == op.root) {
+          for (size_t r = 0; r < n; ++r)
+            if (r != me) check(ncclRecv(recv + r * C * es, C, dt, static_cast<int>(r), comm_, s), call);
+        } else {
+          check(ncclSend(op.send, C, dt, op.root, comm_, s), call);
+        }
+        break;
+      case Coll::scatter:
+        if (!C) break;
+        if (rank_ == op.root) {
+          for (size_t r = 0; r < n; ++r)
+            if (r != me) check(ncclSend(in + r * C * es, C, dt, static_cast<int>(r), comm_, s), call);
+        } else {
+          check(ncclRecv(op.recv, C, dt, op.root, comm_, s), call);
+        }
+        break;
+      case Coll::barrier:
+        check(ncclAllReduce(barrier_slot(), barrier_slot(), 1, ncclInt64, ncclSum, comm_, s), call);
+        break;
+      case Coll::send:
+        check(ncclSend(op.send, C, dt, op.root, comm_, s), call);
+        break;
+      case Coll::recv:
+        check(ncclRecv(op.recv, C, dt, op.root, comm_, s), call);
+        break;
+      default:
+        comm_fail(flagosInternalError, where(call), ": not an NCCL adaptor call");
+    }
+  }
+
+  int rank_, nranks_, device_;
+  std::chrono::milliseconds timeout_;
+  ncclComm_t comm_ = nullptr;
+  bool aborted_ = false;
+  cudaStream_t control_ = nullptr;
+  void* scratch_small_ = nullptr;  // argument checks and barriers
+  void* scratch_ = nullptr;        // in-place all-to-all inputs
+  size_t scratch_bytes_ = 0;
+  cudaStream_t scratch_user_ = nullptr;
+  cudaEvent_t scratch_event_ = nullptr;
+  bool scratch_pending_ = false;
+  std::map<cudaStream_t, cudaEvent_t> last_;
+};
+
+}  // namespace
+
+int device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
+  return n;
+}
+
+std::string device_caps(int device) {
+  cudaDeviceProp p{};
+  check_cuda(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
+  int v = 0;
+  ncclGetVersion(&v);
+  return detail::concat(p.name, ", sm_", p.major, p.minor, ", ", p.totalGlobalMem >> 30, " GiB, NCCL ", v / 10000, ".",
+                        (v / 100) % 100, ".", v % 100);
+}
+
+std::string make_id() {
+  ncclUniqueId id;
+  const ncclResult_t r = ncclGetUniqueId(&id);
+  if (r != ncclSuccess) comm_fail(result_of(r), "ncclGetUniqueId: ", ncclGetErrorString(r));
+  return std::string(id.internal, sizeof(id.internal));
+}
+
+std::unique_ptr<Adaptor> create(int rank, int nranks, int device, const std::string& id,
+                                std::chrono::milliseconds timeout) {
+  ncclUniqueId uid;
+  if (id.size() != sizeof(uid.internal))
+    comm_fail(flagosInternalError, "NCCL adaptor: the bootstrap passed a ", id.size(), "-byte id, NCCL's has ",
+              sizeof(uid.internal));
+  std::memcpy(uid.internal, id.data(), sizeof(uid.internal));
+  auto a = std::make_unique<NcclAdaptor>(rank, nranks, device, timeout);
+  a->init(uid);
+  return a;
+}
+
+}  // namespace flagos::comm::nccl
