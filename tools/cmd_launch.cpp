@@ -1,9 +1,11 @@
-// `flagos launch -n N -- CMD ...`: starts N ranks of CMD with FLAGOS_RANK, FLAGOS_WORLD_SIZE,
-// FLAGOS_COMM_ADDR and FLAGOS_COMM_MAGIC set, prefixes their output with "[rank k] ", and stops
-// all when one fails, exiting with the first failure's code. With Open MPI's mpirun on PATH the
-// ranks are started by mpirun (so they form one MPI job for the host adaptor); otherwise directly.
-// Each rank runs under `flagos launch --rank-exec`, which forwards signals, prefixes output and
-// records the rank's exit status for the report (src/comm/README.md explains the design).
+// `flagos launch -n N [--hosts h1:4,h2:4] -- CMD ...`: starts N ranks of CMD with FLAGOS_RANK,
+// FLAGOS_WORLD_SIZE, FLAGOS_COMM_ADDR and FLAGOS_COMM_MAGIC set, prefixes their output with
+// "[rank k] ", and stops all when one fails, exiting with the first failure's code. With Open MPI's
+// mpirun on PATH the ranks are started by mpirun (one MPI job for the host adaptor; remote hosts
+// through mpirun's ssh agent); otherwise directly, remote hosts through ssh (FLAGOS_LAUNCH_SSH
+// replaces "ssh -o BatchMode=yes"). Ranks fill the hosts' slots in order. Each rank runs under
+// `flagos launch --rank-exec`, which forwards signals, prefixes output and records the rank's exit
+// status for the report (src/comm/README.md explains the design).
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -25,10 +27,12 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli.h"
 #include "flagos/error.h"
+#include "launch_hosts.h"
 
 namespace flagos::cli {
 namespace {
@@ -92,6 +96,10 @@ int rank_exec(const std::vector<std::string>& cmd) {
     if (::getppid() != parent) ::_exit(137);
     ::dup2(out[1], 1);
     ::dup2(err[1], 2);
+    if (env_or("FLAGOS_LAUNCH_WATCH_STDIN", "") == "1") {
+      const int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      if (null_fd >= 0) ::dup2(null_fd, 0);
+    }
     std::vector<char*> argv;
     for (const auto& s : cmd) argv.push_back(const_cast<char*>(s.c_str()));
     argv.push_back(nullptr);
@@ -104,14 +112,27 @@ int rank_exec(const std::vector<std::string>& cmd) {
   install_forwarding();
   ::close(out[1]);
   ::close(err[1]);
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  // A remote rank (started through ssh) stops its program when the launcher's end of stdin closes.
+  const bool watch_stdin = env_or("FLAGOS_LAUNCH_WATCH_STDIN", "") == "1";
+  pollfd fds[3] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}, {watch_stdin ? 0 : -1, POLLIN, 0}};
   std::string pending[2];
   int open_fds = 2;
   char buf[65536];
   while (open_fds > 0) {
-    const int pr = ::poll(fds, 2, -1);
+    const int pr = ::poll(fds, 3, -1);
     if (pr < 0 && errno == EINTR) continue;
     if (pr < 0) break;
+    if (fds[2].fd >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+      const ssize_t k = ::read(0, buf, sizeof(buf));
+      if (k <= 0) {  // the launcher went away or stopped the job
+        fds[2].fd = -1;
+        ::kill(pid, SIGTERM);
+        std::thread([pid] {
+          std::this_thread::sleep_for(std::chrono::seconds(3));
+          ::kill(pid, SIGKILL);
+        }).detach();
+      }
+    }
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       const ssize_t k = ::read(fds[i].fd, buf, sizeof(buf));
@@ -182,10 +203,13 @@ std::string find_on_path(const std::string& name) {
   return "";
 }
 
-pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::pair<std::string, std::string>>& env) {
+// Starts argv with extra environment; with stdin_fd >= 0 that fd becomes its stdin.
+pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::pair<std::string, std::string>>& env,
+            int stdin_fd = -1) {
   const pid_t pid = ::fork();
   if (pid < 0) fail<RuntimeError>("flagos launch: fork: ", std::strerror(errno));
   if (pid == 0) {
+    if (stdin_fd >= 0) ::dup2(stdin_fd, 0);
     for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
     std::vector<char*> a;
     for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
@@ -201,7 +225,30 @@ pid_t spawn(const std::vector<std::string>& argv, const std::vector<std::pair<st
 int exit_code_of(int status) { return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status); }
 
 void usage_error(const std::string& msg) {
-  fail("flagos launch: ", msg, " (usage: flagos launch -n N [--no-mpi] -- CMD [ARGS...])");
+  fail("flagos launch: ", msg, " (usage: flagos launch -n N [--hosts h1:4,h2:4] [--no-mpi] -- CMD [ARGS...])");
+}
+
+// Splits FLAGOS_LAUNCH_SSH (or the default) at spaces.
+std::vector<std::string> ssh_command() {
+  const std::string spec = env_or("FLAGOS_LAUNCH_SSH", "ssh -o BatchMode=yes");
+  std::vector<std::string> out;
+  size_t p = 0;
+  while (p < spec.size()) {
+    const size_t e = std::min(spec.find(' ', p), spec.size());
+    if (e > p) out.push_back(spec.substr(p, e - p));
+    p = e + 1;
+  }
+  return out;
+}
+
+// The FLAGOS_* variables of this environment (forwarded to every rank, also remote ones).
+std::vector<std::string> flagos_env_names() {
+  std::vector<std::string> out;
+  for (char** e = environ; *e; ++e) {
+    const std::string kv = *e;
+    if (kv.rfind("FLAGOS_", 0) == 0 && kv.find('=') != std::string::npos) out.push_back(kv.substr(0, kv.find('=')));
+  }
+  return out;
 }
 
 }  // namespace
@@ -214,12 +261,15 @@ int cmd_launch(int argc, char** argv) {
   if (cmd.empty()) usage_error("no command after '--'");
   int n = -1;
   bool no_mpi = false, rank_mode = false;
+  std::vector<HostSlots> hosts;
   for (size_t k = 0; k < opts.size(); ++k) {
     const std::string& o = opts[k];
     if ((o == "-n" || o == "--np") && k + 1 < opts.size()) {
       char* end = nullptr;
       n = static_cast<int>(std::strtol(opts[++k].c_str(), &end, 10));
       if (*end || n < 1 || n > 1024) usage_error("-n needs a number of ranks in 1..1024, got '" + opts[k] + "'");
+    } else if ((o == "--hosts" || o == "-H") && k + 1 < opts.size()) {
+      hosts = parse_hosts(opts[++k]);
     } else if (o == "--no-mpi") {
       no_mpi = true;
     } else if (o == "--rank-exec") {
@@ -229,12 +279,23 @@ int cmd_launch(int argc, char** argv) {
     }
   }
   if (rank_mode) return rank_exec(cmd);
-  if (n < 1) usage_error("missing -n N");
+  if (hosts.empty()) hosts.push_back({"localhost", n < 1 ? 1 : n, true});
+  int slots = 0;
+  for (const auto& h : hosts) slots += h.slots;
+  if (n < 1) n = slots;
+  if (n > slots) usage_error("-n " + std::to_string(n) + " exceeds the " + std::to_string(slots) + " slots of --hosts " + hosts_spec(hosts));
+  // Rank r runs on the host whose slots it falls in (hosts filled in order, as mpirun maps by slot).
+  std::vector<const HostSlots*> host_of;
+  for (const auto& h : hosts)
+    for (int k = 0; k < h.slots && static_cast<int>(host_of.size()) < n; ++k) host_of.push_back(&h);
+  bool any_remote = false;
+  for (const auto* h : host_of) any_remote = any_remote || !h->local;
 
-  // Rendezvous for the communication library: a free port on the pinned host (default loopback,
-  // since all ranks run on this machine) and a fresh magic so stale ranks of earlier runs are rejected.
-  std::string host = env_or("FLAGOS_COMM_ADDR", "127.0.0.1");
+  // Rendezvous for the communication library: rank 0's host (loopback when every rank is here),
+  // a port free on this machine, and a fresh magic so stale ranks of earlier runs are rejected.
+  std::string host = env_or("FLAGOS_COMM_ADDR", "");
   if (host.find(':') != std::string::npos) host = host.substr(0, host.find(':'));
+  if (host.empty()) host = !any_remote ? "127.0.0.1" : host_of[0]->local ? local_address() : host_of[0]->host;
   std::random_device rd;
   char magic[32];
   std::snprintf(magic, sizeof(magic), "%08x%08x", rd(), rd() | 1u);
@@ -246,20 +307,25 @@ int cmd_launch(int argc, char** argv) {
       {"FLAGOS_COMM_MAGIC", magic},
       {"FLAGOS_WORLD_SIZE", std::to_string(n)},
       {"FLAGOS_LAUNCH_DIR", dir}};
+  for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);  // so flagos_env_names() lists them
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const std::string mpirun = no_mpi ? "" : find_on_path("mpirun");
   const auto t0 = std::chrono::steady_clock::now();
   install_forwarding();
   int rc = 0;
+  struct Failure { long long ns; int rank; std::string how; };
+  std::vector<Failure> fails;
   if (!mpirun.empty()) {
     // As root, Open MPI refuses to start without these (CI containers run as root).
     env.emplace_back("OMPI_ALLOW_RUN_AS_ROOT", "1");
     env.emplace_back("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
     std::vector<std::string> a = {mpirun, "--oversubscribe", "--bind-to", "none", "-n", std::to_string(n)};
-    for (const char* v : {"FLAGOS_COMM_ADDR", "FLAGOS_COMM_MAGIC", "FLAGOS_WORLD_SIZE", "FLAGOS_LAUNCH_DIR"}) {
-      a.emplace_back("-x");
-      a.emplace_back(v);
+    if (any_remote || hosts.size() > 1 || hosts[0].host != "localhost") {
+      a.insert(a.end(), {"--host", hosts_spec(hosts)});
+      if (const char* agent = std::getenv("FLAGOS_LAUNCH_SSH"); agent && *agent)
+        a.insert(a.end(), {"--mca", "plm_rsh_agent", agent});
     }
+    for (const auto& v : flagos_env_names()) a.insert(a.end(), {"-x", v});
     a.insert(a.end(), {self, "launch", "--rank-exec", "--"});
     a.insert(a.end(), cmd.begin(), cmd.end());
     const pid_t pid = spawn(a, env);
@@ -269,16 +335,42 @@ int cmd_launch(int argc, char** argv) {
     g_child = 0;
     rc = exit_code_of(status);
   } else {
+    // Local ranks directly; remote ones through ssh, each with a pipe as stdin whose closing stops it.
     std::vector<pid_t> pids;
+    std::vector<int> stdin_pipes;
+    const auto names = flagos_env_names();
     for (int r = 0; r < n; ++r) {
-      auto e = env;
-      e.emplace_back("FLAGOS_RANK", std::to_string(r));
+      const HostSlots& h = *host_of[static_cast<size_t>(r)];
       std::vector<std::string> a = {self, "launch", "--rank-exec", "--"};
       a.insert(a.end(), cmd.begin(), cmd.end());
-      pids.push_back(spawn(a, e));
+      if (h.local) {
+        auto e = env;
+        e.emplace_back("FLAGOS_RANK", std::to_string(r));
+        pids.push_back(spawn(a, e));
+        stdin_pipes.push_back(-1);
+      } else {
+        std::string remote = "cd " + shell_quote(std::filesystem::current_path().string()) + " && exec env";
+        for (const auto& v : names) remote += " " + shell_quote(v + "=" + env_or(v.c_str(), ""));
+        remote += " FLAGOS_RANK=" + std::to_string(r) + " FLAGOS_LAUNCH_WATCH_STDIN=1";
+        for (const auto& s : a) remote += " " + shell_quote(s);
+        std::vector<std::string> ssh = ssh_command();
+        ssh.push_back(h.host);
+        ssh.push_back(remote);
+        int pipefd[2];
+        if (::pipe2(pipefd, O_CLOEXEC) != 0) fail<RuntimeError>("flagos launch: pipe: ", std::strerror(errno));
+        pids.push_back(spawn(ssh, {}, pipefd[0]));
+        ::close(pipefd[0]);
+        stdin_pipes.push_back(pipefd[1]);
+      }
       g_children[g_children_n] = pids.back();
       g_children_n = g_children_n + 1;
     }
+    auto stop_all = [&] {
+      for (int& fd : stdin_pipes)
+        if (fd >= 0) ::close(fd), fd = -1;
+      for (pid_t q : pids)
+        if (q > 0) ::kill(q, SIGTERM);
+    };
     int left = n;
     bool stopping = false;
     auto stop_deadline = std::chrono::steady_clock::now();
@@ -295,30 +387,38 @@ int cmd_launch(int argc, char** argv) {
       }
       auto it = std::find(pids.begin(), pids.end(), p);
       if (it == pids.end()) continue;
+      const int r = static_cast<int>(it - pids.begin());
       *it = -1;
       --left;
       const int code = exit_code_of(status);
+      // Remote ranks leave no status file here: their ssh's exit code stands for them.
+      if (code != 0 && !host_of[static_cast<size_t>(r)]->local && !stopping)
+        fails.push_back({std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count(),
+                         r, "(on " + host_of[static_cast<size_t>(r)]->host + ") exited with code " + std::to_string(code)});
       if (code != 0 && rc == 0) rc = code;
       if (code != 0 && !stopping) {
         stopping = true;
         stop_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-        for (pid_t q : pids) if (q > 0) ::kill(q, SIGTERM);
+        stop_all();
       }
     }
+    for (int fd : stdin_pipes)
+      if (fd >= 0) ::close(fd);
     g_children_n = 0;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // Report the first rank that failed (status files carry a timestamp).
-  struct Failure { long long ns; int rank; std::string how; };
-  std::vector<Failure> fails;
   for (int r = 0; r < n; ++r) {
     std::ifstream f(dir + "/rank" + std::to_string(r));
     long long ns = 0;
     std::string kind;
     int v = 0;
+    const HostSlots& h = *host_of[static_cast<size_t>(r)];
+    const std::string on = h.local ? "" : "(on " + h.host + ") ";
     if (f >> ns >> kind >> v) {
-      if (kind == "signal") fails.push_back({ns, r, "was killed by " + signal_text(v)});
-      else if (v != 0) fails.push_back({ns, r, "exited with code " + std::to_string(v)});
+      if (kind == "signal") fails.push_back({ns, r, on + "was killed by " + signal_text(v)});
+      else if (v != 0) fails.push_back({ns, r, on + "exited with code " + std::to_string(v)});
     }
     std::filesystem::remove(dir + "/rank" + std::to_string(r));
   }
