@@ -2,13 +2,16 @@
 // `flagos launch -n N`. Modes:
 //   (none)                      the suite (comm_suite.cpp) on host memory, then the error checks
 //   --mode kill|timeout         fault scenarios, run by the driver below
+//   --mode big                  counts above INT_MAX (2 GiB per rank)
 //   --driver kill|timeout FLAGOS N   runs `FLAGOS launch -n N -- SELF --mode ...` and checks how it ends
 // Prints one line per failure and "N passed, M failed".
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -103,6 +106,45 @@ int mode_timeout() {
   ::_exit(ok ? 0 : 5);  // MPI cannot finalize with the abandoned request
 }
 
+// Counts above INT_MAX for real (about 2 GiB per rank; opt-in: FLAGOS_COMM_BIG_TESTS): an in-place
+// u8 all-reduce and a broadcast of INT_MAX + 9 elements, checked at the piece boundaries and on a
+// sparse grid.
+int mode_big() {
+  flagosComm_t comm = init_world();
+  const size_t count = static_cast<size_t>(INT_MAX) + 9;
+  std::vector<uint8_t> buf(count, static_cast<uint8_t>(g_rank + 1));
+  const size_t marks[] = {0, 1, static_cast<size_t>(INT_MAX) - 1, static_cast<size_t>(INT_MAX),
+                          static_cast<size_t>(INT_MAX) + 1, count - 1};
+  for (size_t k = 0; k < 6; ++k) buf[marks[k]] = static_cast<uint8_t>(g_rank * 3 + k);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK_OK(flagosAllReduce(buf.data(), buf.data(), count, flagosUint8, flagosSum, comm, nullptr));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto expect_at = [&](const char* what, size_t i, unsigned want) {
+    if (buf[i] == want) return ++g_pass, true;
+    std::printf("FAIL %s: element %zu is %u, expected %u\n", what, i, buf[i], want);
+    return ++g_fail, false;
+  };
+  unsigned base = 0;
+  for (int r = 0; r < g_n; ++r) base += static_cast<unsigned>(r + 1);
+  for (size_t k = 0; k < 6; ++k) {
+    unsigned want = 0;
+    for (int r = 0; r < g_n; ++r) want += static_cast<unsigned>(r * 3) + static_cast<unsigned>(k);
+    expect_at("all-reduce mark", marks[k], want & 255);
+  }
+  for (size_t i = 7; i < count - 7; i += (1u << 20) + 7)
+    if (!expect_at("all-reduce grid", i, base & 255)) break;
+  const int root = g_n - 1;
+  std::fill(buf.begin(), buf.end(), static_cast<uint8_t>(g_rank == root ? 77 : 0));
+  buf[count - 1] = static_cast<uint8_t>(g_rank == root ? 99 : 0);
+  CHECK_OK(flagosBroadcast(buf.data(), buf.data(), count, flagosUint8, root, comm, nullptr));
+  expect_at("broadcast last", count - 1, 99);
+  for (size_t i = 0; i < count - 1; i += (1u << 20) + 3)
+    if (!expect_at("broadcast grid", i, 77)) break;
+  CHECK_OK(flagosCommDestroy(comm));
+  std::printf("big counts (%zu elements, all-reduce %.1f s): %d passed, %d failed\n", count, secs, g_pass, g_fail);
+  return g_fail ? 1 : 0;
+}
+
 int driver(const std::string& mode, const std::string& flagos, int n, const char* self) {
   const std::string cmd = flagos + " launch -n " + std::to_string(n) + " -- " + self + " --mode " + mode + " 2>&1";
   const auto t0 = std::chrono::steady_clock::now();
@@ -142,6 +184,7 @@ int main(int argc, char** argv) {
   g_n = env_int("FLAGOS_WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", 1);
   if (mode == "kill") return mode_kill();
   if (mode == "timeout") return mode_timeout();
+  if (mode == "big") return mode_big();
   const auto t0 = std::chrono::steady_clock::now();
   flagosComm_t world = init_world();
   HostMemory mem;
