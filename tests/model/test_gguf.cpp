@@ -3,13 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <limits>
+#include <random>
 
 #include "file_builders.h"
 #include "flagos/error.h"
 #include "flagos/ops.h"
 #include "model/gguf.h"
+#include "model/loaders.h"
 
 namespace flagos::model {
 namespace {
@@ -379,6 +382,47 @@ TEST(Gguf, ErrorsNameTheFileOnDisk) {
   }
   EXPECT_THROW(File::open(path + ".missing"), InvalidArgument);
   EXPECT_THROW(File::open(::testing::TempDir()), InvalidArgument);  // a directory
+}
+
+}  // namespace
+}  // namespace flagos::model
+
+namespace flagos::model {
+namespace {
+
+// Random byte edits of a real model file: parsing and loading either succeed or throw a
+// flagos::Error (checked under ASan/UBSan in the sanitizer build). Seed printed for replay.
+TEST(Gguf, RandomMutationsOnlyThrowErrors) {
+  const std::vector<uint8_t> base = read_bytes(std::string(FLAGOS_MODEL_FIXTURES) + "/gguf/tiny_qwen3.gguf");
+  const File f = parse(base);
+  const size_t header = f.data_offset();
+  const uint64_t seed = std::random_device{}();
+  std::printf("[ seed     ] %llu\n", static_cast<unsigned long long>(seed));
+  std::mt19937_64 rng(seed);
+  int ok = 0, errors = 0;
+  for (int iter = 0; iter < 400; ++iter) {
+    std::vector<uint8_t> b = base;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t at = rng() % header;  // metadata and tensor infos
+      switch (rng() % 3) {
+        case 0: b[at] = static_cast<uint8_t>(rng()); break;
+        case 1: b[at] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
+        default: b[at] = (rng() % 2) ? 0xff : 0x00; break;
+      }
+    }
+    if (rng() % 5 == 0) b.resize(rng() % b.size());
+    try {
+      const File g = parse(b, "mutated.gguf");
+      LoadedModel lm = loaders::load_gguf(g, LoadOptions{});
+      validate_weights(lm.config, lm.weights);
+      ++ok;
+    } catch (const Error&) {
+      ++errors;
+    }
+  }
+  EXPECT_EQ(ok + errors, 400);
+  EXPECT_GT(errors, 0);
 }
 
 }  // namespace
