@@ -329,7 +329,31 @@ class NcclAdaptor final : public Adaptor {
     }
   }
 
+  // Sends to and receives from this rank itself, paired in order, become device copies.
+  void copy_to_self(std::span<const Op> ops) {
+    std::vector<const Op*> sends, recvs;
+    for (const Op& op : ops)
+      if ((op.coll == Coll::send || op.coll == Coll::recv) && op.root == rank_)
+        (op.coll == Coll::send ? sends : recvs).push_back(&op);
+    if (sends.size() != recvs.size())
+      comm_fail(flagosInvalidUsage, where("flagosSend/flagosRecv"), ": ", sends.size(), " send(s) to this rank itself but ",
+                recvs.size(), " receive(s) from it in the group");
+    for (size_t i = 0; i < sends.size(); ++i) {
+      const Op& snd = *sends[i];
+      const Op& rcv = *recvs[i];
+      if (snd.count != rcv.count || snd.dtype != rcv.dtype)
+        comm_fail(flagosInvalidUsage, where("flagosSend/flagosRecv"), ": a send of ", snd.count, " ",
+                  dtype_label(snd.dtype), " to this rank itself meets a receive of ", rcv.count, " ",
+                  dtype_label(rcv.dtype));
+      if (snd.count && snd.send != rcv.recv)
+        check_cuda(cudaMemcpyAsync(rcv.recv, snd.send, snd.count * dtype_size(snd.dtype), cudaMemcpyDeviceToDevice,
+                                   static_cast<cudaStream_t>(rcv.stream)),
+                   "cudaMemcpyAsync (send to self)");
+    }
+  }
+
   void issue(std::span<const Op> ops) {
+    copy_to_self(ops);
     std::vector<const char*> inputs;
     for (const Op& op : ops) inputs.push_back(prepare(op, dtype_size(op.dtype)));
     const auto deadline = Clock::now() + timeout_;
@@ -410,10 +434,10 @@ class NcclAdaptor final : public Adaptor {
         check(ncclAllReduce(barrier_slot(), barrier_slot(), 1, ncclInt64, ncclSum, comm_, s), call);
         break;
       case Coll::send:
-        check(ncclSend(op.send, C, dt, op.root, comm_, s), call);
+        if (op.root != rank_) check(ncclSend(op.send, C, dt, op.root, comm_, s), call);
         break;
       case Coll::recv:
-        check(ncclRecv(op.recv, C, dt, op.root, comm_, s), call);
+        if (op.root != rank_) check(ncclRecv(op.recv, C, dt, op.root, comm_, s), call);
         break;
       default:
         comm_fail(flagosInternalError, where(call), ": not an NCCL adaptor call");
