@@ -18,6 +18,8 @@ struct MapArgs {
   Indexer<N + 1> ix;  // operand 0 is the output
 };
 
+inline constexpr int kUnroll = 4;
+
 template <typename Out, typename In>
 inline constexpr int kMapVec = static_cast<int>(16 / (sizeof(In) > sizeof(Out) ? sizeof(In) : sizeof(Out)));
 
@@ -28,20 +30,32 @@ __global__ void __launch_bounds__(kThreads) map_kernel(MapArgs<N> a, F f) {
   constexpr int M = N > 0 ? N : 1;
   const int64_t step = grid_threads();
   if (a.vec) {
+    // kUnroll independent 16-byte loads per thread before any store: enough bytes in flight to
+    // cover HBM latency with one full wave of threads.
     const int64_t nv = a.n / V;
-    for (int64_t i = global_thread(); i < nv; i += step) {
-      Pack<In, V> x[M];
+    for (int64_t base = global_thread(); base < nv; base += step * kUnroll) {
+      Pack<In, V> x[kUnroll][M];
 #pragma unroll
-      for (int k = 0; k < N; ++k) x[k] = reinterpret_cast<const Pack<In, V>*>(a.in[k])[i];
-      Pack<Out, V> y;
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t i = base + u * step;
 #pragma unroll
-      for (int j = 0; j < V; ++j) {
-        In v[M];
-#pragma unroll
-        for (int k = 0; k < N; ++k) v[k] = x[k].v[j];
-        y.v[j] = f(v, i * V + j);
+        for (int k = 0; k < N; ++k)
+          if (i < nv) x[u][k] = reinterpret_cast<const Pack<In, V>*>(a.in[k])[i];
       }
-      reinterpret_cast<Pack<Out, V>*>(a.out)[i] = y;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t i = base + u * step;
+        if (i >= nv) break;
+        Pack<Out, V> y;
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          In v[M];
+#pragma unroll
+          for (int k = 0; k < N; ++k) v[k] = x[u][k].v[j];
+          y.v[j] = f(v, i * V + j);
+        }
+        reinterpret_cast<Pack<Out, V>*>(a.out)[i] = y;
+      }
     }
     for (int64_t i = nv * V + global_thread(); i < a.n; i += step) {
       In v[M];
@@ -83,7 +97,7 @@ void launch_map(const Tensor& out, const std::array<const Tensor*, N>& in, cudaS
     for (int k = 0; k < N; ++k) st[static_cast<size_t>(k) + 1] = &in[static_cast<size_t>(k)]->strides();
     m.ix = make_indexer<N + 1>(out.shape(), st);
   }
-  const unsigned grid = grid_for(vec ? (n + V - 1) / V : n, out.device().index);
+  const unsigned grid = grid_for(vec ? (n / V + kUnroll - 1) / kUnroll + 1 : n, out.device().index);
   map_kernel<Out, In, N, F><<<grid, kThreads, 0, stream>>>(m, f);
   CUDA_CHECK_LAUNCH();
 }
