@@ -65,7 +65,9 @@ struct Graph {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() : devices_(static_cast<size_t>(device_count_cached())) {}
+  CudaBackend()
+      : devices_(static_cast<size_t>(device_count_cached())),
+        init_(std::make_unique<std::once_flag[]>(devices_.size())) {}
 
   std::string_view name() const override { return "cuda"; }
   int device_count() override { return device_count_cached(); }
@@ -107,7 +109,8 @@ class CudaBackend final : public Backend {
     return d.allocator.alloc(bytes, stream_or_default(d, s.handle()));
   }
   void free(int device, void* ptr) override {
-    if (ptr) devices_.at(static_cast<size_t>(device))->allocator.free(ptr);
+    if (!ptr || device < 0 || static_cast<size_t>(device) >= devices_.size()) return;
+    if (auto& d = devices_[static_cast<size_t>(device)]) d->allocator.free(ptr);
   }
   size_t cached_bytes(int device) override { return state(device).allocator.cached_bytes(); }
   void release_cached(int device) override { state(device).allocator.release_cached(); }
@@ -243,15 +246,12 @@ class CudaBackend final : public Backend {
                  " out of range (", devices_.size(), " CUDA device(s))");
     auto& slot = devices_[static_cast<size_t>(index)];
     set_device(index);
-    if (!slot) {
-      std::lock_guard lk(init_mu_);
-      if (!slot) {
-        auto d = std::make_unique<DeviceState>(index);
-        CUDA_CHECK(cudaGetDeviceProperties(&d->props, index));
-        CUDA_CHECK(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking));
-        slot = std::move(d);
-      }
-    }
+    std::call_once(init_[static_cast<size_t>(index)], [&] {
+      auto d = std::make_unique<DeviceState>(index);
+      CUDA_CHECK(cudaGetDeviceProperties(&d->props, index));
+      CUDA_CHECK(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking));
+      slot = std::move(d);
+    });
     return *slot;
   }
   static cudaStream_t stream_or_default(DeviceState& d, StreamHandle s) {
@@ -266,8 +266,8 @@ class CudaBackend final : public Backend {
   }
 
   uint16_t id_ = 0;
-  std::mutex init_mu_;
   std::vector<std::unique_ptr<DeviceState>> devices_;
+  std::unique_ptr<std::once_flag[]> init_;  // one per device: creates its DeviceState
   PinnedHostPool pinned_;
 };
 
