@@ -3,7 +3,10 @@
  * Usage (as with NCCL): rank 0 calls flagosCommGetUniqueId and shares the id (under `flagos launch`
  * every rank may call it and gets the same id from the environment); each rank calls
  * flagosCommInitRank(&comm, nranks, id, rank); collectives take (send, recv, count, dtype, [op],
- * [root], comm, stream) where stream is the buffer's backend stream (null on the CPU).
+ * [root], comm, stream) where stream is the buffer's backend stream (null on the CPU; a cudaStream_t
+ * for CUDA buffers, whose device flagosCommInitRank makes current on the calling thread).
+ * Ranks on different kinds of devices (or a split forced with FLAGOS_COMM_CLUSTERS /
+ * FLAGOS_COMM_SPLIT) run every call hierarchically through host staging (src/comm/README.md).
  * Every function returns a flagosResult_t; flagosGetLastError gives the message of the last failure
  * on this thread (it names the call, the rank and the offending values). No C++ exception crosses
  * this boundary. */

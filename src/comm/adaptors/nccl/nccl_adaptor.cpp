@@ -489,6 +489,10 @@ std::unique_ptr<Adaptor> create(int rank, int nranks, int device, const std::str
     comm_fail(flagosInternalError, "NCCL adaptor: the bootstrap passed a ", id.size(), "-byte id, NCCL's has ",
               sizeof(uid.internal));
   std::memcpy(uid.internal, id.data(), sizeof(uid.internal));
+  // The communicator's device becomes (and stays) current on this thread, as NCCL programs set it
+  // anyway; later calls then switch devices only if the program changed it meanwhile (restoring
+  // another device would create a context on it).
+  check_cuda(cudaSetDevice(device), "cudaSetDevice");
   auto a = std::make_unique<NcclAdaptor>(rank, nranks, device, timeout);
   a->init(uid);
   return a;

@@ -15,7 +15,8 @@ std::string device_caps(int device);  // "NVIDIA H200, sm_90, 139 GiB, NCCL 2.28
 // A fresh NCCL unique id, as bytes for the bootstrap to pass on.
 std::string make_id();
 // Joins the NCCL communicator of `nranks` ranks identified by `id` (from make_id on its rank 0) on
-// CUDA device `device`. Collective over those ranks; flagosTimeout if they do not all join in time.
+// CUDA device `device`, which becomes the calling thread's current device. Collective over those
+// ranks; flagosTimeout if they do not all join in time.
 std::unique_ptr<Adaptor> create(int rank, int nranks, int device, const std::string& id,
                                 std::chrono::milliseconds timeout);
 // Device scratch, pinned host staging and copies on two copy streams, for the heterogeneous mode.
