@@ -38,6 +38,24 @@ __device__ __forceinline__ void reduce_emit(const ReduceArgs& a, const R& r, con
     static_cast<S*>(a.partial)[row * a.splits + blockIdx.y] = st;
 }
 
+// Adds elements j0, j0 + step, ... < j1 of one row in order, four loads in flight at a time.
+template <typename T, typename R, typename S>
+__device__ __forceinline__ void reduce_run(const R& r, S& st, const char* p, int64_t cs, int64_t j0, int64_t j1,
+                                           int64_t step) {
+  int64_t j = j0;
+  for (; j + 3 * step < j1; j += 4 * step) {
+    const auto v0 = load(reinterpret_cast<const T*>(p + j * cs));
+    const auto v1 = load(reinterpret_cast<const T*>(p + (j + step) * cs));
+    const auto v2 = load(reinterpret_cast<const T*>(p + (j + 2 * step) * cs));
+    const auto v3 = load(reinterpret_cast<const T*>(p + (j + 3 * step) * cs));
+    r.add(st, v0, j);
+    r.add(st, v1, j + step);
+    r.add(st, v2, j + 2 * step);
+    r.add(st, v3, j + 3 * step);
+  }
+  for (; j < j1; j += step) r.add(st, load(reinterpret_cast<const T*>(p + j * cs)), j);
+}
+
 template <typename T, typename R>
 __global__ void __launch_bounds__(kThreads) reduce_kernel(ReduceArgs a, R r) {
   using S = typename R::State;
@@ -47,8 +65,7 @@ __global__ void __launch_bounds__(kThreads) reduce_kernel(ReduceArgs a, R r) {
     const int64_t row = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
     if (row >= a.outer) return;
     S st = r.init();
-    const char* p = a.in + row * a.rs;
-    for (int64_t j = j0; j < j1; ++j) r.add(st, load(reinterpret_cast<const T*>(p + j * a.cs)), j);
+    reduce_run<T>(r, st, a.in + row * a.rs, a.cs, j0, j1, 1);
     reduce_emit(a, r, st, row);
     return;
   }
@@ -57,10 +74,7 @@ __global__ void __launch_bounds__(kThreads) reduce_kernel(ReduceArgs a, R r) {
   const int g = a.group, lane = static_cast<int>(threadIdx.x) & (g - 1);
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (kThreads / g) + threadIdx.x / g;
   S st = r.init();
-  if (row < a.outer) {
-    const char* p = a.in + row * a.rs;
-    for (int64_t j = j0 + lane; j < j1; j += g) r.add(st, load(reinterpret_cast<const T*>(p + j * a.cs)), j);
-  }
+  if (row < a.outer) reduce_run<T>(r, st, a.in + row * a.rs, a.cs, j0 + lane, j1, g);
   sm[threadIdx.x] = st;
   __syncthreads();
   for (int s = g / 2; s > 0; s >>= 1) {
@@ -101,7 +115,7 @@ void run_reduce(const KernelArgs& args, const R& r) {
     a.os1 = args.out[1]->stride(0);
   }
   const int64_t es = static_cast<int64_t>(sizeof(T));
-  const int64_t target = int64_t{sm_count(dev)} * 4;  // blocks that keep the device busy
+  const int64_t target = int64_t{sm_count(dev)} * 8;  // blocks of one full wave
   a.column = a.inner > 1 && a.outer > 1 && a.cs != es && a.rs == es;
   int64_t gx, splits;
   if (a.column) {
