@@ -22,6 +22,7 @@ void cases_creation(std::vector<Case>& out, const Options& o) {
   add_copy("copy [4096,3584] f32", {4096, 3584}, DType::f32, DType::f32, false);
   add_copy("copy [10000000] f32", {10000000}, DType::f32, DType::f32, false);
   add_copy("copy transposed [3584,4096] f32", {3584, 4096}, DType::f32, DType::f32, true);
+  if (!d.is_cpu()) add_copy("copy [16384,8192] f32", {16384, 8192}, DType::f32, DType::f32, false);  // >> L2
   add_copy("cast [4096,3584] f32->bf16", {4096, 3584}, DType::bf16, DType::f32, false);
   add_copy("cast [4096,3584] bf16->f32", {4096, 3584}, DType::f32, DType::bf16, false);
   add_copy("cast [4096,3584] f32->f16", {4096, 3584}, DType::f16, DType::f32, false);

@@ -20,15 +20,18 @@ void cases_linalg(std::vector<Case>& out, const Options& o) {
                    "linalg", es * static_cast<double>(M * K + K * N + M * N), 2.0 * M * K * N,
                    [a, b, y] { ops::matmul(a, b, *y); }, ""});
   };
-  auto add_linear = [&](int64_t M, int64_t K, int64_t N, DType wt) {
-    Tensor x = random_tensor({M, K}, DType::f32, d);
+  // x f32 unless xt says otherwise ("... x bf16" in the name)
+  auto add_linear = [&](int64_t M, int64_t K, int64_t N, DType wt, DType xt = DType::f32) {
+    Tensor x = random_tensor({M, K}, xt, d);
     Tensor w = is_quant(wt) ? ops::quantize(random_tensor({N, K}, DType::f32, d, -1, 1, 3), wt)
                             : random_tensor({N, K}, wt, d, -1, 1, 3);
-    auto y = std::make_shared<Tensor>(Tensor::empty({M, N}, DType::f32, d));
+    auto y = std::make_shared<Tensor>(Tensor::empty({M, N}, xt, d));
     const double wbytes = static_cast<double>(row_bytes(wt, K)) * static_cast<double>(N);
+    const double xs = static_cast<double>(element_size(xt));
     out.push_back({"linear [" + std::to_string(M) + "x" + std::to_string(K) + "]x[" + std::to_string(N) + "x" +
-                       std::to_string(K) + "]^T " + std::string(dtype_name(wt)),
-                   "linalg", wbytes + 4.0 * static_cast<double>(M * K + M * N), 2.0 * M * K * N,
+                       std::to_string(K) + "]^T " + std::string(dtype_name(wt)) +
+                       (xt == DType::f32 ? "" : " x " + std::string(dtype_name(xt))),
+                   "linalg", wbytes + xs * static_cast<double>(M * K + M * N), 2.0 * M * K * N,
                    [x, w, y] { ops::linear(x, w, {}, *y); }, ""});
   };
   if (o.quick) {
@@ -37,7 +40,7 @@ void cases_linalg(std::vector<Case>& out, const Options& o) {
     return;
   }
   add_matmul(1024, 1024, 1024, DType::f32);
-  {  // incumbent: OpenBLAS sgemm on the same buffers
+  if (d.is_cpu()) {  // incumbent: OpenBLAS sgemm on the same buffers
     const int64_t n = 1024;
     Tensor a = random_tensor({n, n}, DType::f32, d), b = random_tensor({n, n}, DType::f32, d, -1, 1, 2);
     auto c = std::make_shared<Tensor>(Tensor::empty({n, n}, DType::f32, d));
@@ -53,6 +56,12 @@ void cases_linalg(std::vector<Case>& out, const Options& o) {
   for (DType wt : {DType::f32, DType::bf16, DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(1, 3584, 18944, wt);
   for (DType wt : {DType::f32, DType::bf16, DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(16, 3584, 18944, wt);
   add_linear(64, 3584, 18944, DType::q4_k);
+  if (!d.is_cpu()) {  // accelerator shapes: bf16 decode GEMV and prefill GEMM (Qwen2-7B MLP up)
+    add_linear(1, 3584, 18944, DType::bf16, DType::bf16);
+    add_linear(16, 3584, 18944, DType::bf16, DType::bf16);
+    add_linear(4096, 3584, 18944, DType::bf16, DType::bf16);
+    add_matmul(4096, 3584, 18944, DType::bf16);
+  }
   {
     const int64_t V = 152064, D = 3584;
     Tensor table = random_tensor({V, D}, DType::bf16, d);

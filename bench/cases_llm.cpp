@@ -80,6 +80,7 @@ void cases_llm(std::vector<Case>& out, const Options& o) {
   add_attn(1, 28, 4, 1, 4096, 128, true, DType::f32);
   add_attn(1, 28, 4, 1, 4096, 128, true, DType::bf16);
   add_attn(1, 28, 4, 512, 512, 128, true, DType::f32);
+  if (!d.is_cpu()) add_attn(1, 28, 4, 4096, 4096, 128, true, DType::bf16);  // prefill on an accelerator
   add_sample(1, 152064);
   add_sample(16, 152064);
   add_topk(16, 152064, 40);

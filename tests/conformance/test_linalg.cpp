@@ -229,6 +229,21 @@ std::vector<LinCase> lin_cases() {
     v.push_back({d, DType::f32, DType::q5_k, {64, 256}, 21, false, Layout::contiguous});
     for (DType w : {DType::q8_0, DType::q4_k, DType::q6_k, DType::q5_1})
       v.push_back({d, DType::f32, w, {1, 2048}, 257, false, Layout::contiguous});
+    // accelerator paths by row count: decode GEMV (1, 7), its last size (64) and the first GEMM
+    // size (65) for quantized weights; 16-bit weights with 16-bit x switch to the GEMM after 16
+    for (int64_t M : {1, 7, 64, 65})
+      for (DType w : {DType::q8_0, DType::q4_k, DType::q6_k}) {
+        v.push_back({d, DType::f32, w, {M, 512}, 70, M == 7, Layout::contiguous});
+        v.push_back({d, DType::bf16, w, {M, 256}, 36, M != 7, Layout::contiguous});
+      }
+    for (int64_t M : {1, 7, 16, 17, 64, 65}) {
+      v.push_back({d, DType::bf16, DType::bf16, {M, 264}, 45, M % 2 == 1, Layout::contiguous});
+      v.push_back({d, DType::f16, DType::f16, {M, 128}, 33, false, Layout::contiguous});
+      v.push_back({d, DType::f32, DType::bf16, {M, 200}, 29, true, Layout::contiguous});
+    }
+    v.push_back({d, DType::bf16, DType::f32, {5, 96}, 31, true, Layout::contiguous});  // mixed: f32 weight
+    v.push_back({d, DType::f16, DType::bf16, {70, 64}, 23, true, Layout::contiguous});  // mixed 16-bit GEMM
+    v.push_back({d, DType::bf16, DType::bf16, {3, 37}, 9, false, Layout::contiguous});  // K not a multiple of 8
   }
   return v;
 }

@@ -457,7 +457,16 @@ std::vector<AttnCase> attn_cases() {
     for (DType t : {DType::f16, DType::bf16}) {
       v.push_back({d, t, 1, 8, 2, 1, 37, 32, 32, true, 0, 0, 0, true, 0});
       v.push_back({d, t, 2, 4, 2, 9, 21, 16, 24, true, 5, 3.0, 2, false, 0});
+      // tensor-core prefill shapes (D = Dv = 64 / 128, >= 16 queries): causal GQA on a cache,
+      // partial tiles, window + softcap, a transposed layout, and no causal mask
+      v.push_back({d, t, 1, 6, 2, 70, 75, 128, 128, true, 0, 0, 0, false, 0});
+      v.push_back({d, t, 2, 4, 1, 33, 33, 64, 64, true, 20, 4.0, 0, true, 0});
+      v.push_back({d, t, 1, 2, 2, 17, 130, 64, 64, false, 0, 0, 0, false, 0.1});
     }
+    // decode over a long cache (split-KV), GQA 7:1 and head dim 128, f32 and bf16
+    v.push_back({d, DType::f32, 1, 7, 1, 1, 3000, 128, 128, true, 0, 0, 0, false, 0});
+    v.push_back({d, DType::bf16, 2, 14, 2, 1, 2500, 128, 128, true, 0, 0, 0, true, 0});
+    v.push_back({d, DType::f32, 1, 4, 4, 2, 1800, 64, 64, true, 700, 0, 0, false, 0});  // window on a long cache
   }
   return v;
 }

@@ -346,6 +346,12 @@ std::vector<ACase> along_cases() {
     v.push_back({d, A::softmax, DType::f32, {3, 70001}, -1, Layout::contiguous, false, false});
     v.push_back({d, A::softmax, DType::f32, {5, 5003}, -1, Layout::contiguous, false, true});  // 3-pass rows
     v.push_back({d, A::log_softmax, DType::bf16, {2, 30001}, -1, Layout::contiguous, false, true});
+    // whole 16-byte vectors per row (accelerator register paths), with and without specials
+    v.push_back({d, A::softmax, DType::f32, {3, 32000}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {4, 4096}, -1, Layout::contiguous, true, false});
+    v.push_back({d, A::log_softmax, DType::bf16, {2, 8192}, -1, Layout::contiguous, true, true});
+    v.push_back({d, A::softmax, DType::f16, {3, 2056}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::log_softmax, DType::f64, {3, 2048}, -1, Layout::contiguous, false, true});
   }
   return v;
 }

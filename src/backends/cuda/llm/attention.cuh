@@ -1,0 +1,13 @@
+// Internal interface between the attention kernels of the CUDA backend (attention.cu: the general
+// CUDA-core flash kernel with split-KV; attention_mma.cu: the tensor-core prefill kernel).
+#pragma once
+#include "flagos/kernel.h"
+#include "flagos/op_params.h"
+
+namespace flagos::cuda::llm {
+
+// Runs the tensor-core kernel when it applies (bf16/f16, no mask, D == Dv in {64, 128}, unit
+// feature strides, 16-byte aligned rows, at least 16 query rows); returns false otherwise.
+bool attention_mma(const KernelArgs& a, const AttentionParams& p);
+
+}  // namespace flagos::cuda::llm

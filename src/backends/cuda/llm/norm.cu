@@ -1,0 +1,292 @@
+// rms_norm, add_rms_norm (residual += x fused), layer_norm over the last dim of [rows, H] views,
+// and group_norm over contiguous [N, C, S] (see src/ops/norm.cpp for the argument layout).
+// One block per row. Fast path (contiguous 16-byte aligned rows, contiguous weight, H fitting
+// the block's registers): each thread keeps its VPT 16-byte vectors of the row in registers, so
+// the row is read once and written once. Otherwise a strided path reads the row per pass.
+// Compute is f32 (f64 for f64), sums reduced over the block, 1/sqrt in double; f16/bf16 rounded
+// once at the store. add_rms_norm normalizes the residual as stored (rounded to its dtype).
+#include "backends/cuda/llm/llm_common.cuh"
+#include "flagos/op_params.h"
+
+namespace flagos::cuda::llm {
+namespace {
+
+enum class NormKind { rms, add_rms, layer };
+
+template <typename T, typename W>
+struct NormArgs {
+  const T* x;
+  T* res;  // add_rms: residual (read, then written)
+  T* out;
+  const W* w;     // may be null
+  const W* bias;  // layer_norm; may be null
+  int64_t H;
+  int64_t xs, rs, os;       // row strides (elements)
+  int64_t xc, rc, oc;       // column strides (elements; 1 on the fast path)
+  int64_t ws, bs;           // weight / bias strides (elements)
+  double eps;
+};
+
+template <typename C, typename W, int VE>
+__device__ __forceinline__ void load_params(const W* p, int64_t idx, C (&v)[VE]) {
+  if constexpr (sizeof(W) * VE <= 16) {
+    const Pack<W, VE> pk = *reinterpret_cast<const Pack<W, VE>*>(p + idx);
+#pragma unroll
+    for (int k = 0; k < VE; ++k) v[k] = static_cast<C>(to_f(pk.v[k]));
+  } else {  // wider than 16 bytes (f32 weights of 16-bit x): 16-byte pieces
+    constexpr int E = 16 / sizeof(W);
+#pragma unroll
+    for (int h = 0; h < VE / E; ++h) {
+      const Pack<W, E> pk = *reinterpret_cast<const Pack<W, E>*>(p + idx + h * E);
+#pragma unroll
+      for (int k = 0; k < E; ++k) v[h * E + k] = static_cast<C>(to_f(pk.v[k]));
+    }
+  }
+}
+
+// Fast path: NT threads (blockDim.x), VPT vectors of VE elements each per thread.
+template <NormKind K, typename T, typename W, int VPT>
+__global__ void norm_vec_kernel(NormArgs<T, W> a) {
+  using C = compute_t<T>;
+  constexpr int VE = 16 / sizeof(T);
+  __shared__ C scratch[32];
+  const int64_t row = blockIdx.x;
+  const int64_t nvec = a.H / VE;
+  const T* xr = a.x + row * a.xs;
+  T* orow = a.out + row * a.os;
+  C v[VPT][VE];
+  C s1 = 0;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int64_t iv = static_cast<int64_t>(k) * blockDim.x + threadIdx.x;
+    if (iv < nvec) {
+      const Pack<T, VE> px = *reinterpret_cast<const Pack<T, VE>*>(xr + iv * VE);
+      if constexpr (K == NormKind::add_rms) {
+        T* rrow = a.res + row * a.rs;
+        const Pack<T, VE> pr = *reinterpret_cast<const Pack<T, VE>*>(rrow + iv * VE);
+        Pack<T, VE> sum;
+#pragma unroll
+        for (int e = 0; e < VE; ++e) {
+          sum.v[e] = store_c<T>(static_cast<C>(to_f(pr.v[e])) + static_cast<C>(to_f(px.v[e])));
+          v[k][e] = static_cast<C>(to_f(sum.v[e]));  // the rounded residual is normalized
+        }
+        *reinterpret_cast<Pack<T, VE>*>(rrow + iv * VE) = sum;
+      } else {
+#pragma unroll
+        for (int e = 0; e < VE; ++e) v[k][e] = static_cast<C>(to_f(px.v[e]));
+      }
+#pragma unroll
+      for (int e = 0; e < VE; ++e) s1 += K == NormKind::layer ? v[k][e] : v[k][e] * v[k][e];
+    }
+  }
+  s1 = block_sum(s1, scratch);
+  C mean = 0, r;
+  if constexpr (K == NormKind::layer) {
+    mean = s1 / static_cast<C>(a.H);
+    C s2 = 0;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      const int64_t iv = static_cast<int64_t>(k) * blockDim.x + threadIdx.x;
+      if (iv < nvec)
+#pragma unroll
+        for (int e = 0; e < VE; ++e) s2 += (v[k][e] - mean) * (v[k][e] - mean);
+    }
+    s2 = block_sum(s2, scratch);
+    r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
+  } else {
+    r = static_cast<C>(1.0 / sqrt(static_cast<double>(s1) / static_cast<double>(a.H) + a.eps));
+  }
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int64_t iv = static_cast<int64_t>(k) * blockDim.x + threadIdx.x;
+    if (iv >= nvec) continue;
+    C wv[VE] = {}, bv[VE] = {};
+    if (a.w) load_params<C, W, VE>(a.w, iv * VE, wv);
+    if (K == NormKind::layer && a.bias) load_params<C, W, VE>(a.bias, iv * VE, bv);
+    Pack<T, VE> po;
+#pragma unroll
+    for (int e = 0; e < VE; ++e) {
+      C y = K == NormKind::layer ? (v[k][e] - mean) * r : v[k][e] * r;
+      if (a.w) y = y * wv[e];
+      if (K == NormKind::layer && a.bias) y = y + bv[e];
+      po.v[e] = store_c<T>(y);
+    }
+    *reinterpret_cast<Pack<T, VE>*>(orow + iv * VE) = po;
+  }
+}
+
+// Strided path: any strides, any H; one block per row, the row re-read per pass.
+template <NormKind K, typename T, typename W>
+__global__ void norm_strided_kernel(NormArgs<T, W> a) {
+  using C = compute_t<T>;
+  __shared__ C scratch[32];
+  const int64_t row = blockIdx.x;
+  const T* xr = a.x + row * a.xs;
+  T* orow = a.out + row * a.os;
+  T* rrow = K == NormKind::add_rms ? a.res + row * a.rs : nullptr;
+  auto value = [&](int64_t i) -> C {
+    if constexpr (K == NormKind::add_rms) return static_cast<C>(to_f(rrow[i * a.rc]));
+    else return static_cast<C>(to_f(xr[i * a.xc]));
+  };
+  C s1 = 0;
+  for (int64_t i = threadIdx.x; i < a.H; i += blockDim.x) {
+    if constexpr (K == NormKind::add_rms) {
+      const T sum = store_c<T>(static_cast<C>(to_f(rrow[i * a.rc])) + static_cast<C>(to_f(xr[i * a.xc])));
+      rrow[i * a.rc] = sum;
+      const C v = static_cast<C>(to_f(sum));
+      s1 += v * v;
+    } else {
+      const C v = value(i);
+      s1 += K == NormKind::layer ? v : v * v;
+    }
+  }
+  s1 = block_sum(s1, scratch);
+  C mean = 0, r;
+  if constexpr (K == NormKind::layer) {
+    mean = s1 / static_cast<C>(a.H);
+    C s2 = 0;
+    for (int64_t i = threadIdx.x; i < a.H; i += blockDim.x) {
+      const C d = value(i) - mean;
+      s2 += d * d;
+    }
+    s2 = block_sum(s2, scratch);
+    r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
+  } else {
+    r = static_cast<C>(1.0 / sqrt(static_cast<double>(s1) / static_cast<double>(a.H) + a.eps));
+  }
+  for (int64_t i = threadIdx.x; i < a.H; i += blockDim.x) {
+    const C v = value(i);
+    C y = K == NormKind::layer ? (v - mean) * r : v * r;
+    if (a.w) y = y * static_cast<C>(to_f(a.w[i * a.ws]));
+    if (K == NormKind::layer && a.bias) y = y + static_cast<C>(to_f(a.bias[i * a.bs]));
+    orow[i * a.oc] = store_c<T>(y);
+  }
+}
+
+template <NormKind K, typename T, typename W, int VPT>
+void launch_vec(const NormArgs<T, W>& na, int64_t rows, int threads, cudaStream_t s) {
+  norm_vec_kernel<K, T, W, VPT><<<static_cast<unsigned>(rows), threads, 0, s>>>(na);
+}
+
+template <NormKind K, typename T, typename W>
+void norm_launch(const KernelArgs& a) {
+  const Tensor& x = *a.in[0];
+  const Tensor* wt = a.in[K == NormKind::add_rms ? 2 : 1];
+  const Tensor* bt = K == NormKind::layer ? a.in[2] : nullptr;
+  Tensor& o = *a.out[0];
+  Tensor* res = K == NormKind::add_rms ? a.out[1] : nullptr;
+  const int64_t rows = x.size(0), H = x.size(1);
+  if (rows == 0 || H == 0) return;
+  NormArgs<T, W> na{};
+  na.x = x.data_as<T>();
+  na.out = o.data_as<T>();
+  na.res = res ? res->data_as<T>() : nullptr;
+  na.w = wt && wt->defined() ? wt->data_as<W>() : nullptr;
+  na.bias = bt && bt->defined() ? bt->data_as<W>() : nullptr;
+  na.H = H;
+  na.xs = est(x, 0), na.xc = est(x, 1), na.os = est(o, 0), na.oc = est(o, 1);
+  if (res) na.rs = est(*res, 0), na.rc = est(*res, 1);
+  na.ws = na.w ? est(*wt, 0) : 0;
+  na.bs = na.bias ? est(*bt, 0) : 0;
+  na.eps = a.p<NormParams>().eps;
+  const cudaStream_t s = kernel_stream(a);
+
+  constexpr int VE = 16 / sizeof(T);
+  constexpr int64_t wbytes = static_cast<int64_t>(sizeof(W)) * VE;
+  auto row_ok = [&](const void* base, int64_t rs, int64_t cs) {
+    return cs == 1 && aligned16(base) && (rs * static_cast<int64_t>(sizeof(T))) % 16 == 0;
+  };
+  auto param_ok = [&](const W* p, int64_t st) {
+    return !p || (st == 1 && reinterpret_cast<uintptr_t>(p) % (wbytes < 16 ? wbytes : 16) == 0);
+  };
+  const int64_t nvec = H / VE;
+  const bool vec = H % VE == 0 && nvec <= 1024 * 8 && row_ok(na.x, na.xs, na.xc) && row_ok(na.out, na.os, na.oc) &&
+                   (!res || row_ok(na.res, na.rs, na.rc)) && param_ok(na.w, na.ws) && param_ok(na.bias, na.bs);
+  if (vec) {
+    // Enough vectors per thread for ILP at 128+ threads, at most 8; threads cover the rest.
+    const int vpt_need = static_cast<int>((nvec + 127) / 128);
+    const int vpt = vpt_need <= 1 ? 1 : vpt_need <= 2 ? 2 : vpt_need <= 4 ? 4 : 8;
+    int threads = static_cast<int>((nvec + vpt - 1) / vpt);
+    threads = (threads + 31) / 32 * 32;
+    threads = threads < 32 ? 32 : threads;
+    switch (vpt) {
+      case 1: launch_vec<K, T, W, 1>(na, rows, threads, s); break;
+      case 2: launch_vec<K, T, W, 2>(na, rows, threads, s); break;
+      case 4: launch_vec<K, T, W, 4>(na, rows, threads, s); break;
+      default: launch_vec<K, T, W, 8>(na, rows, threads, s); break;
+    }
+  } else {
+    const int threads = H >= 1024 ? 512 : (H >= 256 ? 256 : 64);
+    norm_strided_kernel<K, T, W><<<static_cast<unsigned>(rows), threads, 0, s>>>(na);
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+// ---------------------------------------------------------------- group_norm
+
+template <typename T, typename W>
+__global__ void group_norm_kernel(const T* __restrict__ x, T* __restrict__ out, const W* w, int64_t ws, const W* bias,
+                                  int64_t bs, int64_t G, int64_t cg, int64_t S, double eps) {
+  using C = compute_t<T>;
+  __shared__ double scratch[32];
+  const int64_t grp = blockIdx.x;  // (n, g): the group's cg * S elements are contiguous
+  const int64_t len = cg * S, off = grp * len;
+  const T* xg = x + off;
+  T* og = out + off;
+  double s1 = 0;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s1 += static_cast<double>(to_f(xg[i]));
+  s1 = block_sum(s1, scratch);
+  const C mean = static_cast<C>(s1 / static_cast<double>(len));
+  double s2 = 0;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    const double d = static_cast<double>(static_cast<C>(to_f(xg[i])) - mean);
+    s2 += d * d;
+  }
+  s2 = block_sum(s2, scratch);
+  const C r = static_cast<C>(1.0 / sqrt(s2 / static_cast<double>(len) + eps));
+  const int64_t c0 = (grp % G) * cg;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    const int64_t c = c0 + i / S;
+    const C scale = w ? r * static_cast<C>(to_f(w[c * ws])) : r;
+    const C shift = bias ? static_cast<C>(to_f(bias[c * bs])) : C(0);
+    og[i] = store_c<T>((static_cast<C>(to_f(xg[i])) - mean) * scale + shift);
+  }
+}
+
+template <typename T, typename W>
+void group_norm_launch(const KernelArgs& a) {
+  const Tensor& x = *a.in[0];  // contiguous [N, C, S]
+  const Tensor* wt = a.in[1];
+  const Tensor* bt = a.in[2];
+  const int64_t N = x.size(0), Ch = x.size(1), S = x.size(2), G = a.p<NormParams>().groups;
+  if (N == 0 || Ch == 0 || S == 0) return;
+  const W* w = wt->defined() ? wt->data_as<W>() : nullptr;
+  const W* b = bt->defined() ? bt->data_as<W>() : nullptr;
+  const cudaStream_t s = kernel_stream(a);
+  group_norm_kernel<T, W><<<static_cast<unsigned>(N * G), 512, 0, s>>>(
+      x.data_as<T>(), a.out[0]->data_as<T>(), w, w ? est(*wt, 0) : 0, b, b ? est(*bt, 0) : 0, G, Ch / G, S,
+      a.p<NormParams>().eps);
+  CUDA_CHECK_LAUNCH();
+}
+
+template <typename T, typename W>
+void add_types(KernelRegistry& reg, uint16_t b, DType t, DType w) {
+  reg.add("rms_norm", b, KernelKey{t, w}, &norm_launch<NormKind::rms, T, W>);
+  reg.add("add_rms_norm", b, KernelKey{t, w}, &norm_launch<NormKind::add_rms, T, W>);
+  reg.add("layer_norm", b, KernelKey{t, w}, &norm_launch<NormKind::layer, T, W>);
+  reg.add("group_norm", b, KernelKey{t, w}, &group_norm_launch<T, W>);
+}
+
+}  // namespace
+
+void register_norm(KernelRegistry& reg, uint16_t b) {
+  add_types<float, float>(reg, b, DType::f32, DType::f32);
+  add_types<double, double>(reg, b, DType::f64, DType::f64);
+  add_types<double, float>(reg, b, DType::f64, DType::f32);
+  add_types<__half, __half>(reg, b, DType::f16, DType::f16);
+  add_types<__half, float>(reg, b, DType::f16, DType::f32);
+  add_types<__nv_bfloat16, __nv_bfloat16>(reg, b, DType::bf16, DType::bf16);
+  add_types<__nv_bfloat16, float>(reg, b, DType::bf16, DType::f32);
+}
+
+}  // namespace flagos::cuda::llm
