@@ -95,7 +95,7 @@ struct GgufBuilder {
     while (b.size() % alignment) b.put<uint8_t>(0);
     const size_t data_start = b.size();
     for (size_t i = 0; i < tensors.size(); ++i) {
-      if (tensors[i].offset) continue;  // overridden offsets point wherever the test wants
+      if (tensors[i].offset || tensors[i].data.empty()) continue;  // overridden offsets point wherever the test wants
       auto& v = b.vec();
       if (v.size() < data_start + offsets[i] + tensors[i].data.size()) v.resize(data_start + offsets[i] + tensors[i].data.size());
       std::memcpy(v.data() + data_start + offsets[i], tensors[i].data.data(), tensors[i].data.size());
