@@ -21,4 +21,6 @@ bash scripts/build.sh asan
 echo "[test] ASan+UBSan tests ($(date +%s | awk -v s=$start '{print $1-s}')s elapsed)"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --preset asan --output-on-failure
+echo "[test] fuzzing the model-file parsers, ${FLAGOS_FUZZ_SECONDS:-60}s per target ($(date +%s | awk -v s=$start '{print $1-s}')s elapsed)"
+bash scripts/fuzz.sh
 echo "[test] done in $(date +%s | awk -v s=$start '{print $1-s}')s"
