@@ -299,7 +299,4 @@ void free_pinned(void* p) noexcept {
   if (g_backend) g_backend->pinned().free(p);
 }
 
-// The LLM family's default until llm/*.cu defines it (a strong definition there replaces this one).
-__attribute__((weak)) void register_llm_kernels(KernelRegistry&, uint16_t) {}
-
 }  // namespace flagos::cuda
