@@ -61,6 +61,10 @@ TEST(DefaultModel, Gemma3_270M) {
   EXPECT_EQ(t.unk_id, 3);
   EXPECT_EQ(t.pad_id, 0);
   EXPECT_TRUE(m.chat_template.empty());  // this file carries no tokenizer.chat_template
+  // The metadata makes a working tokenizer: HF transformers (GGUF tokenizer) gives these ids.
+  const Tokenizer tok(m.tokenizer);
+  EXPECT_EQ(tok.encode("The capital of France is"), (std::vector<int32_t>{2, 818, 5279, 529, 7001, 563}));
+  EXPECT_TRUE(tok.is_eog(106));
 
   std::map<DType, int> types;
   for (const auto& n : m.weights.names()) ++types[m.weights.get(n).dtype()];
