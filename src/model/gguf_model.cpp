@@ -339,6 +339,9 @@ LoadedModel load_gguf(const std::string& path, const LoadOptions& opts) {
 
 LoadedModel load_gguf(const gguf::File& f, const LoadOptions& opts) {
   const std::string& path = f.path();
+  if (const gguf::Value* split = f.find("split.count"); split && split->as_int() > 1)
+    fail<NotSupported>(path, ": split.count: a GGUF split into ", split->as_int(),
+                       " files is not supported; merge it into one file first (llama-gguf-split --merge)");
   LoadedModel lm;
   lm.path = path;
   lm.format = "gguf";

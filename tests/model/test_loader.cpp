@@ -411,6 +411,10 @@ TEST(Loader, GgufMetadataErrors) {
   c.kv("llama.block_count", testing::kString, GgufBuilder::enc_str("two"));
   const std::string r = write(c, "badkey.gguf");
   expect_error([&] { load_model(r); }, {r + ": llama.block_count: expected an integer, found string \"two\""});
+  GgufBuilder split;
+  split.kv("general.architecture", testing::kString, GgufBuilder::enc_str("llama"));
+  split.kv("split.count", testing::kU32, GgufBuilder::enc<uint32_t>(3));
+  EXPECT_THROW(load_model(write(split, "split.gguf")), NotSupported);
 }
 
 TEST(Loader, HfNameMapping) {
