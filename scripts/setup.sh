@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what flagos needs on Debian 12 (as root), or prints the apt-get line otherwise.
 set -euo pipefail
-PKGS=(cmake ninja-build g++ pkg-config libgtest-dev libopenblas-dev nlohmann-json3-dev ccache python3 libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
+PKGS=(cmake ninja-build g++ pkg-config libgtest-dev libopenblas-dev nlohmann-json3-dev ccache python3 python3-pip libopenmpi-dev openmpi-bin clang libclang-rt-14-dev)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
