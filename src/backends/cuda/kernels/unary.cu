@@ -34,7 +34,13 @@ __device__ __forceinline__ C float_op(U op, C x, C beta, C threshold) {
     case U::sigmoid: return C(1) / (C(1) + (d ? ::exp(-x) : ::expf(-x)));
     case U::relu: return x < C(0) ? C(0) : x;
     case U::silu: return x / (C(1) + (d ? ::exp(-x) : ::expf(-x)));
-    case U::gelu: return C(0.5) * x * (C(1) + (d ? ::erf(x * C(0.70710678118654752)) : ::erff(x * C(0.70710678118654752))));
+    case U::gelu:
+      if constexpr (d) {  // the references' form (see gelu_tanh)
+        return C(0.5) * x * (C(1) + ::erf(__ddiv_rn(x, 1.4142135623730951)));
+      } else {  // 1 + erf(x / sqrt2) cancels for x << 0: erfc there (as the CPU backend)
+        return x < C(-1.41421356f) ? C(0.5) * x * ::erfcf(x * C(-0.70710678118654752))
+                                   : C(0.5) * x * (C(1) + ::erff(x * C(0.70710678118654752)));
+      }
     case U::gelu_tanh: {
       // f32: 0.5 (1 + tanh(u)) = 1 / (1 + exp(-2u)), no cancellation for x << 0. f64 keeps the
       // textbook form (as the CPU backend and the float64 references do), whose cancellation near
