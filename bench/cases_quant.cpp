@@ -1,4 +1,6 @@
-// quantize / dequantize on a [4096, 3584] weight (bytes: f32 side + block side).
+// quantize / dequantize on a [4096, 3584] weight (bytes: f32 side + block side), and linear with
+// block-quantized weights by activation row count (decode M = 1, batched decode / prefill
+// chunks M = 4..64) on Gemma-3-270M-sized projections [640 x 2048] and [2048 x 640].
 #include <memory>
 
 #include "bench.h"
@@ -23,6 +25,22 @@ void cases_quant(std::vector<Case>& out, const Options& o) {
       out.push_back({"quantize " + sh + " f32->" + std::string(dtype_name(t)), "quant", qb + 4 * n, 0,
                      [x, t] { ops::quantize(x, t); }, ""});
   }
+  if (o.quick) return;
+  // "qlinear M [N x K] type": y[M, N] = x[M, K] @ w[N, K]^T, time per call (divide by M for per row)
+  for (DType t : {DType::q5_0, DType::q4_k, DType::q6_k, DType::q8_0})
+    for (const auto& [N, K] : {std::pair<int64_t, int64_t>{640, 2048}, {2048, 640}}) {
+      if (K % 256 != 0 && (t == DType::q4_k || t == DType::q6_k)) continue;  // k-quants need K % 256 == 0
+      Tensor w = ops::quantize(random_tensor({N, K}, DType::f32, d, -1, 1, 3), t);
+      const double wb = static_cast<double>(w.nbytes());
+      for (int64_t M : {1, 4, 16, 64}) {
+        Tensor xa = random_tensor({M, K}, DType::f32, d);
+        auto y = std::make_shared<Tensor>(Tensor::empty({M, N}, DType::f32, d));
+        out.push_back({"qlinear M=" + std::to_string(M) + " [" + std::to_string(N) + "x" + std::to_string(K) + "] " +
+                           std::string(dtype_name(t)),
+                       "quant", wb + 4.0 * static_cast<double>(M * (K + N)), 2.0 * static_cast<double>(M * K * N),
+                       [xa, w, y] { ops::linear(xa, w, {}, *y); }, ""});
+      }
+    }
 }
 
 }  // namespace flagos::bench

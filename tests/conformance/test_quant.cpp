@@ -2,6 +2,7 @@
 // gguf Python package; quantization of q8_0/q4_0/q4_1/q5_0/q5_1 is byte-identical to it
 // (fixtures from scripts/gen_quant_fixtures.py). k-quant quantization (the ggml reference
 // algorithm; gguf has none) is checked by error bounds and stability.
+#include <cmath>
 #include <cstring>
 #include <fstream>
 
@@ -174,6 +175,32 @@ TEST_P(QuantRoundTrip, StridedAndEmptyInputs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(All, QuantRoundTrip, ::testing::ValuesIn(qcases(false)), qname);
+
+// CPU linear with a quantized weight and 2..64 activation rows decodes each weight row once and
+// dots it with several rows at a time; every output must equal, bit for bit, the one-row call
+// (fused decode + dot), for every remainder of the row blocking (M = 5, 6, 7, 8, 13).
+TEST(QuantLinear, CpuBatchedRowsBitIdenticalToSingleRow) {
+  auto rng = rng_for_current_test();
+  const Device dev = Device::cpu();
+  const int64_t K = 512, N = 37;
+  for (DType t : kQuant) {
+    const Tensor w = ops::quantize(make_input({N, K}, DType::f32, dev, rng), t);
+    for (int64_t M : {5, 6, 7, 8, 13}) {
+      const Tensor x = make_input({M, K}, DType::f32, dev, rng);
+      Tensor y = poisoned({M, N}, DType::f32, dev);
+      ops::linear(x, w, Tensor(), y);
+      const std::vector<double> all = to_f64(y);
+      for (int64_t m = 0; m < M; ++m) {
+        const std::vector<double> one = to_f64(ops::linear(x.narrow(0, m, 1).contiguous(), w));
+        for (int64_t n = 0; n < N; ++n) {
+          const double a = all[static_cast<size_t>(m * N + n)], b = one[static_cast<size_t>(n)];
+          ASSERT_TRUE(std::isfinite(a) && a == b) << dtype_name(t) << " M " << M << " row " << m << " col " << n
+                                                  << ": " << a << " vs one-row " << b;
+        }
+      }
+    }
+  }
+}
 
 // Values on a type's grid survive quantization exactly (simple types with a fixed scale).
 TEST(QuantGrid, ExactRoundTrip) {

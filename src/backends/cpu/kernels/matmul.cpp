@@ -3,8 +3,8 @@
 //
 // linear with a quantized weight never materializes the f32 weight matrix: for few rows of
 // x (decode) each thread owns a range of output features and dots every weight row with the
-// activations block by block (M == 1: fused per block; M > 1: one dequantized row in L1,
-// reused for every activation row); for many rows, weight tiles of kTileN rows are
+// int8-quantized activations (M == 1: fused decode + dot per block; M > 1: the weight row
+// decoded once into L1, reused for every activation row); for many rows, weight tiles of kTileN rows are
 // dequantized into a buffer and multiplied with sgemm. Accumulation is f32 (FMA).
 #include <cblas.h>
 
@@ -19,6 +19,7 @@
 #include "backends/cpu/kernels/families.h"
 #include "backends/cpu/kernels/quant_blocks.h"
 #include "backends/cpu/kernels/quant_dot.h"
+#include "backends/cpu/kernels/quant_dot_rows.h"
 #include "backends/cpu/loops.h"
 #include "flagos/op_params.h"
 
@@ -338,14 +339,17 @@ constexpr int64_t kSmallM = 8;   // up to this many activation rows: per-row dot
 constexpr int64_t kTileN = 256;  // weight rows dequantized per sgemm call otherwise
 
 // y[m, n] = dot(w[n], x[m]) with x quantized to int8 blocks once per call (quant_dot.h). Each
-// thread owns a range of output features; every weight row is read from memory once and
-// dotted with all M activation rows (which stay in cache).
+// thread owns a range of output features; every weight row is read from memory once. One row
+// of x: fused decode + dot per block (vec_dot). More rows: the weight row is decoded once into
+// L1 (quant_dot_rows.h) and dotted with kRowBlock activation rows per level load.
 template <DType WD>
 void linear_q8(const float* xf, int64_t ldx, int64_t M, int64_t K, const char* wbase, int64_t wrs, int64_t N,
                float* yf) {
   visit_block_type(WD, [&]<typename B>() {
     using A = typename qdot::ActOf<B>::type;
     constexpr int BN = BlockTraits<B>::n;
+    constexpr int RB = qdot::kRowBlock;
+    static_assert(RB == 4, "the switch below dispatches 1..4 rows");
     const int64_t nb = K / BN;
     std::vector<A> act(static_cast<size_t>(M * nb));
     parallel_for(M, std::max<int64_t>(1, 65536 / K), [&](int64_t m0, int64_t m1) {
@@ -354,9 +358,26 @@ void linear_q8(const float* xf, int64_t ldx, int64_t M, int64_t K, const char* w
     const A* ap = act.data();
     const int64_t grain = std::max<int64_t>(1, 65536 / (K * M));
     parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
+      if (M == 1) {
+        for (int64_t n = n0; n < n1; ++n) yf[n] = qdot::vec_dot<B>(wbase + n * wrs, ap, nb);
+        return;
+      }
+      qdot::RowDot<B> row(nb);
+      const A* rows[RB];
+      float out[RB];
       for (int64_t n = n0; n < n1; ++n) {
-        const char* wr = wbase + n * wrs;
-        for (int64_t m = 0; m < M; ++m) yf[m * N + n] = qdot::vec_dot<B>(wr, ap + m * nb, nb);
+        row.load(wbase + n * wrs);
+        for (int64_t m0 = 0; m0 < M; m0 += RB) {
+          const int r = static_cast<int>(std::min<int64_t>(RB, M - m0));
+          for (int i = 0; i < r; ++i) rows[i] = ap + (m0 + i) * nb;
+          switch (r) {
+            case 4: row.template dot<4>(rows, out); break;
+            case 3: row.template dot<3>(rows, out); break;
+            case 2: row.template dot<2>(rows, out); break;
+            default: row.template dot<1>(rows, out); break;
+          }
+          for (int i = 0; i < r; ++i) yf[(m0 + i) * N + n] = out[i];
+        }
       }
     });
   });
