@@ -22,7 +22,7 @@
 namespace flagos::cuda::llm {
 namespace {
 
-constexpr int kThreads = 128;  // = keys per tile
+constexpr int kThreads = 128;  // threads per block = the largest key tile
 constexpr int kAcc = 16;       // accumulator entries per thread: RT * Dv <= 2048
 constexpr int kMaxRows = 16;
 
@@ -36,9 +36,9 @@ struct AttnArgs {
   T* o;
   const void* mask;
   int64_t qs[4], ks[4], vs[4], os[4], ms[4];  // element strides
-  int64_t Hkv, G, Tq, Tk, D, Dp, Dv, off;  // Dp: D rounded up to 8 (q rows in shared memory)
+  int64_t Hkv, G, Tq, Tk, D, Dp, Dv, Dv8, off;  // Dp, Dv8: D, Dv rounded up to 8 (shared rows)
   int64_t rows, ntiles;  // rows = G * Tq per (b, hkv); row tiles per (b, hkv)
-  int RT;
+  int RT, KT;  // rows per block, keys per tile
   bool causal;
   int64_t window;
   float scale, cap;
@@ -47,35 +47,82 @@ struct AttnArgs {
   float* part_ml;     // [task][RT][2]
 };
 
-// Features d0..d0+7 of a row (zeros past D).
+// A tile of KT rows [j0, j0 + KT) of K or V (row stride rs, feature stride cs, D features) into
+// shared memory rows of `pitch` elements, zeros past jend and past D; 16-byte pieces, all threads.
 template <typename T, bool VEC>
-__device__ __forceinline__ void load8f(const T* p, int64_t stride, int64_t left, float (&v)[8]) {
-  if constexpr (VEC) {
-    if constexpr (std::is_same_v<T, float>) {
-      const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
-      v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+__device__ __forceinline__ void load_tile(T* dst, int pitch, const T* base, int64_t rs, int64_t cs, int64_t j0,
+                                          int64_t jend, int64_t D, int D8, int KT) {
+  constexpr int E = 16 / sizeof(T);
+  const int pieces = D8 / E;
+  for (int idx = threadIdx.x; idx < KT * pieces; idx += kThreads) {
+    const int row = idx / pieces, pc = idx - row * pieces;
+    const int64_t j = j0 + row;
+    Pack<T, E> pk;
+    if (j < jend) {
+      if constexpr (VEC) {
+        pk = *reinterpret_cast<const Pack<T, E>*>(base + j * rs + pc * E);
+      } else {
+#pragma unroll
+        for (int e = 0; e < E; ++e) {
+          const int64_t d = static_cast<int64_t>(pc) * E + e;
+          pk.v[e] = d < D ? base[j * rs + d * cs] : from_f<T>(0.f);
+        }
+      }
     } else {
-      const Pack<T, 8> pk = *reinterpret_cast<const Pack<T, 8>*>(p);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) v[i] = to_f(pk.v[i]);
+      for (int e = 0; e < E; ++e) pk.v[e] = from_f<T>(0.f);
     }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = i < left ? to_f(p[i * stride]) : 0.f;
+    *reinterpret_cast<Pack<T, E>*>(dst + row * pitch + pc * E) = pk;
   }
 }
 
-// VEC: k rows contiguous (stride 1), D % 8 == 0, 16-byte aligned. SAMECOL: 128 % Dv == 0, so a
-// thread's accumulator entries share one column of V.
+// 8 consecutive elements of a shared-memory row as f32 (16-byte aligned).
+template <typename T>
+__device__ __forceinline__ void smem8(const T* p, float (&v)[8]) {
+  if constexpr (std::is_same_v<T, float>) {
+    const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+    v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+  } else {
+    const Pack<T, 8> pk = *reinterpret_cast<const Pack<T, 8>*>(p);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = to_f(pk.v[i]);
+  }
+}
+
+// Shared memory layout of attn_kernel (byte offsets, 16-byte aligned pieces).
+struct AttnSmem {
+  size_t q, ps, k, v, stats, total;
+  __host__ __device__ static size_t up16(size_t x) { return (x + 15) / 16 * 16; }
+  template <typename T>
+  __host__ __device__ static AttnSmem of(int RT, int Dp, int Dv8, int KT) {
+    constexpr int E = 16 / sizeof(T);
+    AttnSmem m;
+    m.q = 0;
+    m.ps = up16(m.q + sizeof(float) * RT * Dp);
+    m.k = up16(m.ps + sizeof(float) * RT * KT);
+    m.v = up16(m.k + sizeof(T) * KT * (Dp + E));
+    m.stats = up16(m.v + sizeof(T) * KT * (Dv8 + E));
+    m.total = m.stats + sizeof(float) * 3 * RT;
+    return m;
+  }
+};
+
+// VEC: K and V rows have unit feature stride, D and Dv multiples of 8, 16-byte aligned rows.
+// SAMECOL: 128 % Dv == 0, so a thread's accumulator entries share one column of V.
 template <typename T, int MK, bool VEC, bool SAMECOL>
 __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs<T> a) {
-  extern __shared__ float smem[];
-  const int RT = a.RT;
-  float* qsm = smem;                         // [RT][Dp] scaled q (zeros past D)
-  float* ps = qsm + RT * a.Dp;               // [RT][kThreads]
-  float* mrow = ps + RT * kThreads;          // [RT] running max
-  float* lrow = mrow + RT;                   // [RT] running sum
-  float* alpha = lrow + RT;                  // [RT] rescale of this tile
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  constexpr int E = 16 / sizeof(T);
+  const int RT = a.RT, KT = a.KT, Dp = static_cast<int>(a.Dp), Dv8 = static_cast<int>(a.Dv8);
+  const int KP = Dp + E, VP = Dv8 + E;
+  const AttnSmem L = AttnSmem::of<T>(RT, Dp, Dv8, KT);
+  float* qsm = reinterpret_cast<float*>(smem_raw + L.q);   // [RT][Dp] scaled q (zeros past D)
+  float* ps = reinterpret_cast<float*>(smem_raw + L.ps);   // [RT][KT] scores, then probabilities
+  T* ksm = reinterpret_cast<T*>(smem_raw + L.k);           // [KT][KP] key tile
+  T* vsm = reinterpret_cast<T*>(smem_raw + L.v);           // [KT][VP] value tile
+  float* mrow = reinterpret_cast<float*>(smem_raw + L.stats);  // [RT] running max
+  float* lrow = mrow + RT;                                     // [RT] running sum
+  float* alpha = lrow + RT;                                    // [RT] rescale of this tile
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
   const int64_t task = blockIdx.x;  // (b, hkv, tile)
@@ -86,9 +133,9 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs<T> a) {
   int64_t qmin = (r0) / a.G, qmax = (r0 + nr - 1) / a.G;
 
   // q rows (scaled) into shared memory; running stats
-  for (int64_t i = tid; i < static_cast<int64_t>(RT) * a.Dp; i += kThreads) {
-    const int r = static_cast<int>(i / a.Dp);
-    const int64_t d = i - static_cast<int64_t>(r) * a.Dp;
+  for (int64_t i = tid; i < static_cast<int64_t>(RT) * Dp; i += kThreads) {
+    const int r = static_cast<int>(i / Dp);
+    const int64_t d = i - static_cast<int64_t>(r) * Dp;
     float val = 0.f;
     if (r < nr && d < a.D) {
       const int64_t rr = r0 + r, qi = rr / a.G, h = hkv * a.G + rr % a.G;
@@ -121,23 +168,27 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs<T> a) {
   }
   const T* kbase = a.k + b * a.ks[0] + hkv * a.ks[1];
   const T* vbase = a.v + b * a.vs[0] + hkv * a.vs[1];
-  __syncthreads();
 
-  for (int64_t j0 = jbeg; j0 < jend; j0 += kThreads) {
+  for (int64_t j0 = jbeg; j0 < jend; j0 += KT) {
+    __syncthreads();  // the previous tile's readers are done
+    load_tile<T, VEC>(ksm, KP, kbase, a.ks[2], a.ks[3], j0, jend, a.D, Dp, KT);
+    load_tile<T, VEC>(vsm, VP, vbase, a.vs[2], a.vs[3], j0, jend, a.Dv, Dv8, KT);
+    __syncthreads();
+    const int nk = static_cast<int>(jend - j0 < KT ? jend - j0 : KT);
     // ---- scores of key j0 + tid against the rows
     const int64_t j = j0 + tid;
     float s[kMaxRows];
 #pragma unroll
     for (int r = 0; r < kMaxRows; ++r) s[r] = 0.f;
-    if (j < jend) {
-      const T* kr = kbase + j * a.ks[2];
-      for (int64_t d = 0; d < a.Dp; d += 8) {
+    if (tid < nk) {
+      const T* kr = ksm + tid * KP;
+      for (int d = 0; d < Dp; d += 8) {
         float kv[8];
-        load8f<T, VEC>(kr + d * (VEC ? 1 : a.ks[3]), a.ks[3], a.D - d, kv);
+        smem8(kr + d, kv);
 #pragma unroll
         for (int r = 0; r < kMaxRows; ++r) {
           if (r < RT) {
-            const float* qr = qsm + r * a.Dp + d;
+            const float* qr = qsm + r * Dp + d;
             const float4 q0 = *reinterpret_cast<const float4*>(qr), q1 = *reinterpret_cast<const float4*>(qr + 4);
             s[r] = fmaf(q0.x, kv[0], s[r]);
             s[r] = fmaf(q0.y, kv[1], s[r]);
@@ -151,55 +202,46 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs<T> a) {
         }
       }
     }
+    if (tid < KT) {
 #pragma unroll
-    for (int r = 0; r < kMaxRows; ++r) {
-      if (r >= RT) break;
-      float val = -INFINITY;
-      if (j < jend && r < nr) {
-        const int64_t rr = r0 + r, qi = rr / a.G, h = hkv * a.G + rr % a.G;
-        bool vis = true;
-        if (a.causal && j > qi + a.off) vis = false;
-        if (a.window > 0 && j <= qi + a.off - a.window) vis = false;
-        val = s[r];
-        if (a.cap > 0.f) val = a.cap * tanhf(val / a.cap);
-        if constexpr (MK != kNoMask) {
-          const int64_t mo = b * a.ms[0] + h * a.ms[1] + qi * a.ms[2] + j * a.ms[3];
-          if constexpr (MK == kBoolMask) {
-            if (static_cast<const uint8_t*>(a.mask)[mo] == 0) vis = false;
-          } else {
-            val += static_cast<const float*>(a.mask)[mo];
+      for (int r = 0; r < kMaxRows; ++r) {
+        if (r >= RT) break;
+        float val = -INFINITY;
+        if (tid < nk && r < nr) {
+          const int64_t rr = r0 + r, qi = rr / a.G, h = hkv * a.G + rr % a.G;
+          bool vis = true;
+          if (a.causal && j > qi + a.off) vis = false;
+          if (a.window > 0 && j <= qi + a.off - a.window) vis = false;
+          val = s[r];
+          if (a.cap > 0.f) val = a.cap * tanhf(val / a.cap);
+          if constexpr (MK != kNoMask) {
+            const int64_t mo = b * a.ms[0] + h * a.ms[1] + qi * a.ms[2] + j * a.ms[3];
+            if constexpr (MK == kBoolMask) {
+              if (static_cast<const uint8_t*>(a.mask)[mo] == 0) vis = false;
+            } else {
+              val += static_cast<const float*>(a.mask)[mo];
+            }
           }
+          if (!vis) val = -INFINITY;
         }
-        if (!vis) val = -INFINITY;
+        ps[r * KT + tid] = val;
       }
-      ps[r * kThreads + tid] = val;
     }
     __syncthreads();
     // ---- online softmax: a warp per row
     for (int r = warp; r < RT; r += kThreads / 32) {
-      float* pr = ps + r * kThreads;
-      float x[kThreads / 32];
+      float* pr = ps + r * KT;
       float mt = -INFINITY;
-#pragma unroll
-      for (int i = 0; i < kThreads / 32; ++i) {
-        x[i] = pr[lane + 32 * i];
-        mt = fmaxf(mt, x[i]);
-      }
+      for (int i = lane; i < KT; i += 32) mt = fmaxf(mt, pr[i]);
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, o));
       const float mold = mrow[r];
       const float mnew = fmaxf(mold, mt);
       float sum = 0.f;
-      if (mnew == -INFINITY) {  // nothing visible so far
-#pragma unroll
-        for (int i = 0; i < kThreads / 32; ++i) pr[lane + 32 * i] = 0.f;
-      } else {
-#pragma unroll
-        for (int i = 0; i < kThreads / 32; ++i) {
-          const float e = expf(x[i] - mnew);
-          pr[lane + 32 * i] = e;
-          sum += e;
-        }
+      for (int i = lane; i < KT; i += 32) {
+        const float e = mnew == -INFINITY ? 0.f : expf(pr[i] - mnew);  // nothing visible so far: 0
+        pr[i] = e;
+        sum += e;
       }
 #pragma unroll
       for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
@@ -212,28 +254,27 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs<T> a) {
     }
     __syncthreads();
     // ---- acc = acc * alpha + P V
-    const int nk = static_cast<int>(jend - j0 < kThreads ? jend - j0 : kThreads);
 #pragma unroll
     for (int i = 0; i < kAcc; ++i)
       if (er[i] >= 0) acc[i] *= alpha[er[i]];
     if constexpr (SAMECOL) {
-      const T* vc = vbase + j0 * a.vs[2] + ec[0] * a.vs[3];
+      const T* vc = vsm + ec[0];
       for (int jj = 0; jj < nk; ++jj) {
-        const float vv = to_f(vc[jj * a.vs[2]]);
+        const float vv = to_f(vc[jj * VP]);
 #pragma unroll
         for (int i = 0; i < kAcc; ++i)
-          if (er[i] >= 0) acc[i] = fmaf(ps[er[i] * kThreads + jj], vv, acc[i]);
+          if (er[i] >= 0) acc[i] = fmaf(ps[er[i] * KT + jj], vv, acc[i]);
       }
     } else {
       for (int jj = 0; jj < nk; ++jj) {
-        const T* vr = vbase + (j0 + jj) * a.vs[2];
+        const T* vr = vsm + jj * VP;
 #pragma unroll
         for (int i = 0; i < kAcc; ++i)
-          if (er[i] >= 0) acc[i] = fmaf(ps[er[i] * kThreads + jj], to_f(vr[ec[i] * a.vs[3]]), acc[i]);
+          if (er[i] >= 0) acc[i] = fmaf(ps[er[i] * KT + jj], to_f(vr[ec[i]]), acc[i]);
       }
     }
-    __syncthreads();
   }
+  __syncthreads();
   // ---- results
   if (gridDim.y == 1) {
 #pragma unroll
@@ -256,31 +297,36 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(AttnArgs<T> a) {
   }
 }
 
-// out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M) over the splits of a task.
+// out = sum_s acc_s e^(m_s - M) / sum_s l_s e^(m_s - M) over the splits of a task: a block per
+// (task, row); the split weights go to shared memory first, then each thread sums its columns
+// with independent loads (nsplit <= kMaxSplits).
+constexpr int kMaxSplits = 128;
+
 template <typename T>
-__global__ void attn_merge_kernel(AttnArgs<T> a, int nsplit) {
-  const int64_t task = blockIdx.x;
+__global__ void __launch_bounds__(128) attn_merge_kernel(AttnArgs<T> a, int nsplit) {
+  __shared__ float w[kMaxSplits];
+  __shared__ float red[32];
   const int RT = a.RT;
+  const int64_t task = blockIdx.x / RT;
+  const int r = static_cast<int>(blockIdx.x % RT);
   const int64_t tile = task % a.ntiles, bh = task / a.ntiles;
   const int64_t hkv = bh % a.Hkv, b = bh / a.Hkv;
   const int64_t r0 = tile * RT;
-  const int nr = static_cast<int>(a.rows - r0 < RT ? a.rows - r0 : RT);
-  for (int64_t e = threadIdx.x; e < static_cast<int64_t>(nr) * a.Dv; e += blockDim.x) {
-    const int r = static_cast<int>(e / a.Dv);
-    const int64_t c = e - r * a.Dv;
-    float M = -INFINITY;
-    for (int sp = 0; sp < nsplit; ++sp) M = fmaxf(M, a.part_ml[((task * nsplit + sp) * RT + r) * 2]);
-    float L = 0.f, num = 0.f;
-    if (M != -INFINITY)
-      for (int sp = 0; sp < nsplit; ++sp) {
-        const int64_t pi = (task * nsplit + sp) * RT + r;
-        const float m = a.part_ml[pi * 2];
-        if (m == -INFINITY) continue;
-        const float w = expf(m - M);
-        L += a.part_ml[pi * 2 + 1] * w;
-        num += a.part_acc[pi * a.Dv + c] * w;
-      }
-    const int64_t rr = r0 + r, qi = rr / a.G, h = hkv * a.G + rr % a.G;
+  if (r0 + r >= a.rows) return;
+  const int tid = threadIdx.x;
+  const float m = tid < nsplit ? a.part_ml[((task * nsplit + tid) * RT + r) * 2] : -INFINITY;
+  const float M = block_reduce(m, [](float x, float y) { return fmaxf(x, y); }, -INFINITY, red);
+  const float ws = (m == -INFINITY || M == -INFINITY) ? 0.f : expf(m - M);
+  const float l = tid < nsplit ? a.part_ml[((task * nsplit + tid) * RT + r) * 2 + 1] : 0.f;
+  const float L = block_reduce(ws * l, SumOp{}, 0.f, red);
+  if (tid < nsplit) w[tid] = ws;
+  __syncthreads();
+  const int64_t rr = r0 + r, qi = rr / a.G, h = hkv * a.G + rr % a.G;
+  const float* pa = a.part_acc + (task * nsplit * RT + r) * a.Dv;  // split sp at + sp * RT * Dv
+  for (int64_t c = tid; c < a.Dv; c += blockDim.x) {
+    float num = 0.f;
+#pragma unroll 8
+    for (int sp = 0; sp < nsplit; ++sp) num += w[sp] * pa[sp * RT * a.Dv + c];
     a.o[b * a.os[0] + h * a.os[1] + qi * a.os[2] + c * a.os[3]] = from_f<T>(L > 0.f ? num / L : 0.f);
   }
 }
@@ -335,20 +381,29 @@ void attention_launch(const KernelArgs& a) {
   aa.causal = p.causal, aa.window = p.window;
   aa.scale = static_cast<float>(p.scale), aa.cap = static_cast<float>(p.softcap);
   aa.rows = aa.G * Tq;
-  // rows per tile: accumulators (RT * Dv <= kThreads * kAcc) and q in shared memory (<= 96 KB)
-  const int64_t d8 = (D + 7) / 8 * 8;
-  int64_t rt = std::min<int64_t>({kMaxRows, kThreads * kAcc / Dv, (96 * 1024) / (d8 * 4), aa.rows});
-  if (rt < 1)
+  // rows per tile: accumulators (RT * Dv <= kThreads * kAcc); keys per tile: the K/V tiles, q and the
+  // scores fit the shared memory (128 keys when they fit in 100 KB, two blocks per SM; else 64 or 32)
+  const int64_t d8 = (D + 7) / 8 * 8, dv8 = (Dv + 7) / 8 * 8;
+  aa.Dp = d8, aa.Dv8 = dv8;
+  const int64_t rt = std::min<int64_t>({kMaxRows, kThreads * kAcc / Dv, aa.rows});
+  int kt = kThreads;
+  while (kt > 32 && AttnSmem::of<T>(static_cast<int>(rt), static_cast<int>(d8), static_cast<int>(dv8), kt).total >
+                        100 * 1024)  // two blocks per SM
+    kt /= 2;
+  const size_t smem = AttnSmem::of<T>(static_cast<int>(rt), static_cast<int>(d8), static_cast<int>(dv8), kt).total;
+  if (rt < 1 || smem > 220 * 1024)
     fail<NotSupported>("attention on cuda: head dims D=", D, ", Dv=", Dv, " exceed the supported sizes (Dv <= ",
-                       kThreads * kAcc, ", D <= 24576)");
+                       kThreads * kAcc, ", K/V tiles of 32 keys in shared memory)");
   aa.RT = static_cast<int>(rt);
+  aa.KT = kt;
   aa.ntiles = (aa.rows + rt - 1) / rt;
   const int64_t tasks = B * Hkv * aa.ntiles;
-  // split-KV when the tasks cannot fill the GPU
+  // split-KV (one key tile or more per split) when the tasks cannot fill the GPU
   const int64_t want = 2 * static_cast<int64_t>(sm_count(device));
   int64_t nsplit = 1;
-  if (tasks < want) nsplit = std::max<int64_t>(1, std::min((want + tasks - 1) / tasks, (Tk + kThreads - 1) / kThreads));
-  aa.split_len = ((Tk + nsplit - 1) / nsplit + kThreads - 1) / kThreads * kThreads;
+  if (tasks < want)
+    nsplit = std::max<int64_t>(1, std::min<int64_t>({(want + tasks - 1) / tasks, (Tk + kt - 1) / kt, kMaxSplits}));
+  aa.split_len = ((Tk + nsplit - 1) / nsplit + kt - 1) / kt * kt;
   nsplit = (Tk + aa.split_len - 1) / aa.split_len;
   Tensor part;
   if (nsplit > 1) {
@@ -357,10 +412,11 @@ void attention_launch(const KernelArgs& a) {
     aa.part_acc = static_cast<float*>(part.data());
     aa.part_ml = aa.part_acc + n * Dv;
   }
-  aa.Dp = d8;  // q rows padded to whole 8-feature pieces
-  const size_t smem = static_cast<size_t>((rt * d8 + rt * kThreads + 3 * rt) * 4);
-  const bool vec = D % 8 == 0 && aa.ks[3] == 1 && aligned16(aa.k) && (aa.ks[2] * sizeof(T)) % 16 == 0 &&
-                   (aa.ks[1] * sizeof(T)) % 16 == 0 && (aa.ks[0] * sizeof(T)) % 16 == 0;
+  auto rows16 = [](const Tensor& t) {
+    return t.stride(3) == static_cast<int64_t>(t.itemsize()) && aligned16(t.data()) && t.stride(2) % 16 == 0 &&
+           t.stride(1) % 16 == 0 && t.stride(0) % 16 == 0;
+  };
+  const bool vec = D % 8 == 0 && Dv % 8 == 0 && rows16(k) && rows16(v);
   const bool samecol = kThreads % Dv == 0;
   const dim3 grid(static_cast<unsigned>(tasks), static_cast<unsigned>(nsplit));
   if (vec && samecol) launch_general<T, MK, true, true>(aa, grid, smem, s);
@@ -369,7 +425,7 @@ void attention_launch(const KernelArgs& a) {
   else launch_general<T, MK, false, false>(aa, grid, smem, s);
   CUDA_CHECK_LAUNCH();
   if (nsplit > 1) {
-    attn_merge_kernel<T><<<static_cast<unsigned>(tasks), 128, 0, s>>>(aa, static_cast<int>(nsplit));
+    attn_merge_kernel<T><<<static_cast<unsigned>(tasks * rt), 128, 0, s>>>(aa, static_cast<int>(nsplit));
     CUDA_CHECK_LAUNCH();
   }
 }

@@ -5,7 +5,7 @@
 //     nearest even, exactly as the CPU does (the conformance test pins this rounding); then a
 //     GEMV kernel streams the weight rows: 16 lanes per weight row, one 32-element chunk per lane
 //     step, levels unpacked in registers and dotted with __dp4a, scaled once per chunk;
-//  16-bit w, few rows (M <= 16, or any M <= 64 when x is f32 or of the other 16-bit type):
+//  16-bit w, few rows (M <= 8, or any M <= 64 when x is f32 or of the other 16-bit type):
 //     skinny kernel, two weight rows per warp, 16-byte weight loads, f32 accumulation;
 //  otherwise cuBLASLt: same-dtype GEMM directly; quantized weights dequantized to x's type (f32
 //     for f32 x) first; mixed plain dtypes through f32 copies. The bias is a separate pass there.
@@ -160,7 +160,8 @@ struct WChunk {
 constexpr int kLanesPerRow = 16;
 constexpr int kQThreads = 256;
 
-// Rows n of the weight handled by half-warps; activation rows in passes of MT.
+// Rows n of the weight handled by half-warps (one 32-element chunk per lane step: few registers,
+// many warps in flight); activation rows in passes of MT.
 template <DType Q, int MT>
 __global__ void __launch_bounds__(kQThreads) qgemv_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
                                                           int64_t K, const int8_t* __restrict__ qa,
@@ -187,7 +188,7 @@ __global__ void __launch_bounds__(kQThreads) qgemv_kernel(const uint8_t* __restr
           const int4* ap = reinterpret_cast<const int4*>(qa + m * K + c * 32);
           const int4 a0 = ap[0], a1 = ap[1];
           const int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-          acc[j] += da[m * nda + c / CPB] * wc.dot(av, sa[m * chunks + c]);
+          acc[j] += da[m * nda + c / CPB] * wc.dot(av, sa[m * (K / 32) + c]);
         }
       }
     }
@@ -229,7 +230,8 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   if (M == 1) qgemv_kernel<Q, 1><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);
   else if (M == 2) qgemv_kernel<Q, 2><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);
   else if (M <= 4) qgemv_kernel<Q, 4><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);
-  else qgemv_kernel<Q, 8><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);
+  else if (M <= 8) qgemv_kernel<Q, 8><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);
+  else qgemv_kernel<Q, 16><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);
   CUDA_CHECK_LAUNCH();
   (void)device;
 }
@@ -249,6 +251,14 @@ __device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
 #pragma unroll
     for (int i = 0; i < 8; ++i) v[i] = to_f(pk.v[i]);
   }
+}
+// 8 16-bit weights through L2 only: the streamed weight must not evict the activations from L1.
+template <typename T>
+__device__ __forceinline__ void load8_stream(const T* p, float (&v)[8]) {
+  const uint4 raw = __ldcg(reinterpret_cast<const uint4*>(p));
+  const Pack<T, 8> pk = *reinterpret_cast<const Pack<T, 8>*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = to_f(pk.v[i]);
 }
 
 // Each warp: kRowsPerWarp weight rows; lanes stride over 8-element pieces of K (16-byte weight
@@ -274,7 +284,7 @@ __global__ void __launch_bounds__(kSkinnyThreads) skinny_kernel(const XT* __rest
         float wv[kRowsPerWarp][8];
 #pragma unroll
         for (int r = 0; r < kRowsPerWarp; ++r) {
-          if (r < nr) load8(w + (n0 + r) * ldw + p * 8, wv[r]);
+          if (r < nr) load8_stream(w + (n0 + r) * ldw + p * 8, wv[r]);
           else
 #pragma unroll
             for (int i = 0; i < 8; ++i) wv[r][i] = 0.f;
@@ -327,7 +337,8 @@ void skinny_dispatch(const KernelArgs& a, const XT* x, int64_t ldx, int64_t M, c
   if (M == 1) skinny_kernel<XT, WT, 1, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
   else if (M == 2) skinny_kernel<XT, WT, 2, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
   else if (M <= 4) skinny_kernel<XT, WT, 4, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
-  else skinny_kernel<XT, WT, 8, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
+  else if (M <= 8) skinny_kernel<XT, WT, 8, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
+  else skinny_kernel<XT, WT, 16, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -380,7 +391,7 @@ void linear_launch(const KernelArgs& a) {
     const bool w_rows = W.stride(1) == wes || K == 1;
     const int64_t ldw = w_rows ? (N > 1 ? est(W, 0) : K) : est(W, 1);
     constexpr bool w16 = WD == DType::f16 || WD == DType::bf16;
-    const int64_t skinny_max = XD == WD ? 16 : kInt8MaxRows;
+    const int64_t skinny_max = XD == WD ? 8 : kInt8MaxRows;  // same 16-bit type: cuBLASLt beyond 8 rows
     if constexpr (w16) {
       if (w_rows && M <= skinny_max) {
         using XT = type_of<XD>;

@@ -44,7 +44,8 @@ __device__ __forceinline__ void load_params(const W* p, int64_t idx, C (&v)[VE])
   }
 }
 
-// Fast path: NT threads (blockDim.x), VPT vectors of VE elements each per thread.
+// Fast path: NT threads (blockDim.x), VPT vectors of VE elements each per thread, kept in registers
+// as stored (16-bit values stay packed: half the registers, more rows in flight per SM).
 template <NormKind K, typename T, typename W, int VPT>
 __global__ void norm_vec_kernel(NormArgs<T, W> a) {
   using C = compute_t<T>;
@@ -54,7 +55,7 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a) {
   const int64_t nvec = a.H / VE;
   const T* xr = a.x + row * a.xs;
   T* orow = a.out + row * a.os;
-  C v[VPT][VE];
+  Pack<T, VE> v[VPT];
   C s1 = 0;
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
@@ -64,19 +65,18 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a) {
       if constexpr (K == NormKind::add_rms) {
         T* rrow = a.res + row * a.rs;
         const Pack<T, VE> pr = *reinterpret_cast<const Pack<T, VE>*>(rrow + iv * VE);
-        Pack<T, VE> sum;
 #pragma unroll
-        for (int e = 0; e < VE; ++e) {
-          sum.v[e] = store_c<T>(static_cast<C>(to_f(pr.v[e])) + static_cast<C>(to_f(px.v[e])));
-          v[k][e] = static_cast<C>(to_f(sum.v[e]));  // the rounded residual is normalized
-        }
-        *reinterpret_cast<Pack<T, VE>*>(rrow + iv * VE) = sum;
+        for (int e = 0; e < VE; ++e)  // the rounded residual is what gets normalized
+          v[k].v[e] = store_c<T>(static_cast<C>(to_f(pr.v[e])) + static_cast<C>(to_f(px.v[e])));
+        *reinterpret_cast<Pack<T, VE>*>(rrow + iv * VE) = v[k];
       } else {
-#pragma unroll
-        for (int e = 0; e < VE; ++e) v[k][e] = static_cast<C>(to_f(px.v[e]));
+        v[k] = px;
       }
 #pragma unroll
-      for (int e = 0; e < VE; ++e) s1 += K == NormKind::layer ? v[k][e] : v[k][e] * v[k][e];
+      for (int e = 0; e < VE; ++e) {
+        const C x = static_cast<C>(to_f(v[k].v[e]));
+        s1 += K == NormKind::layer ? x : x * x;
+      }
     }
   }
   s1 = block_sum(s1, scratch);
@@ -89,7 +89,10 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a) {
       const int64_t iv = static_cast<int64_t>(k) * blockDim.x + threadIdx.x;
       if (iv < nvec)
 #pragma unroll
-        for (int e = 0; e < VE; ++e) s2 += (v[k][e] - mean) * (v[k][e] - mean);
+        for (int e = 0; e < VE; ++e) {
+          const C d = static_cast<C>(to_f(v[k].v[e])) - mean;
+          s2 += d * d;
+        }
     }
     s2 = block_sum(s2, scratch);
     r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
@@ -106,7 +109,8 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a) {
     Pack<T, VE> po;
 #pragma unroll
     for (int e = 0; e < VE; ++e) {
-      C y = K == NormKind::layer ? (v[k][e] - mean) * r : v[k][e] * r;
+      const C x = static_cast<C>(to_f(v[k].v[e]));
+      C y = K == NormKind::layer ? (x - mean) * r : x * r;
       if (a.w) y = y * wv[e];
       if (K == NormKind::layer && a.bias) y = y + bv[e];
       po.v[e] = store_c<T>(y);

@@ -12,7 +12,13 @@ namespace {
 
 // ---------------------------------------------------------------- scalar helpers (as the CPU)
 
-__device__ __forceinline__ uint16_t f2h_bits(float f) { return __half_as_ushort(__float2half_rn(f)); }
+// The f16 bits of f as an opaque integer: without the barrier ptxas (CUDA 13.0) turned a byte store
+// of the bits into a float-to-u8 conversion of the half value (F2I.U8.F16), corrupting the scales.
+__device__ __forceinline__ uint16_t f2h_bits(float f) {
+  uint32_t b = __half_as_ushort(__float2half_rn(f));
+  asm volatile("" : "+r"(b));
+  return static_cast<uint16_t>(b);
+}
 __device__ __forceinline__ float h2f_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
 // Round to nearest, ties to even (ggml's nearest_int), saturated to +-2^22.

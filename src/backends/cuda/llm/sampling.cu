@@ -284,7 +284,10 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const T* logits,
     return;
   }
   const double dmx = mx;
-  auto weight = [&](int64_t i) { return exp(static_cast<double>(rb[i]) - dmx); };
+  auto weight = [&](int64_t i) {  // masked entries (-inf) skip the f64 exp
+    const float v = rb[i];
+    return v == -INFINITY ? 0.0 : exp(static_cast<double>(v) - dmx);
+  };
   double total = 0;
   for (int64_t i = tid; i < V; i += nt) total += weight(i);
   total = block_sum(total, sm.dscratch);
@@ -368,9 +371,12 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const T* logits,
     __syncthreads();
   }
   // (7) draw over the survivors in id order
-  double kept = 0;
-  for (int64_t i = tid; i < V; i += nt) kept += weight(i);
-  kept = block_sum(kept, sm.dscratch);
+  double kept = total;
+  if (p.top_p < 1.0f || p.min_p > 0.0f) {
+    kept = 0;
+    for (int64_t i = tid; i < V; i += nt) kept += weight(i);
+    kept = block_sum(kept, sm.dscratch);
+  }
   __syncthreads();
   const double u = random::uniform(p.seed, p.offset + static_cast<uint64_t>(r));
   const int64_t id = pick_in_order(V, weight, u * kept, sm);

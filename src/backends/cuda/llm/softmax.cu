@@ -1,11 +1,13 @@
 // softmax / log_softmax over the last dim of a [rows, n] view (any strides; see
 // src/ops/reduce.cpp). f32/f16/bf16 compute in f32, f64 in f64. Three paths:
-//  registers: contiguous 16-byte aligned rows that fit the block (n <= 32K f32): each thread keeps
-//             its VPT vectors of the row in registers; max, sum of exp, write: one read, one write;
 //  warp:      short rows (n <= 1024), any strides: a warp per row, an online (max, sum) pass and
 //             a write pass;
-//  block:     long or strided rows: a block per row, online (max, sum) per thread combined over
-//             the block, then a write pass.
+//  registers: contiguous 16-byte aligned rows of up to 2048 vectors (8192 f32): each of <= 256
+//             threads keeps its vectors in registers; max, sum of exp, write: one read, one write;
+//  block:     longer or strided rows: online (max, sum) per thread (16-byte loads when aligned)
+//             combined over the block, then a write pass that re-reads the row (from L2). With
+//             fewer rows than ~2 blocks per SM, rows are split into segments whose stats a first
+//             launch writes and a second combines before writing.
 // A row that is all -inf gives NaN (as torch and the CPU); a NaN anywhere in a row makes the row NaN.
 #include "backends/cuda/llm/llm_common.cuh"
 
@@ -96,7 +98,7 @@ struct RowArgs {
 
 // ---------------------------------------------------------------- registers path
 template <typename T, bool kLog, int VPT>
-__global__ void __launch_bounds__(VPT >= 16 ? 512 : 1024) softmax_reg_kernel(RowArgs<T> a) {
+__global__ void __launch_bounds__(256) softmax_reg_kernel(RowArgs<T> a) {
   using C = compute_t<T>;
   constexpr int VE = 16 / sizeof(T);
   __shared__ C scratch[32];
@@ -162,24 +164,97 @@ __global__ void softmax_warp_kernel(RowArgs<T> a) {
 }
 
 // ---------------------------------------------------------------- block path
-template <typename T, bool kLog>
-__global__ void softmax_block_kernel(RowArgs<T> a) {
+// A block per (row, segment of the row): online (max, sum) over the segment, then either the
+// write pass (whole rows) or the partial stats (rows split over blocks: few long rows), which a
+// second launch combines before writing its segment. VEC: unit strides, 16-byte aligned rows.
+enum class Phase { both, stats, write };
+
+template <typename T, bool VEC>
+__device__ __forceinline__ MaxSum<compute_t<T>> segment_stats(const T* xr, int64_t xc, int64_t i0, int64_t i1) {
+  using C = compute_t<T>;
+  constexpr int VE = 16 / sizeof(T);
+  MaxSum<C> st{-INFINITY, C(0), false};
+  if constexpr (VEC) {
+    for (int64_t v = i0 / VE + threadIdx.x; v < i1 / VE; v += blockDim.x) {
+      const Pack<T, VE> p = *reinterpret_cast<const Pack<T, VE>*>(xr + v * VE);
+#pragma unroll
+      for (int e = 0; e < VE; ++e) ms_add(st, static_cast<C>(to_f(p.v[e])));
+    }
+  } else {
+    for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) ms_add(st, static_cast<C>(to_f(xr[i * xc])));
+  }
+  return st;
+}
+
+template <typename T, bool kLog, bool VEC>
+__device__ __forceinline__ void segment_write(const T* xr, int64_t xc, T* orow, int64_t oc, int64_t i0, int64_t i1,
+                                              const Finisher<compute_t<T>, kLog>& fin) {
+  using C = compute_t<T>;
+  constexpr int VE = 16 / sizeof(T);
+  if constexpr (VEC) {
+    for (int64_t v = i0 / VE + threadIdx.x; v < i1 / VE; v += blockDim.x) {
+      const Pack<T, VE> p = *reinterpret_cast<const Pack<T, VE>*>(xr + v * VE);
+      Pack<T, VE> q;
+#pragma unroll
+      for (int e = 0; e < VE; ++e) q.v[e] = store_c<T>(fin(static_cast<C>(to_f(p.v[e]))));
+      *reinterpret_cast<Pack<T, VE>*>(orow + v * VE) = q;
+    }
+  } else {
+    for (int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x)
+      orow[i * oc] = store_c<T>(fin(static_cast<C>(to_f(xr[i * xc]))));
+  }
+}
+
+// grid (segments, rows); seg = elements per segment (a multiple of the vector width).
+template <typename T, bool kLog, bool VEC, Phase P>
+__global__ void softmax_block_kernel(RowArgs<T> a, int64_t seg, MaxSum<compute_t<T>>* part) {
   using C = compute_t<T>;
   __shared__ MaxSum<C> scratch[32];
-  const int64_t row = blockIdx.x;
+  const int64_t row = blockIdx.y, sg = blockIdx.x, nseg = gridDim.x;
   const T* xr = a.x + row * a.xs;
   T* orow = a.o + row * a.os;
-  MaxSum<C> st{-INFINITY, C(0), false};
-  for (int64_t i = threadIdx.x; i < a.n; i += blockDim.x) ms_add(st, static_cast<C>(to_f(xr[i * a.xc])));
-  st = ms_block(st, scratch);
+  const int64_t i0 = sg * seg, i1 = min(a.n, i0 + seg);
+  MaxSum<C> st;
+  if constexpr (P == Phase::write) {
+    st = MaxSum<C>{-INFINITY, C(0), false};
+    for (int64_t k = 0; k < nseg; ++k) st = ms_combine(st, part[row * nseg + k]);
+  } else {
+    st = ms_block(segment_stats<T, VEC>(xr, a.xc, i0, i1), scratch);
+    if constexpr (P == Phase::stats) {
+      if (threadIdx.x == 0) part[row * nseg + sg] = st;
+      return;
+    }
+  }
   const Finisher<C, kLog> fin(st);
-  for (int64_t i = threadIdx.x; i < a.n; i += blockDim.x)
-    orow[i * a.oc] = store_c<T>(fin(static_cast<C>(to_f(xr[i * a.xc]))));
+  segment_write<T, kLog, VEC>(xr, a.xc, orow, a.oc, i0, i1, fin);
 }
 
 template <typename T, bool kLog, int VPT>
 void launch_reg(const RowArgs<T>& ra, int threads, cudaStream_t s) {
   softmax_reg_kernel<T, kLog, VPT><<<static_cast<unsigned>(ra.rows), threads, 0, s>>>(ra);
+}
+
+template <typename T, bool kLog, bool VEC>
+void launch_block(const KernelArgs& a, const RowArgs<T>& ra, cudaStream_t s) {
+  using C = compute_t<T>;
+  constexpr int VE = 16 / sizeof(T);
+  constexpr int kThreadsBlock = 256;
+  // few long rows: split each row over segments so that ~2 blocks per SM run
+  const int64_t want = 2 * static_cast<int64_t>(sm_count(a.stream.device().index));
+  int64_t nseg = 1;
+  if (ra.rows < want) nseg = std::min((want + ra.rows - 1) / ra.rows, std::max<int64_t>(1, ra.n / 8192));
+  const int64_t seg = ((ra.n + nseg - 1) / nseg + VE - 1) / VE * VE;
+  nseg = (ra.n + seg - 1) / seg;
+  const dim3 grid(static_cast<unsigned>(nseg), static_cast<unsigned>(ra.rows));
+  if (nseg == 1) {
+    softmax_block_kernel<T, kLog, VEC, Phase::both><<<grid, kThreadsBlock, 0, s>>>(ra, seg, nullptr);
+    return;
+  }
+  Tensor ws = workspace(a, ra.rows * nseg * static_cast<int64_t>(sizeof(MaxSum<C>)));
+  auto* part = static_cast<MaxSum<C>*>(ws.data());
+  softmax_block_kernel<T, kLog, VEC, Phase::stats><<<grid, kThreadsBlock, 0, s>>>(ra, seg, part);
+  CUDA_CHECK_LAUNCH();
+  softmax_block_kernel<T, kLog, VEC, Phase::write><<<grid, kThreadsBlock, 0, s>>>(ra, seg, part);
 }
 
 template <typename T, bool kLog>
@@ -198,26 +273,26 @@ void softmax_launch(const KernelArgs& a) {
   const bool rows_ok = ra.xc == 1 && ra.oc == 1 && ra.n % VE == 0 && aligned16(ra.x) && aligned16(ra.o) &&
                        (ra.xs * static_cast<int64_t>(sizeof(T))) % 16 == 0 &&
                        (ra.os * static_cast<int64_t>(sizeof(T))) % 16 == 0;
-  if (rows_ok && ra.n > 1024 && nvec <= 512 * 16) {
-    int64_t need = (nvec + 255) / 256;
+  if (ra.n <= 1024) {
+    constexpr int kWarps = 8;
+    softmax_warp_kernel<T, kLog><<<blocks_for(ra.rows, kWarps), kWarps * 32, 0, s>>>(ra);
+  } else if (rows_ok && nvec <= 256 * 8) {
+    // registers: up to 8 vectors per thread, at most 256 threads (several rows in flight per SM)
+    const int64_t need = (nvec + 255) / 256;
     int vpt = 1;
-    while (vpt < need && vpt < 16) vpt *= 2;
+    while (vpt < need) vpt *= 2;
     int threads = static_cast<int>((nvec + vpt - 1) / vpt);
     threads = (threads + 31) / 32 * 32;
-    if (vpt == 16 && threads > 512) vpt = 0;  // does not fit: block path
     switch (vpt) {
       case 1: launch_reg<T, kLog, 1>(ra, threads, s); break;
       case 2: launch_reg<T, kLog, 2>(ra, threads, s); break;
       case 4: launch_reg<T, kLog, 4>(ra, threads, s); break;
-      case 8: launch_reg<T, kLog, 8>(ra, threads, s); break;
-      case 16: launch_reg<T, kLog, 16>(ra, threads, s); break;
-      default: softmax_block_kernel<T, kLog><<<static_cast<unsigned>(ra.rows), 1024, 0, s>>>(ra); break;
+      default: launch_reg<T, kLog, 8>(ra, threads, s); break;
     }
-  } else if (ra.n <= 1024) {
-    constexpr int kWarps = 8;
-    softmax_warp_kernel<T, kLog><<<blocks_for(ra.rows, kWarps), kWarps * 32, 0, s>>>(ra);
+  } else if (rows_ok) {
+    launch_block<T, kLog, true>(a, ra, s);
   } else {
-    softmax_block_kernel<T, kLog><<<static_cast<unsigned>(ra.rows), 1024, 0, s>>>(ra);
+    launch_block<T, kLog, false>(a, ra, s);
   }
   CUDA_CHECK_LAUNCH();
 }
