@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "flagos/engine.h"
@@ -18,8 +19,17 @@ using test::max_rel_err;
 
 constexpr double kTol = 1e-4;  // relative L2 error of each logits row
 
+// FLAGOS_ENGINE_TEST_DEVICE (e.g. "cuda") runs the engine on that device (weights loaded onto it);
+// default the CPU. The reference and the tolerance are the same on every device.
+Device test_device() {
+  const char* d = std::getenv("FLAGOS_ENGINE_TEST_DEVICE");
+  return d && *d ? parse_device(d) : Device::cpu();
+}
+
 std::unique_ptr<engine::Engine> open(const Golden& g, engine::EngineOptions o = {}) {
-  return std::make_unique<engine::Engine>(model::load_model(g.dir), o);
+  model::LoadOptions lo;
+  lo.device = o.device = test_device();
+  return std::make_unique<engine::Engine>(model::load_model(g.dir, lo), o);
 }
 
 engine::GenerationParams greedy(int64_t n) {
