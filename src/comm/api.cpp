@@ -159,16 +159,6 @@ flagosResult_t submit(flagosComm* c, Op op) {
   });
 }
 
-void check_dtype(const char* call, const flagosComm* c, flagosDataType_t t) {
-  if (static_cast<unsigned>(t) >= flagosNumTypes)
-    comm_fail(flagosInvalidArgument, where(call, c), ": datatype ", static_cast<int>(t),
-              " is not a flagosDataType_t (0..", flagosNumTypes - 1, ")");
-}
-void check_op(const char* call, const flagosComm* c, flagosRedOp_t op) {
-  if (static_cast<unsigned>(op) >= flagosNumOps)
-    comm_fail(flagosInvalidArgument, where(call, c), ": op ", static_cast<int>(op), " is not a flagosRedOp_t (0..",
-              flagosNumOps - 1, ")");
-}
 void check_rank(const char* call, const flagosComm* c, int r, const char* what) {
   if (r < 0 || r >= c->nranks)
     comm_fail(flagosInvalidArgument, where(call, c), ": ", what, " ", r, " is out of range (0..", c->nranks - 1, ")");
@@ -177,14 +167,26 @@ void check_ptr(const char* call, const flagosComm* c, const void* p, size_t coun
   if (!p && count) comm_fail(flagosInvalidArgument, where(call, c), ": ", what, " is null with count ", count);
 }
 
-// Common validation; returns the op or throws.
+// Datatype and op as integers, before they are stored in an Op (C callers may pass any value; a C++
+// enum object holding one outside its range would be undefined behaviour).
+flagosResult_t check_kinds(Coll c, int dtype, int op, flagosComm_t comm) {
+  return guarded([&] {
+    const char* call = coll_call_name(c);
+    if (!comm) comm_fail(flagosInvalidArgument, call, ": comm is null");
+    if (dtype < 0 || dtype >= flagosNumTypes)
+      comm_fail(flagosInvalidArgument, where(call, comm), ": datatype ", dtype, " is not a flagosDataType_t (0..",
+                flagosNumTypes - 1, ")");
+    if (op < 0 || op >= flagosNumOps)
+      comm_fail(flagosInvalidArgument, where(call, comm), ": op ", op, " is not a flagosRedOp_t (0..", flagosNumOps - 1,
+                ")");
+  });
+}
+
+// Buffer and root checks (after check_kinds), then the call is queued or run.
 flagosResult_t make(Op op, flagosComm_t comm) {
   flagosResult_t r = guarded([&] {
     const char* call = coll_call_name(op.coll);
     if (!comm) comm_fail(flagosInvalidArgument, call, ": comm is null");
-    check_dtype(call, comm, op.dtype);
-    const bool has_op = op.coll == Coll::all_reduce || op.coll == Coll::reduce || op.coll == Coll::reduce_scatter;
-    if (has_op) check_op(call, comm, op.op);
     const size_t n = static_cast<size_t>(comm->nranks);
     const bool is_root = op.root == comm->rank;
     switch (op.coll) {
@@ -369,37 +371,44 @@ flagosResult_t flagosCommRankInfo(const flagosComm_t comm, int rank, char* buf, 
 
 flagosResult_t flagosAllReduce(const void* s, void* r, size_t count, flagosDataType_t t, flagosRedOp_t op,
                                flagosComm_t comm, void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::all_reduce, static_cast<int>(t), static_cast<int>(op), comm)) return e;
   Op o{Coll::all_reduce, s, r, count, t, op, 0, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
 flagosResult_t flagosBroadcast(const void* s, void* r, size_t count, flagosDataType_t t, int root,
                                flagosComm_t comm, void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::broadcast, static_cast<int>(t), static_cast<int>(flagosSum), comm)) return e;
   Op o{Coll::broadcast, s, r, count, t, flagosSum, root, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
 flagosResult_t flagosReduce(const void* s, void* r, size_t count, flagosDataType_t t, flagosRedOp_t op, int root,
                             flagosComm_t comm, void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::reduce, static_cast<int>(t), static_cast<int>(op), comm)) return e;
   Op o{Coll::reduce, s, r, count, t, op, root, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
 flagosResult_t flagosAllGather(const void* s, void* r, size_t count, flagosDataType_t t, flagosComm_t comm,
                                void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::all_gather, static_cast<int>(t), static_cast<int>(flagosSum), comm)) return e;
   Op o{Coll::all_gather, s, r, count, t, flagosSum, 0, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
 flagosResult_t flagosReduceScatter(const void* s, void* r, size_t count, flagosDataType_t t, flagosRedOp_t op,
                                    flagosComm_t comm, void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::reduce_scatter, static_cast<int>(t), static_cast<int>(op), comm)) return e;
   Op o{Coll::reduce_scatter, s, r, count, t, op, 0, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
 flagosResult_t flagosAlltoAll(const void* s, void* r, size_t count, flagosDataType_t t, flagosComm_t comm,
                               void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::alltoall, static_cast<int>(t), static_cast<int>(flagosSum), comm)) return e;
   Op o{Coll::alltoall, s, r, count, t, flagosSum, 0, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
 flagosResult_t flagosAlltoAllv(const void* s, const size_t sendcounts[], const size_t sdispls[], void* r,
                                const size_t recvcounts[], const size_t rdispls[], flagosDataType_t t,
                                flagosComm_t comm, void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::alltoallv, static_cast<int>(t), flagosSum, comm)) return e;
   flagosResult_t res = guarded([&] {
     const char* call = "flagosAlltoAllv";
     if (!comm) comm_fail(flagosInvalidArgument, call, ": comm is null");
@@ -419,11 +428,13 @@ flagosResult_t flagosAlltoAllv(const void* s, const size_t sendcounts[], const s
 }
 flagosResult_t flagosGather(const void* s, void* r, size_t count, flagosDataType_t t, int root, flagosComm_t comm,
                             void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::gather, static_cast<int>(t), static_cast<int>(flagosSum), comm)) return e;
   Op o{Coll::gather, s, r, count, t, flagosSum, root, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
 flagosResult_t flagosScatter(const void* s, void* r, size_t count, flagosDataType_t t, int root, flagosComm_t comm,
                              void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::scatter, static_cast<int>(t), static_cast<int>(flagosSum), comm)) return e;
   Op o{Coll::scatter, s, r, count, t, flagosSum, root, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
@@ -433,10 +444,12 @@ flagosResult_t flagosBarrier(flagosComm_t comm, void* stream) {
 }
 flagosResult_t flagosSend(const void* s, size_t count, flagosDataType_t t, int peer, flagosComm_t comm,
                           void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::send, static_cast<int>(t), static_cast<int>(flagosSum), comm)) return e;
   Op o{Coll::send, s, nullptr, count, t, flagosSum, peer, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
 flagosResult_t flagosRecv(void* r, size_t count, flagosDataType_t t, int peer, flagosComm_t comm, void* stream) {
+  if (const flagosResult_t e = check_kinds(Coll::recv, static_cast<int>(t), static_cast<int>(flagosSum), comm)) return e;
   Op o{Coll::recv, nullptr, r, count, t, flagosSum, peer, {}, {}, {}, {}, stream};
   return make(std::move(o), comm);
 }
