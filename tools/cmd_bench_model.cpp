@@ -140,6 +140,7 @@ int cmd_bench_model(Args& a) {
   const int64_t bytes = lm.weights.total_bytes(), params = lm.weights.total_params();
   engine::EngineOptions eo;
   eo.device = m.load.device;
+  eo.compute_dtype = compute_dtype_for(m, lm.config.weight_dtype);
   int64_t need = 0;
   for (auto p : prompts) need = std::max(need, p);
   for (auto n : gens) need = std::max(need, n);

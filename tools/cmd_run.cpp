@@ -140,6 +140,7 @@ int cmd_run(Args& a) {
                to_string(m.load.device).c_str());
   engine::EngineOptions eo;
   eo.device = m.load.device;
+  eo.compute_dtype = compute_dtype_for(m, lm.config.weight_dtype);
   eo.max_context = r.ctx;
   engine::Engine eng(std::move(lm), eo);
 

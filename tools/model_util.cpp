@@ -50,9 +50,16 @@ ModelArgs parse_model_args(Args& a, bool need_path) {
   if (auto d = a.value("--device")) m.load.device = parse_device(*d);
   if (auto d = a.value("--dtype")) m.load.dtype = parse_dtype_arg("--dtype", *d, false);
   if (auto q = a.value("--quant")) m.load.quant = parse_dtype_arg("--quant", *q, true);
+  if (auto c = a.value("--compute-dtype")) m.compute = parse_dtype_arg("--compute-dtype", *c, false);
   if (need_path) m.path = resolve_model_path(path);
   else if (path) fail<InvalidArgument>("give either -m PATH or --random CONFIG, not both");
   return m;
+}
+
+DType compute_dtype_for(const ModelArgs& m, DType weight_dtype) {
+  if (m.compute) return *m.compute;
+  if (m.load.device.is_cpu()) return DType::f32;
+  return weight_dtype == DType::bf16 || weight_dtype == DType::f16 ? weight_dtype : DType::f32;
 }
 
 model::LoadedModel load_with_progress(const ModelArgs& m) {
