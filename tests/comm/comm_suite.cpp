@@ -344,6 +344,23 @@ void run_suite(flagosComm_t comm, Memory& mem) {
       }
     }
   }
+  {  // large all-reduces (beyond the host adaptor's 1 MiB in-place copy threshold), repeated so pooled
+     // buffers get reused
+    for (const TypeDesc* td : {&kTypes[8], &kTypes[7]})
+      for (int op : {flagosSum, flagosAvg})
+        for (bool ip : {true, false, true}) {
+          ++salt;
+          const size_t count = 300007;
+          Case c{"AllReduce large", td, op, count, ip, -1};
+          Buf s(count, td->size), r(count, td->size);
+          Buf& in = ip ? r : s;
+          for (size_t i = 0; i < count; ++i) store(in.h(), i, td->t, input(*td, op, salt, g_rank, i));
+          in.up();
+          check_rc(c, flagosAllReduce(in.d(), r.d(), count, td->t, static_cast<flagosRedOp_t>(op), comm, st));
+          r.down();
+          compare(c, r.h(), count, [&](size_t i, double& ref, double& tol) { reference(*td, op, salt, i, ref, tol); });
+        }
+  }
   {  // send/recv ring in a group (one at a time would deadlock for large messages), plus a barrier
     for (size_t count : {size_t(0), size_t(1), size_t(100003)}) {
       ++salt;
