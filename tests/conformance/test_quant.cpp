@@ -2,6 +2,7 @@
 // gguf Python package; quantization of q8_0/q4_0/q4_1/q5_0/q5_1 is byte-identical to it
 // (fixtures from scripts/gen_quant_fixtures.py). k-quant quantization (the ggml reference
 // algorithm; gguf has none) is checked by error bounds and stability.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -177,9 +178,10 @@ TEST_P(QuantRoundTrip, StridedAndEmptyInputs) {
 INSTANTIATE_TEST_SUITE_P(All, QuantRoundTrip, ::testing::ValuesIn(qcases(false)), qname);
 
 // CPU linear with a quantized weight and 2..64 activation rows decodes each weight row once and
-// dots it with several rows at a time; every output must equal, bit for bit, the one-row call
-// (fused decode + dot), for every remainder of the row blocking (M = 5, 6, 7, 8, 13).
-TEST(QuantLinear, CpuBatchedRowsBitIdenticalToSingleRow) {
+// dots it with several rows at a time; every output must match the one-row call (fused decode +
+// dot), for every remainder of the row blocking (M = 5, 6, 7, 8, 13). Bit-identical with GCC 12 on
+// AVX2 here; another compiler/CPU (GCC 13 on the GPU machine) differed in the last bits once.
+TEST(QuantLinear, CpuBatchedRowsMatchSingleRow) {
   auto rng = rng_for_current_test();
   const Device dev = Device::cpu();
   const int64_t K = 512, N = 37;
@@ -192,10 +194,15 @@ TEST(QuantLinear, CpuBatchedRowsBitIdenticalToSingleRow) {
       const std::vector<double> all = to_f64(y);
       for (int64_t m = 0; m < M; ++m) {
         const std::vector<double> one = to_f64(ops::linear(x.narrow(0, m, 1).contiguous(), w));
+        // Same int8 arithmetic; only the order of a few f32 additions may differ between
+        // compilers/ISAs, so the rows agree to ~1e-6 of their largest value (an indexing or
+        // remainder-row bug is off by O(1)).
+        double scale = 0;
+        for (int64_t n = 0; n < N; ++n) scale = std::max(scale, std::abs(one[static_cast<size_t>(n)]));
         for (int64_t n = 0; n < N; ++n) {
           const double a = all[static_cast<size_t>(m * N + n)], b = one[static_cast<size_t>(n)];
-          ASSERT_TRUE(std::isfinite(a) && a == b) << dtype_name(t) << " M " << M << " row " << m << " col " << n
-                                                  << ": " << a << " vs one-row " << b;
+          ASSERT_TRUE(std::isfinite(a) && std::abs(a - b) <= 2e-6 * scale)
+              << dtype_name(t) << " M " << M << " row " << m << " col " << n << ": " << a << " vs one-row " << b;
         }
       }
     }
