@@ -1,108 +1,128 @@
 #!/usr/bin/env bash
 # The communication library on a machine with 2+ NVIDIA GPUs, in one command:
-#   bench/gpu/comm_nccl.sh            (logs and JSON under $OUT, default ./comm-gpu-out)
-# 1. builds flagos with the NCCL adaptor (CUDA runtime + the toolkit's NCCL; the CUDA backend is not
-#    needed: FLAGOS_CUDA=OFF unless set), CUDA architecture 90a;
-# 2. runs the correctness suite on CUDA buffers: the NCCL adaptor (2 ranks), the heterogeneous mode
-#    with two GPU ranks and one CPU rank, and a forced split of the two GPUs (host staging between
-#    two NCCL clusters);
-# 3. measures all-reduce (and all-gather, reduce-scatter) through `flagos bench comm -D cuda` next to
-#    bench/gpu/nccl_direct.cpp (NCCL called directly, same sizes and timing), and the heterogeneous
-#    all-reduce pipelined vs unpipelined;
-# 4. prints a table last: busbw of both, the ratio, and the test results.
-# Each step has its own time limit, so one hang cannot eat the whole run; later steps still run.
+#   bench/gpu/comm_nccl.sh            (logs under $OUT, default ./comm-gpu-out; table printed last)
+# 1. builds flagos with the NCCL adaptor (CUDA runtime + the toolkit's NCCL; the runtime's CUDA
+#    backend is not needed: FLAGOS_CUDA=OFF unless set), CUDA architecture 90a;
+# 2. runs the correctness suite on CUDA buffers through the NCCL adaptor (2 ranks);
+# 3. measures all-reduce through `flagos bench comm -D cuda` next to bench/gpu/nccl_direct.cpp (NCCL
+#    called directly, same sizes and timing);
+# 4. runs the heterogeneous suites (two GPU ranks + one CPU rank; the two GPUs forced into two
+#    clusters) and the heterogeneous all-reduce pipelined vs unpipelined (needs mpirun);
+# 5. measures all-gather and reduce-scatter like 3;
+# 6. prints a table: busbw of both and their ratio, the pipeline speedup, the test results.
+# The whole run keeps within BUDGET seconds (default 570): each step gets at most what is left, in
+# the order above, and steps that no longer fit are reported as skipped.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 OUT=${OUT:-$PWD/comm-gpu-out}
 BUILD=${BUILD:-$ROOT/build/gpu-comm}
 JOBS=${JOBS:-$(nproc)}
 MAXB=${MAXB:-1G}
+BUDGET=${BUDGET:-570}
 mkdir -p "$OUT"
-log() { echo "[comm_nccl] $*" | tee -a "$OUT/summary.log"; }
 : > "$OUT/summary.log"
-nvidia-smi -L > "$OUT/gpus.txt" 2>&1 || true
-log "GPUs: $(grep -c GPU "$OUT/gpus.txt" 2>/dev/null || echo 0); mpirun: $(command -v mpirun || echo none)"
+log() { echo "[comm_nccl $(date +%T)] $*" | tee -a "$OUT/summary.log"; }
+left() { echo $(( BUDGET - SECONDS - 15 )); }  # keep 15 s for the table
+# limit CAP: the step's time limit, or 0 when fewer than MIN seconds are left.
+limit() { local cap=$1 min=$2 l; l=$(left); if [ "$l" -lt "$min" ]; then echo 0; elif [ "$l" -lt "$cap" ]; then echo "$l"; else echo "$cap"; fi; }
 
-log "configure + build (logs: $OUT/configure.log, $OUT/build.log)"
-timeout 300 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLAGOS_CPU_ISAS="generic;avx2" \
-  -DFLAGOS_CUDA="${FLAGOS_CUDA:-OFF}" -DFLAGOS_COMM_NCCL=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
-  > "$OUT/configure.log" 2>&1 || { log "configure FAILED"; tail -30 "$OUT/configure.log"; exit 1; }
+nvidia-smi -L > "$OUT/gpus.txt" 2>&1 || true
+HAVE_MPI=0
+command -v mpirun > /dev/null && HAVE_MPI=1
+log "GPUs: $(grep -c '^GPU' "$OUT/gpus.txt" 2>/dev/null); mpirun: $(command -v mpirun || echo none); budget ${BUDGET}s"
+
+GEN=()
+command -v ninja > /dev/null && GEN=(-G Ninja)
+log "configure + build (logs: configure.log, build.log)"
+if ! timeout "$(limit 120 30)" cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
+     -DFLAGOS_CPU_ISAS=generic -DFLAGOS_BUILD_TESTS=OFF -DFLAGOS_CUDA="${FLAGOS_CUDA:-OFF}" -DFLAGOS_COMM_NCCL=ON \
+     -DCMAKE_CUDA_ARCHITECTURES=90a > "$OUT/configure.log" 2>&1; then
+  log "configure FAILED"; tail -30 "$OUT/configure.log"; exit 1
+fi
 grep -E "flagos_comm:" "$OUT/configure.log" | tee -a "$OUT/summary.log"
-timeout 420 ninja -C "$BUILD" -j "$JOBS" flagos_cli flagos_comm_gpu_test flagos_nccl_direct \
-  > "$OUT/build.log" 2>&1 || { log "build FAILED"; tail -40 "$OUT/build.log"; exit 1; }
+if ! timeout "$(limit 360 60)" cmake --build "$BUILD" -j "$JOBS" --target flagos_cli flagos_comm_gpu_test \
+     flagos_nccl_direct > "$OUT/build.log" 2>&1; then
+  log "build FAILED"; tail -40 "$OUT/build.log"; exit 1
+fi
+log "built"
 F="$BUILD/bin/flagos"
 T="$BUILD/tests/comm/flagos_comm_gpu_test"
 D="$BUILD/src/comm/flagos_nccl_direct"
 
 declare -A RESULT
-run_test() {  # name, time limit, env..., -- , launch args...
-  local name=$1 limit=$2; shift 2
+run_test() {  # name cap env... -- launch-args...
+  local name=$1 cap=$2; shift 2
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
-  log "test $name: $*"
-  env "${envs[@]}" timeout "$limit" "$F" launch "$@" > "$OUT/test_$name.log" 2>&1
-  local rc=$?
-  local summary
+  local t; t=$(limit "$cap" 40)
+  if [ "$t" = 0 ]; then RESULT[$name]="SKIPPED (out of time)"; log "test $name skipped (out of time)"; return; fi
+  log "test $name (limit ${t}s): flagos launch $*"
+  env FLAGOS_COMM_TIMEOUT_MS=60000 "${envs[@]}" timeout "$t" "$F" launch "$@" > "$OUT/test_$name.log" 2>&1
+  local rc=$? summary
   summary=$(grep -E "passed, [0-9]+ failed" "$OUT/test_$name.log" | sed 's/^\[rank \([0-9]*\)\] /r\1: /' | tr '\n' ' ')
-  if [ $rc -eq 0 ]; then RESULT[$name]="PASS ($summary)"; else RESULT[$name]="FAIL rc=$rc ($summary; see test_$name.log)"; fi
+  if [ $rc -eq 0 ]; then RESULT[$name]="PASS ($summary)"; else RESULT[$name]="FAIL rc=$rc ($summary; test_$name.log)"; fi
   grep -E "FAIL|FATAL" "$OUT/test_$name.log" | head -5 >> "$OUT/summary.log"
   log "  -> ${RESULT[$name]}"
 }
-run_test nccl 300 FLAGOS_COMM_TIMEOUT_MS=60000 -- -n 2 -- "$T"
-if command -v mpirun > /dev/null; then
-  run_test hetero_gpu_cpu 400 FLAGOS_COMM_TIMEOUT_MS=60000 -- -n 3 -- "$T" --devices cuda:0,cuda:1,cpu
-  run_test split_gpus 400 FLAGOS_COMM_TIMEOUT_MS=60000 FLAGOS_COMM_SPLIT=2 FLAGOS_COMM_CHUNK_BYTES=65536 -- -n 2 -- "$T"
-else
-  RESULT[hetero_gpu_cpu]="SKIPPED (no mpirun: the host adaptor needs Open MPI)"
-  RESULT[split_gpus]="SKIPPED (no mpirun)"
-fi
-
-# Bench: flagos through the NCCL adaptor, then NCCL directly, same sweep.
-bench_pair() {  # op
-  local op=$1
-  log "bench $op: flagos bench comm -D cuda vs nccl_direct, 8 B .. $MAXB"
-  timeout 300 "$F" bench comm -o "$op" -b 8 -e "$MAXB" -f 2 -D cuda -n 2 --json "$OUT/flagos_$op.json" \
-    > "$OUT/bench_flagos_$op.log" 2>&1 || log "  flagos bench $op failed (rc $?)"
-  timeout 300 "$F" launch -n 2 -- "$D" -o "$op" -b 8 -e "$MAXB" -f 2 --id-file "$OUT/nccl_id_$op" \
-    > "$OUT/bench_direct_$op.log" 2>&1 || log "  nccl_direct $op failed (rc $?)"
+bench_pair() {  # op cap
+  local op=$1 cap=$2 t
+  t=$(limit "$cap" 30)
+  if [ "$t" = 0 ]; then log "bench $op skipped (out of time)"; return; fi
+  log "bench $op: flagos bench comm -D cuda vs nccl_direct, 8 B .. $MAXB (limit ${t}s each)"
+  timeout "$t" "$F" bench comm -o "$op" -b 8 -e "$MAXB" -f 2 -D cuda -n 2 --json "$OUT/flagos_$op.json" \
+    > "$OUT/bench_flagos_$op.log" 2>&1 || log "  flagos bench $op: rc $?"
+  t=$(limit "$cap" 30)
+  [ "$t" = 0 ] && { log "  nccl_direct $op skipped (out of time)"; return; }
+  timeout "$t" "$F" launch -n 2 -- "$D" -o "$op" -b 8 -e "$MAXB" -f 2 --id-file "$OUT/nccl_id_$op" \
+    > "$OUT/bench_direct_$op.log" 2>&1 || log "  nccl_direct $op: rc $?"
 }
-for op in allreduce allgather reducescatter; do bench_pair $op; done
 
-# Heterogeneous all-reduce over the two GPUs forced into two clusters: pipelined vs unpipelined.
-if command -v mpirun > /dev/null; then
+run_test nccl 180 -- -n 2 -- "$T"
+bench_pair allreduce 90
+if [ $HAVE_MPI = 1 ]; then
+  run_test hetero_gpu_cpu 150 -- -n 3 -- "$T" --devices cuda:0,cuda:1,cpu
+  run_test split_gpus 150 FLAGOS_COMM_SPLIT=2 FLAGOS_COMM_CHUNK_BYTES=65536 -- -n 2 -- "$T"
   for p in on off; do
-    log "bench hetero allreduce --split 2 --pipeline $p (64M .. $MAXB)"
-    timeout 300 "$F" bench comm -o allreduce -b 64M -e "$MAXB" -f 2 -D cuda -n 2 --split 2 --pipeline $p \
-      --json "$OUT/hetero_pipeline_$p.json" > "$OUT/bench_hetero_$p.log" 2>&1 || log "  hetero $p failed (rc $?)"
+    t=$(limit 90 30)
+    if [ "$t" = 0 ]; then log "bench hetero --pipeline $p skipped (out of time)"; continue; fi
+    log "bench hetero allreduce --split 2 --pipeline $p, 64M .. $MAXB (limit ${t}s)"
+    timeout "$t" "$F" bench comm -o allreduce -b 64M -e "$MAXB" -f 2 -D cuda -n 2 --split 2 --pipeline $p \
+      --json "$OUT/hetero_pipeline_$p.json" > "$OUT/bench_hetero_$p.log" 2>&1 || log "  hetero $p: rc $?"
   done
+else
+  RESULT[hetero_gpu_cpu]="SKIPPED (no mpirun: CPU ranks need Open MPI)"
+  RESULT[split_gpus]="SKIPPED (no mpirun: the leaders talk over Open MPI)"
 fi
+bench_pair allgather 60
+bench_pair reducescatter 60
 
-# Rows of a bench table (rank 0's lines without '#'): size busbw_out busbw_in.
+# Rows of a bench table (rank 0's lines without '#'): size busbw_out_of_place busbw_in_place.
 rows() { sed 's/^\[rank 0\] //' "$1" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && NF >= 13 {print $1, $8, $12}'; }
 table() {  # op
   local op=$1
+  [ -s "$OUT/bench_flagos_$op.log" ] || return 0
   echo
   echo "== $op: busbw (GB/s), 2 ranks, flagos (NCCL adaptor) vs NCCL direct; ratio = flagos / direct"
-  printf "%14s %12s %12s %12s %12s %8s %8s\n" size flagos_oop direct_oop flagos_ip direct_ip ratio_oop ratio_ip
+  printf "%14s %12s %12s %12s %12s %9s %9s\n" bytes flagos_oop direct_oop flagos_ip direct_ip ratio_oop ratio_ip
   join <(rows "$OUT/bench_flagos_$op.log" | sort -k1,1) <(rows "$OUT/bench_direct_$op.log" | sort -k1,1) | sort -n |
     awk '{fo = $2; fi = $3; do_ = $4; di = $5;  # join: size, flagos oop, flagos ip, direct oop, direct ip
           ro = (do_ > 0) ? fo / do_ : 0; ri = (di > 0) ? fi / di : 0;
-          printf "%14d %12.2f %12.2f %12.2f %12.2f %8.3f %8.3f\n", $1, fo, do_, fi, di, ro, ri;
+          printf "%14d %12.2f %12.2f %12.2f %12.2f %9.3f %9.3f\n", $1, fo, do_, fi, di, ro, ri;
           if ($1 >= 67108864) {so += fo; sd += do_; si += fi; sj += di; k++}}
-          END {if (k) printf "%14s %12.2f %12.2f %12.2f %12.2f %8.3f %8.3f   (sizes >= 64 MiB: mean busbw)\n",
+          END {if (k) printf "%14s %12.2f %12.2f %12.2f %12.2f %9.3f %9.3f   (mean over sizes >= 64 MiB)\n",
                              ">=64MiB", so/k, sd/k, si/k, sj/k, (sd ? so/sd : 0), (sj ? si/sj : 0)}'
 }
 {
   echo
-  echo "================ flagos comm on GPUs: results ================"
-  grep -m1 -i "NCCL adaptor with" "$OUT/configure.log"
-  sed -n 's/^\[rank 0\] rank 0: //p' "$OUT/test_nccl.log" | head -1
+  echo "================ flagos comm on GPUs: results ($(date), ${SECONDS}s) ================"
+  grep -m1 "NCCL adaptor with" "$OUT/configure.log"
+  sed -n 's/^\[rank 0\] rank 0: //p' "$OUT/test_nccl.log" 2>/dev/null | head -1
   for op in allreduce allgather reducescatter; do table $op; done
-  if [ -f "$OUT/bench_hetero_on.log" ]; then
+  if [ -s "$OUT/bench_hetero_on.log" ]; then
     echo
     echo "== heterogeneous all-reduce (2 GPUs forced into 2 clusters, host staging): in-place busbw GB/s"
-    printf "%14s %14s %14s %8s\n" size pipelined unpipelined speedup
+    printf "%14s %14s %14s %8s\n" bytes pipelined unpipelined speedup
     join <(rows "$OUT/bench_hetero_on.log" | sort -k1,1) <(rows "$OUT/bench_hetero_off.log" | sort -k1,1) | sort -n |
       awk '{printf "%14d %14.2f %14.2f %8.2f\n", $1, $3, $5, ($5 > 0 ? $3 / $5 : 0)}'
   fi
