@@ -117,8 +117,20 @@ class NcclAdaptor final : public Adaptor {
   ~NcclAdaptor() override {
     DeviceGuard g(device_);
     if (comm_) {
-      if (aborted_) ncclCommAbort(comm_);
-      else ncclCommDestroy(comm_);
+      // A non-blocking communicator is finalized (polled, bounded by the timeout) before it is freed.
+      bool finalized = false;
+      const ncclResult_t r = ncclCommFinalize(comm_);
+      if (r == ncclSuccess || r == ncclInProgress) {
+        const auto deadline = Clock::now() + timeout_;
+        ncclResult_t st = ncclInProgress;
+        while (st == ncclInProgress && Clock::now() < deadline) {
+          if (ncclCommGetAsyncError(comm_, &st) != ncclSuccess) break;
+          if (st == ncclInProgress) sched_yield();
+        }
+        finalized = st == ncclSuccess;
+      }
+      if (finalized) ncclCommDestroy(comm_);
+      else ncclCommAbort(comm_), aborted_ = true;
     }
     for (auto& [s, e] : last_) cudaEventDestroy(e);
     if (control_) cudaStreamDestroy(control_);
