@@ -2,7 +2,7 @@
 // dispatch, barrier, send/recv) and hetero_collectives.cpp (the pipelined programs of the collectives).
 #pragma once
 #include <cstdint>
-#include <list>
+#include <algorithm>
 #include <map>
 #include <tuple>
 
