@@ -91,6 +91,19 @@ static inline float amax_n(const float* x, int n) {
 }
 #endif
 
+// Q4_K / Q5_K: the 12 packed bytes of 6-bit sub-block scales and mins -> 16 bytes, scales in
+// 0..7 and mins in 8..15 (the same values as qb_scale_min_k4 for j = 0..7).
+static inline void unpack_k4_scales(const uint8_t* packed12, uint8_t sm[16]) {
+  uint32_t u[4];
+  std::memcpy(u, packed12, 12);
+  u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+  const uint32_t m03 = u[1] & 0x3f3f3f3fu;
+  u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+  u[2] = m03;
+  u[0] &= 0x3f3f3f3fu;
+  std::memcpy(sm, u, 16);
+}
+
 // Quantizes n values (a multiple of 32) to int8 with scale d = amax / 127.
 static inline void quant_i8(const float* x, int n, float id, int8_t* q) {
 #if defined(__AVX2__)
@@ -239,16 +252,8 @@ static inline float vec_dot(const char* wrow, const typename ActOf<B>::type* a, 
     for (int64_t b = 0; b < nb; ++b) {
       const B& blk = w[b];
       const Q8KA& ab = a[b];
-      // 6-bit scales to bytes 0..7, mins to bytes 8..15 (same as qb_scale_min_k4 for j = 0..7)
-      uint32_t u[4];
-      std::memcpy(u, blk.scales, 12);
-      u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-      const uint32_t m03 = u[1] & 0x3f3f3f3fu;
-      u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-      u[2] = m03;
-      u[0] &= 0x3f3f3f3fu;
       uint8_t sm[16];
-      std::memcpy(sm, u, 16);
+      unpack_k4_scales(blk.scales, sm);
       const uint8_t* sc = sm;
 #if defined(__AVX2__)
       {  // sum_j min_j * (sum of the 32 activations of sub-block j)

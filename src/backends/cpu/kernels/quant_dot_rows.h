@@ -98,15 +98,8 @@ class RowDot {
       d_[static_cast<size_t>(b)] = h2f(w.d);
     } else {  // q4_k / q5_k
       constexpr bool five = std::is_same_v<B, BlockQ5K>;
-      uint32_t u[4];  // 6-bit scales to bytes 0..7, mins to bytes 8..15 (as in vec_dot)
-      std::memcpy(u, w.scales, 12);
-      u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-      const uint32_t m03 = u[1] & 0x3f3f3f3fu;
-      u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-      u[2] = m03;
-      u[0] &= 0x3f3f3f3fu;
       uint8_t sm[16];
-      std::memcpy(sm, u, 16);
+      unpack_k4_scales(w.scales, sm);
       const __m256i m4 = _mm256_set1_epi8(0xF), b4 = _mm256_set1_epi8(0x10);
       [[maybe_unused]] __m256i qh;
       if constexpr (five) qh = ld(w.qh);
