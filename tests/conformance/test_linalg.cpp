@@ -206,6 +206,35 @@ TEST_P(Linear, MatchesReference) {
   expect_close(ops::linear(x, w, b), ref, tol, "linear (new out)");
 }
 
+// Quantized weights as a row-strided view (every other row of a larger matrix): the decode GEMV
+// kernels that stage contiguous rows must take their general path, and the results must not change.
+TEST(LinearQuantStrided, MatchesReference) {
+  for (Device dev : test_devices())
+    for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k, DType::q5_1})
+      for (int64_t M : {1, 2, 5}) {
+        auto rng = rng_for_current_test();
+        const int64_t K = 512, N = 37;
+        const Tensor big = ops::quantize(make_input({2 * N, K}, DType::f32, dev, rng), wt);
+        const Tensor w = big.slice(0, 1, 2 * N, 2);
+        const Tensor x = make_input({M, K}, DType::f32, dev, rng);
+        const auto xv = to_f64(x), wv = to_f64(w);
+        const int bs = wt == DType::q4_k || wt == DType::q6_k ? 256 : 32;
+        const std::vector<double> xq = int8_activations(xv, M, K, bs);
+        std::vector<double> ref(static_cast<size_t>(M * N));
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t n = 0; n < N; ++n) {
+            double s = 0;
+            for (int64_t k = 0; k < K; ++k) s += xq[static_cast<size_t>(m * K + k)] * wv[static_cast<size_t>(n * K + k)];
+            ref[static_cast<size_t>(m * N + n)] = s;
+          }
+        Tensor y = poisoned({M, N}, DType::f32, dev);
+        ops::linear(x, w, Tensor(), y);
+        expect_close(y, ref, 1e-5,
+                     "linear, row-strided w " + std::string(dtype_name(wt)) + " M " + std::to_string(M) + " on " +
+                         device_tag(dev));
+      }
+}
+
 std::vector<LinCase> lin_cases() {
   std::vector<LinCase> v;
   const DType ws[] = {DType::f32,  DType::f16,  DType::bf16, DType::q8_0, DType::q4_0, DType::q4_1,

@@ -323,6 +323,58 @@ TEST_P(Sample, TemperatureFrequenciesAndReproducibility) {
   EXPECT_EQ(ids(ops::sample(many.slice(0, 3, 4), p3))[0], a[3]);
 }
 
+// Large vocabularies through every sampler path (on accelerators: the multi-block top-k reduction
+// for greedy and top-k <= 1024, the one-block path beyond): the same ids as the CPU for the same
+// (seed, offset). Rows hold ties of the maximum, NaN and -inf logits, and one row is all NaN.
+TEST_P(Sample, LargeVocabularyMatchesCpu) {
+  const auto [dev, t] = GetParam();
+  auto rng = rng_for_current_test();
+  for (int64_t V : {int64_t{152064}, int64_t{5000}}) {
+    const int64_t B = 6;
+    Tensor base = make_input({B, V}, t, dev, rng, {-8, 8});
+    auto lv = to_f64(base);
+    const double nan = std::nan("");
+    lv[static_cast<size_t>(1 * V + 7)] = lv[static_cast<size_t>(1 * V + V - 3)] = 30;  // tied maximum
+    lv[static_cast<size_t>(2 * V + 11)] = nan;
+    lv[static_cast<size_t>(2 * V + 12)] = -INFINITY;
+    for (int64_t i = 0; i < V; ++i) lv[static_cast<size_t>(5 * V + i)] = nan;
+    for (int64_t i = 0; i < V; i += 3) lv[static_cast<size_t>(3 * V + i)] = -INFINITY;
+    const Tensor lc = Tensor::from_vector(lv, {B, V}, t);  // CPU
+    const Tensor ld = lc.to(dev);
+    std::vector<SamplerParams> ps;
+    SamplerParams g;
+    g.temperature = 0;
+    ps.push_back(g);
+    for (int k : {1, 40, 1000, 1024, 1025}) {
+      SamplerParams p;
+      p.top_k = k;
+      p.top_p = k == 40 ? 0.9f : 1.0f;
+      p.temperature = 0.7f;
+      p.seed = 100 + static_cast<uint64_t>(k);
+      p.offset = 3;
+      ps.push_back(p);
+    }
+    SamplerParams mp;
+    mp.top_k = 50;
+    mp.min_p = 0.05f;
+    mp.temperature = 1.5f;
+    mp.seed = 9;
+    ps.push_back(mp);
+    for (const SamplerParams& p : ps) {
+      std::printf("[sample large V] dtype %s V %lld top_k %d seed %llu\n", std::string(dtype_name(t)).c_str(),
+                  static_cast<long long>(V), p.top_k, static_cast<unsigned long long>(p.seed));
+      EXPECT_EQ(ids(ops::sample(ld, p)), ids(ops::sample(lc, p))) << "V " << V << " top_k " << p.top_k;
+    }
+    // penalties (history with padding) before greedy and top-k
+    const Tensor h = Tensor::from_vector(std::vector<double>(static_cast<size_t>(B * 4), 7.0), {B, 4}, DType::i64);
+    for (SamplerParams p : {ps[0], ps[2]}) {
+      p.repetition_penalty = 1.3f;
+      p.presence_penalty = 40.0f;
+      EXPECT_EQ(ids(ops::sample(ld, p, h.to(dev))), ids(ops::sample(lc, p, h))) << "penalties, top_k " << p.top_k;
+    }
+  }
+}
+
 std::vector<std::pair<Device, DType>> sample_cases() {
   std::vector<std::pair<Device, DType>> v;
   for (Device d : test_devices())

@@ -1,7 +1,7 @@
-// GGUF/ggml block-quantized formats: block layouts and scalar reference (de)quantization of
-// one block. Plain C++ (no intrinsics beyond an optimization barrier), so CPU kernels of every
-// ISA and future device code can share it. Every function is `static inline`: this header is
-// compiled once per ISA and must not merge across ISAs at link time.
+// GGUF/ggml block-quantized formats on the CPU: scalar reference (de)quantization of one block.
+// The block layouts, scale/min unpacking and element decode are shared with the other backends
+// (src/runtime/gguf_blocks.h). Every function is `static inline`: this header is compiled once
+// per ISA and must not merge across ISAs at link time.
 //
 // Dequantization is bit-identical to the gguf Python package (and ggml): products are rounded
 // to f32 before the offset is added (qb_mul_add / qb_mul_sub keep the compiler from fusing
@@ -15,28 +15,22 @@
 #include <cstring>
 
 #include "flagos/dtype.h"
+#include "runtime/gguf_blocks.h"
 
 namespace flagos::quant {
 
 inline constexpr int kQK = 32;    // elements per block of the simple types
 inline constexpr int kQKK = 256;  // elements per k-quant super-block
 
-struct BlockQ8_0 { uint16_t d; int8_t qs[32]; };
-struct BlockQ4_0 { uint16_t d; uint8_t qs[16]; };
-struct BlockQ4_1 { uint16_t d, m; uint8_t qs[16]; };
-struct BlockQ5_0 { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; };
-struct BlockQ5_1 { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; };
-// 8 sub-blocks of 32: 6-bit scales and mins packed in scales[12]; 4-bit quants, low nibbles of
-// bytes [32c, 32c+32) are sub-block 2c, high nibbles sub-block 2c+1.
-struct BlockQ4K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; };
-// As q4_k plus a 5th bit: bit j of qh[l] belongs to element l of sub-block j.
-struct BlockQ5K { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; };
-// 16 sub-blocks of 16 with int8 scales; 6-bit quants (4 low bits in ql, 2 high in qh), offset 32.
-struct BlockQ6K { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; };
-
-static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18 && sizeof(BlockQ4_1) == 20);
-static_assert(sizeof(BlockQ5_0) == 22 && sizeof(BlockQ5_1) == 24);
-static_assert(sizeof(BlockQ4K) == 144 && sizeof(BlockQ5K) == 176 && sizeof(BlockQ6K) == 210);
+// The layouts (and the element decode used below) are shared with the other backends.
+using gguf::BlockQ8_0;
+using gguf::BlockQ4_0;
+using gguf::BlockQ4_1;
+using gguf::BlockQ5_0;
+using gguf::BlockQ5_1;
+using gguf::BlockQ4K;
+using gguf::BlockQ5K;
+using gguf::BlockQ6K;
 
 // ---------------------------------------------------------------- helpers
 
@@ -92,111 +86,38 @@ static inline int qb_clampi(int v, int lo, int hi) { return v < lo ? lo : (v > h
 
 // 6-bit scale and min of sub-block j (0..7) of a q4_k/q5_k block.
 static inline void qb_scale_min_k4(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
-  if (j < 4) {
-    *sc = s[j] & 63;
-    *m = s[j + 4] & 63;
-  } else {
-    *sc = static_cast<uint8_t>((s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4));
-    *m = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-  }
+  int a, b;
+  gguf::scale_min_k4(j, s, a, b);
+  *sc = static_cast<uint8_t>(a);
+  *m = static_cast<uint8_t>(b);
 }
 
 // ---------------------------------------------------------------- dequantize one block
 
-static inline void dequant_block(const BlockQ8_0* b, float* y) {
-  const float d = qb_h2f(b->d);
-  for (int i = 0; i < 32; ++i) y[i] = static_cast<float>(b->qs[i]) * d;
-}
-static inline void dequant_block(const BlockQ4_0* b, float* y) {
-  const float d = qb_h2f(b->d);
-  for (int i = 0; i < 16; ++i) {
-    y[i] = static_cast<float>((b->qs[i] & 0xF) - 8) * d;
-    y[i + 16] = static_cast<float>((b->qs[i] >> 4) - 8) * d;
+// Groups of 8 through gguf::decode8: levels to f32 (exact), then round(a * q) (+ or -) b.
+template <DType Q>
+static inline void qb_dequant_block(const void* blk, float* y) {
+  const auto* b = static_cast<const uint8_t*>(blk);
+  for (int e0 = 0; e0 < gguf::Format<Q>::n; e0 += 8) {
+    int q[8];
+    float a, off;
+    gguf::decode8<Q>(b, e0, q, a, off);
+    float qf[8];
+    for (int i = 0; i < 8; ++i) qf[i] = static_cast<float>(q[i]);
+    if constexpr (gguf::Format<Q>::op == gguf::Affine::mul_add) qb_mul_add(y + e0, qf, a, off, 8);
+    else if constexpr (gguf::Format<Q>::op == gguf::Affine::mul_sub) qb_mul_sub(y + e0, qf, a, off, 8);
+    else
+      for (int i = 0; i < 8; ++i) y[e0 + i] = qf[i] * a;
   }
 }
-static inline void dequant_block(const BlockQ4_1* b, float* y) {
-  float q[32];
-  for (int i = 0; i < 16; ++i) {
-    q[i] = static_cast<float>(b->qs[i] & 0xF);
-    q[i + 16] = static_cast<float>(b->qs[i] >> 4);
-  }
-  qb_mul_add(y, q, qb_h2f(b->d), qb_h2f(b->m), 32);
-}
-static inline uint32_t qb_load_qh(const uint8_t* qh) {
-  return static_cast<uint32_t>(qh[0]) | (static_cast<uint32_t>(qh[1]) << 8) | (static_cast<uint32_t>(qh[2]) << 16) |
-         (static_cast<uint32_t>(qh[3]) << 24);
-}
-static inline void dequant_block(const BlockQ5_0* b, float* y) {
-  const float d = qb_h2f(b->d);
-  const uint32_t qh = qb_load_qh(b->qh);
-  for (int i = 0; i < 16; ++i) {
-    const int lo = (b->qs[i] & 0xF) | static_cast<int>(((qh >> i) & 1u) << 4);
-    const int hi = (b->qs[i] >> 4) | static_cast<int>(((qh >> (i + 16)) & 1u) << 4);
-    y[i] = static_cast<float>(lo - 16) * d;
-    y[i + 16] = static_cast<float>(hi - 16) * d;
-  }
-}
-static inline void dequant_block(const BlockQ5_1* b, float* y) {
-  const uint32_t qh = qb_load_qh(b->qh);
-  float q[32];
-  for (int i = 0; i < 16; ++i) {
-    q[i] = static_cast<float>((b->qs[i] & 0xF) | static_cast<int>(((qh >> i) & 1u) << 4));
-    q[i + 16] = static_cast<float>((b->qs[i] >> 4) | static_cast<int>(((qh >> (i + 16)) & 1u) << 4));
-  }
-  qb_mul_add(y, q, qb_h2f(b->d), qb_h2f(b->m), 32);
-}
-static inline void dequant_block(const BlockQ4K* b, float* y) {
-  const float d = qb_h2f(b->d), dmin = qb_h2f(b->dmin);
-  for (int c = 0; c < 4; ++c) {
-    const uint8_t* q = b->qs + 32 * c;
-    float lo[32], hi[32];
-    for (int l = 0; l < 32; ++l) {
-      lo[l] = static_cast<float>(q[l] & 0xF);
-      hi[l] = static_cast<float>(q[l] >> 4);
-    }
-    uint8_t sc, m;
-    qb_scale_min_k4(2 * c, b->scales, &sc, &m);
-    qb_mul_sub(y + 64 * c, lo, d * static_cast<float>(sc), dmin * static_cast<float>(m), 32);
-    qb_scale_min_k4(2 * c + 1, b->scales, &sc, &m);
-    qb_mul_sub(y + 64 * c + 32, hi, d * static_cast<float>(sc), dmin * static_cast<float>(m), 32);
-  }
-}
-static inline void dequant_block(const BlockQ5K* b, float* y) {
-  const float d = qb_h2f(b->d), dmin = qb_h2f(b->dmin);
-  for (int c = 0; c < 4; ++c) {
-    const uint8_t* q = b->qs + 32 * c;
-    float lo[32], hi[32];
-    for (int l = 0; l < 32; ++l) {
-      lo[l] = static_cast<float>((q[l] & 0xF) | (((b->qh[l] >> (2 * c)) & 1) << 4));
-      hi[l] = static_cast<float>((q[l] >> 4) | (((b->qh[l] >> (2 * c + 1)) & 1) << 4));
-    }
-    uint8_t sc, m;
-    qb_scale_min_k4(2 * c, b->scales, &sc, &m);
-    qb_mul_sub(y + 64 * c, lo, d * static_cast<float>(sc), dmin * static_cast<float>(m), 32);
-    qb_scale_min_k4(2 * c + 1, b->scales, &sc, &m);
-    qb_mul_sub(y + 64 * c + 32, hi, d * static_cast<float>(sc), dmin * static_cast<float>(m), 32);
-  }
-}
-static inline void dequant_block(const BlockQ6K* b, float* y) {
-  const float d = qb_h2f(b->d);
-  for (int h = 0; h < 2; ++h) {
-    const uint8_t* ql = b->ql + 64 * h;
-    const uint8_t* qh = b->qh + 32 * h;
-    const int8_t* sc = b->scales + 8 * h;
-    float* yy = y + 128 * h;
-    for (int l = 0; l < 32; ++l) {
-      const int is = l / 16;
-      const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-      const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-      yy[l] = (d * static_cast<float>(sc[is + 0])) * static_cast<float>(q1);
-      yy[l + 32] = (d * static_cast<float>(sc[is + 2])) * static_cast<float>(q2);
-      yy[l + 64] = (d * static_cast<float>(sc[is + 4])) * static_cast<float>(q3);
-      yy[l + 96] = (d * static_cast<float>(sc[is + 6])) * static_cast<float>(q4);
-    }
-  }
-}
+static inline void dequant_block(const BlockQ8_0* b, float* y) { qb_dequant_block<DType::q8_0>(b, y); }
+static inline void dequant_block(const BlockQ4_0* b, float* y) { qb_dequant_block<DType::q4_0>(b, y); }
+static inline void dequant_block(const BlockQ4_1* b, float* y) { qb_dequant_block<DType::q4_1>(b, y); }
+static inline void dequant_block(const BlockQ5_0* b, float* y) { qb_dequant_block<DType::q5_0>(b, y); }
+static inline void dequant_block(const BlockQ5_1* b, float* y) { qb_dequant_block<DType::q5_1>(b, y); }
+static inline void dequant_block(const BlockQ4K* b, float* y) { qb_dequant_block<DType::q4_k>(b, y); }
+static inline void dequant_block(const BlockQ5K* b, float* y) { qb_dequant_block<DType::q5_k>(b, y); }
+static inline void dequant_block(const BlockQ6K* b, float* y) { qb_dequant_block<DType::q6_k>(b, y); }
 
 // ---------------------------------------------------------------- quantize one block (simple types)
 

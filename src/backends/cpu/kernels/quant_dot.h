@@ -165,7 +165,7 @@ static inline void simple_levels(const B* w, uint8_t* u) {
       u[i + 16] = w->qs[i] >> 4;
     }
   } else {
-    const uint32_t qh = qb_load_qh(w->qh);
+    const uint32_t qh = gguf::ld_u32(w->qh);
     for (int i = 0; i < 16; ++i) {
       u[i] = static_cast<uint8_t>((w->qs[i] & 0xF) | (((qh >> i) & 1u) << 4));
       u[i + 16] = static_cast<uint8_t>((w->qs[i] >> 4) | (((qh >> (i + 16)) & 1u) << 4));

@@ -29,7 +29,7 @@ int out_kind(DType t) { return t == DType::f32 ? 0 : (t == DType::f16 ? 1 : 2); 
 // ---------------------------------------------------------------- int8 activations
 
 // One warp per activation block of BS (32 or 256) values of row m: q = rne(x * 127/amax),
-// d = amax / 127; sums of every 32 quantized values (exact ints) for the weights' offsets.
+// d = amax / 127; sums of every 16 quantized values (exact ints) for the weights' offsets / mins.
 template <typename XT, int BS>
 __global__ void quantize_act_kernel(const XT* x, int64_t ldx, int64_t M, int64_t K, int8_t* qa, float* da, int* sa) {
   constexpr int PER = BS / 32;  // values per lane
@@ -58,11 +58,11 @@ __global__ void quantize_act_kernel(const XT* x, int64_t ldx, int64_t M, int64_t
     qb[i] = static_cast<int8_t>(q);
     s += q;
   }
-  // lanes holding one 32-value chunk: 32 (BS = 32, PER = 1) or 4 (BS = 256, PER = 8)
-  constexpr int group = 32 / PER;
+  // lanes holding one 16-value run: 16 (BS = 32, PER = 1) or 2 (BS = 256, PER = 8)
+  constexpr int group = 16 / PER;
 #pragma unroll
   for (int o = 1; o < group; o <<= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  if (lane % group == 0) sa[m * (K / 32) + (bi * BS + lane * PER) / 32] = s;
+  if (lane % group == 0) sa[m * (K / 16) + (bi * BS + lane * PER) / 16] = s;
   if (lane == 0) da[m * nblk + bi] = d;
 }
 
@@ -188,7 +188,7 @@ __global__ void __launch_bounds__(kQThreads) qgemv_kernel(const uint8_t* __restr
           const int4* ap = reinterpret_cast<const int4*>(qa + m * K + c * 32);
           const int4 a0 = ap[0], a1 = ap[1];
           const int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-          acc[j] += da[m * nda + c / CPB] * wc.dot(av, sa[m * (K / 32) + c]);
+          acc[j] += da[m * nda + c / CPB] * wc.dot(av, sa[m * (K / 16) + 2 * c] + sa[m * (K / 16) + 2 * c + 1]);
         }
       }
     }
@@ -202,15 +202,289 @@ __global__ void __launch_bounds__(kQThreads) qgemv_kernel(const uint8_t* __restr
   }
 }
 
+// ---------------------------------------------------------------- int8 GEMV, wide loads (q8_0, q4_k, q6_k)
+//
+// Each warp owns R whole weight rows and walks their blocks as one flat sequence; a group of LPB
+// lanes decodes one block (q4_k / q6_k: 8 lanes of 32 elements each; q8_0: one lane per block), so
+// a warp step covers G = 32 / LPB blocks. q4_k blocks (144 bytes) are 16-byte aligned: each lane
+// reads the block header and its 16 bytes of levels with two 16-byte loads straight from global
+// memory. q8_0 (34 bytes) and q6_k (210 bytes) blocks are only 2-byte aligned: the warp stages the
+// step's contiguous bytes in shared memory with coalesced 16-byte loads and lanes read their
+// fields from there as 4-byte words (funnel-shifted when 2 mod 4). Weights go through L2 only
+// (ld.global.cg) so the activations, read through L1, stay cached. Levels are made signed int8
+// (q6_k: level - 32) or kept unsigned with the mins applied through the activations' 16-value sums
+// (q4_k), dotted with __dp4a and scaled once per 8..32 elements.
+
+template <DType Q>
+struct VecFmt;
+template <> struct VecFmt<DType::q8_0> { static constexpr int lpb = 1; static constexpr bool staged = true; };
+template <> struct VecFmt<DType::q4_k> { static constexpr int lpb = 8; static constexpr bool staged = false; };
+template <> struct VecFmt<DType::q6_k> { static constexpr int lpb = 8; static constexpr bool staged = true; };
+
+constexpr int kVThreads = 256;
+constexpr int kVWarps = kVThreads / 32;
+
+// N consecutive 4-byte words starting at the 2-byte aligned shared address p.
+template <int N>
+__device__ __forceinline__ void lds_words(const uint8_t* p, uint32_t (&w)[N]) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+  const uint32_t sh = static_cast<uint32_t>(a & 3) * 8;  // 0 or 16
+  uint32_t prev = q[0];
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    const uint32_t next = q[i + 1];
+    w[i] = __funnelshift_r(prev, next, sh);
+    prev = next;
+  }
+}
+
+// Per byte: v - 32 for v in [0, 63], as int8 (no borrow between bytes).
+__device__ __forceinline__ int sub32_bytes(uint32_t v) {
+  return static_cast<int>(((v | 0x80808080u) - 0x20202020u) ^ 0x80808080u);
+}
+
+__device__ __forceinline__ uint32_t byte_of(uint64_t v, int i) { return static_cast<uint32_t>(v >> (8 * i)) & 0xFFu; }
+
+// q4_k/q5_k 6-bit scale and min of sub-block j (runtime, 0..7) from the 12 scale bytes held as
+// lo = bytes 0..7 and hi = bytes 8..11 (the layout of gguf::scale_min_k4, from registers).
+__device__ __forceinline__ void k4_scale_min_reg(uint64_t lo, uint32_t hi, int j, int& sc, int& m) {
+  if (j < 4) {
+    sc = static_cast<int>(byte_of(lo, j) & 63);
+    m = static_cast<int>(byte_of(lo, j + 4) & 63);
+  } else {
+    const uint32_t b = (hi >> (8 * (j - 4))) & 0xFFu;
+    sc = static_cast<int>((b & 0xF) | ((byte_of(lo, j - 4) >> 6) << 4));
+    m = static_cast<int>((b >> 4) | ((byte_of(lo, j) >> 6) << 4));
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ T ldg_act(const T* p) { return __ldg(p); }
+
+// Adds this lane's part of block blk (row-local index) times activation rows m0.. (up to MT) to acc.
+template <DType Q, int MT>
+__device__ __forceinline__ void vec_block(const uint8_t* b, const uint4 (&raw)[2], int p, int64_t blk, int64_t K, int64_t m0, int64_t M,
+                                          const int8_t* __restrict__ qa, const float* __restrict__ da,
+                                          const int* __restrict__ sa, float (&acc)[MT]) {
+  const int64_t nb = K / QTraits<Q>::n;
+  if constexpr (Q == DType::q8_0) {
+    uint32_t w[9];
+    lds_words<9>(b, w);  // d in the low half of w[0]... as bytes 0..35
+    // the 32 levels start at byte 2: re-align by 16 bits
+    int lv[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) lv[i] = static_cast<int>(__funnelshift_r(w[i], w[i + 1], 16));
+    const float d = qh2f(w[0] & 0xFFFFu);
+#pragma unroll
+    for (int j = 0; j < MT; ++j) {
+      if (m0 + j < M) {
+        const int64_t m = m0 + j;
+        const int4* ap = reinterpret_cast<const int4*>(qa + m * K + blk * 32);
+        const int4 a0 = ldg_act(ap), a1 = ldg_act(ap + 1);
+        int s = __dp4a(lv[0], a0.x, 0);
+        s = __dp4a(lv[1], a0.y, s);
+        s = __dp4a(lv[2], a0.z, s);
+        s = __dp4a(lv[3], a0.w, s);
+        s = __dp4a(lv[4], a1.x, s);
+        s = __dp4a(lv[5], a1.y, s);
+        s = __dp4a(lv[6], a1.z, s);
+        s = __dp4a(lv[7], a1.w, s);
+        acc[j] += ldg_act(da + m * nb + blk) * (d * static_cast<float>(s));
+      }
+    }
+  } else if constexpr (Q == DType::q4_k) {
+    // raw: the block header and the lane's 16 bytes of qs, loaded by the caller; piece p = qs bytes 16p..16p+15 = elements
+    // 64c + l0 .. +15 (low nibbles, sub-block 2c) and 64c + 32 + l0 .. +15 (high, sub-block 2c+1).
+    const uint4 hdr = raw[0], qv = raw[1];
+    const int c = p >> 1, l0 = (p & 1) * 16;
+    const float d = qh2f(hdr.x & 0xFFFFu), dmin = qh2f(hdr.x >> 16);
+    const uint64_t slo = static_cast<uint64_t>(hdr.y) | (static_cast<uint64_t>(hdr.z) << 32);
+    int sc0, mn0, sc1, mn1;
+    k4_scale_min_reg(slo, hdr.w, 2 * c, sc0, mn0);
+    k4_scale_min_reg(slo, hdr.w, 2 * c + 1, sc1, mn1);
+    const int lo[4] = {nib_lo(qv.x), nib_lo(qv.y), nib_lo(qv.z), nib_lo(qv.w)};
+    const int hi[4] = {nib_hi(qv.x), nib_hi(qv.y), nib_hi(qv.z), nib_hi(qv.w)};
+    const int64_t e0 = blk * 256 + 64 * c + l0;
+#pragma unroll
+    for (int j = 0; j < MT; ++j) {
+      if (m0 + j < M) {
+        const int64_t m = m0 + j;
+        const int4 al = ldg_act(reinterpret_cast<const int4*>(qa + m * K + e0));
+        const int4 ah = ldg_act(reinterpret_cast<const int4*>(qa + m * K + e0 + 32));
+        int s0 = __dp4a(lo[0], al.x, 0);
+        s0 = __dp4a(lo[1], al.y, s0);
+        s0 = __dp4a(lo[2], al.z, s0);
+        s0 = __dp4a(lo[3], al.w, s0);
+        int s1 = __dp4a(hi[0], ah.x, 0);
+        s1 = __dp4a(hi[1], ah.y, s1);
+        s1 = __dp4a(hi[2], ah.z, s1);
+        s1 = __dp4a(hi[3], ah.w, s1);
+        const int* sp = sa + m * (K / 16) + e0 / 16;
+        const int msum = mn0 * ldg_act(sp) + mn1 * ldg_act(sp + 2);
+        const float v = d * static_cast<float>(sc0 * s0 + sc1 * s1) - dmin * static_cast<float>(msum);
+        acc[j] += ldg_act(da + m * nb + blk) * v;
+      }
+    }
+  } else {
+    static_assert(Q == DType::q6_k);
+    // lane piece p: h = p / 4, l0 = 8 (p % 4): elements 128h + 32k + l0 .. +7 for k = 0..3
+    const int h = p >> 2, l0 = (p & 3) * 8;
+    uint32_t qa0[2], qb0[2], qh[2], scw[2];
+    lds_words<2>(b + 64 * h + l0, qa0);       // k = 0 (low nibbles), k = 2 (high)
+    lds_words<2>(b + 64 * h + 32 + l0, qb0);  // k = 1 (low), k = 3 (high)
+    lds_words<2>(b + 128 + 32 * h + l0, qh);  // 2 bits per k
+    lds_words<2>(b + 192 + 8 * h, scw);       // scales 8h .. 8h + 7
+    const float d = qh2f(*reinterpret_cast<const uint16_t*>(b + 208));
+    const uint64_t scs = static_cast<uint64_t>(scw[0]) | (static_cast<uint64_t>(scw[1]) << 32);
+    const int sh = l0 >= 16 ? 1 : 0;
+    int sc[4], lv[4][2];
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+      sc[k] = static_cast<int8_t>(byte_of(scs, 2 * k + sh));
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t src = (k & 1) ? qb0[i] : qa0[i];
+        const uint32_t low = ((k < 2) ? src : (src >> 4)) & 0x0F0F0F0Fu;
+        const uint32_t high = ((qh[i] >> (2 * k)) & 0x03030303u) << 4;
+        lv[k][i] = sub32_bytes(low | high);
+      }
+    }
+    const int64_t e0 = blk * 256 + 128 * h + l0;
+#pragma unroll
+    for (int j = 0; j < MT; ++j) {
+      if (m0 + j < M) {
+        const int64_t m = m0 + j;
+        int s = 0;
+#pragma unroll
+        for (int k = 0; k < 4; ++k) {
+          const int2 av = ldg_act(reinterpret_cast<const int2*>(qa + m * K + e0 + 32 * k));
+          s += sc[k] * __dp4a(lv[k][1], av.y, __dp4a(lv[k][0], av.x, 0));
+        }
+        acc[j] += ldg_act(da + m * nb + blk) * (d * static_cast<float>(s));
+      }
+    }
+  }
+}
+
+template <DType Q, int MT, int R>
+__global__ void __launch_bounds__(kVThreads, 3) qgemv_vec_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
+                                                              int64_t K, const int8_t* __restrict__ qa,
+                                                              const float* __restrict__ da, const int* __restrict__ sa,
+                                                              int64_t M, const float* __restrict__ bias, void* y,
+                                                              int ydt) {
+  constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, LPB = VecFmt<Q>::lpb, G = 32 / LPB;
+  constexpr bool kStaged = VecFmt<Q>::staged;
+  constexpr int kChunks = (G * BB + 15 + 15) / 16;        // 16-byte pieces a step can touch
+  constexpr int kRaw = kStaged ? (kChunks + 31) / 32 : 2;  // 16-byte loads per lane and step
+  constexpr int kStage = kStaged ? kRaw * 32 * 16 + 16 : 16;  // + a word read past the end
+  static_assert(kRaw >= 2);
+  __shared__ __align__(16) uint8_t stage[kVWarps][kStage];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * kVWarps + warp) * R;
+  if (n0 >= N) return;  // the whole warp
+  const int nr = N - n0 < R ? static_cast<int>(N - n0) : R;
+  const int64_t nb = K / BN, total = nr * nb;
+  const int g = lane / LPB, p = lane % LPB;
+  // Loads the weight bytes of the step starting at flat block t0 into v.
+  auto fetch = [&](int64_t t0, uint4 (&v)[kRaw]) {
+    if constexpr (kStaged) {
+      // rows are contiguous: the step's blocks are one byte range, read as aligned 16-byte pieces
+      const uint8_t* src = W + n0 * wrs + t0 * BB;
+      const int64_t nblk = total - t0 < G ? total - t0 : G;
+      const int off = static_cast<int>(reinterpret_cast<uintptr_t>(src) & 15);
+      const uint4* a16 = reinterpret_cast<const uint4*>(src - off);
+      const int nchunks = static_cast<int>((off + nblk * BB + 15) / 16);
+#pragma unroll
+      for (int i = 0; i < kRaw; ++i)
+        if (lane + 32 * i < nchunks) v[i] = __ldcg(a16 + lane + 32 * i);
+    } else {
+      const int64_t t = t0 + g;
+      if (t < total) {
+        const int64_t r = t / nb;
+        const uint8_t* b = W + (n0 + r) * wrs + (t - r * nb) * BB;
+        v[0] = __ldcg(reinterpret_cast<const uint4*>(b));
+        v[1] = __ldcg(reinterpret_cast<const uint4*>(b + 16 + 16 * p));
+      }
+    }
+  };
+  for (int64_t m0 = 0; m0 < M; m0 += MT) {
+    float acc[R][MT];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int j = 0; j < MT; ++j) acc[r][j] = 0.f;
+    // Software pipelined: the next step's weight bytes are loaded before this step is decoded.
+    // raw: staged types, the lane's 16-byte pieces of the step's byte range; q4_k, the block
+    // header and the lane's 16 bytes of levels.
+    uint4 raw[kRaw] = {}, nxt[kRaw] = {};
+    fetch(0, raw);
+    for (int64_t t0 = 0; t0 < total; t0 += G) {
+      if (t0 + G < total) fetch(t0 + G, nxt);
+      const int64_t t = t0 + g;
+      const int r = t < total ? static_cast<int>(t / nb) : 0;
+      const int64_t blk = t - static_cast<int64_t>(r) * nb;
+      const uint8_t* bp = nullptr;
+      if constexpr (kStaged) {
+        const int off = static_cast<int>(reinterpret_cast<uintptr_t>(W + n0 * wrs + t0 * BB) & 15);
+        __syncwarp();  // the previous step's reads of the stage are done
+#pragma unroll
+        for (int i = 0; i < kRaw; ++i) *reinterpret_cast<uint4*>(&stage[warp][16 * (lane + 32 * i)]) = raw[i];
+        __syncwarp();
+        bp = &stage[warp][off + g * BB];
+      }
+      if (t < total) {
+        float part[MT];
+#pragma unroll
+        for (int j = 0; j < MT; ++j) part[j] = 0.f;
+        const uint4 q4raw[2] = {raw[0], raw[1]};  // used by q4_k only
+        vec_block<Q, MT>(bp, q4raw, p, blk, K, m0, M, qa, da, sa, part);
+#pragma unroll
+        for (int rr = 0; rr < R; ++rr)
+          if (rr == r)
+#pragma unroll
+            for (int j = 0; j < MT; ++j) acc[rr][j] += part[j];
+      }
+#pragma unroll
+      for (int i = 0; i < kRaw; ++i) raw[i] = nxt[i];
+    }
+#pragma unroll
+    for (int rr = 0; rr < R; ++rr)
+#pragma unroll
+      for (int j = 0; j < MT; ++j) {
+        float v = acc[rr][j];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == 0 && rr < nr && m0 + j < M) {
+          const int64_t n = n0 + rr;
+          store_out(y, ydt, (m0 + j) * N + n, v + (bias ? bias[n] : 0.f));
+        }
+      }
+  }
+}
+
+template <DType Q>
+constexpr bool has_vec_kernel() {
+  return Q == DType::q8_0 || Q == DType::q4_k || Q == DType::q6_k;
+}
+
+template <DType Q, int MT, int R>
+void launch_vec(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, const int* sa,
+                int64_t M, const float* bias, void* y, int ydt, cudaStream_t s) {
+  const int64_t warps = (N + R - 1) / R;
+  const unsigned grid = blocks_for(warps, kVWarps);
+  qgemv_vec_kernel<Q, MT, R><<<grid, kVThreads, 0, s>>>(wp, wrs, N, K, qa, da, sa, M, bias, y, ydt);
+}
+
 template <DType Q>
 void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& W, const float* bias, Tensor& Y) {
   const int64_t M = X.size(0), K = X.size(1), N = W.size(0);
   constexpr int BS = QTraits<Q>::n;
   const int device = a.stream.device().index;
   const cudaStream_t s = kernel_stream(a);
-  // workspace: int8 [M, K], f32 scales [M, K / BS], i32 sums [M, K / 32]
+  // workspace: int8 [M, K], f32 scales [M, K / BS], i32 sums [M, K / 16]
   const int64_t qbytes = (M * K + 255) / 256 * 256, dbytes = (M * (K / BS) * 4 + 255) / 256 * 256;
-  Tensor ws = workspace(a, qbytes + dbytes + M * (K / 32) * 4);
+  Tensor ws = workspace(a, qbytes + dbytes + M * (K / 16) * 4);
   int8_t* qa = static_cast<int8_t*>(ws.data());
   float* da = reinterpret_cast<float*>(static_cast<char*>(ws.data()) + qbytes);
   int* sa = reinterpret_cast<int*>(static_cast<char*>(ws.data()) + qbytes + dbytes);
@@ -223,10 +497,26 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   else
     quantize_act_kernel<__nv_bfloat16, BS><<<qgrid, 256, 0, s>>>(X.data_as<__nv_bfloat16>(), ldx, M, K, qa, da, sa);
   CUDA_CHECK_LAUNCH();
-  const unsigned grid = blocks_for(N * kLanesPerRow, kQThreads);
   const auto* wp = static_cast<const uint8_t*>(W.data());
   const int ydt = out_kind(Y.dtype());
   void* yp = Y.data();
+  if constexpr (has_vec_kernel<Q>()) {
+    // wide-load kernel: q4_k needs 16-byte aligned blocks; q8_0 / q6_k stage contiguous rows
+    const int64_t row_bytes = K / QTraits<Q>::n * QTraits<Q>::bytes;
+    const bool ok = VecFmt<Q>::staged ? (reinterpret_cast<uintptr_t>(wp) % 2 == 0 && (N == 1 || W.stride(0) == row_bytes))
+                                      : (aligned16(wp) && W.stride(0) % 16 == 0);
+    if (ok) {
+      const int64_t wrs = N == 1 ? row_bytes : W.stride(0);
+      if (M == 1) launch_vec<Q, 1, 2>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+      else if (M == 2) launch_vec<Q, 2, 2>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+      else if (M <= 4) launch_vec<Q, 4, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+      else if (M <= 8) launch_vec<Q, 8, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+      else launch_vec<Q, 16, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
+  }
+  const unsigned grid = blocks_for(N * kLanesPerRow, kQThreads);
   if (M == 1) qgemv_kernel<Q, 1><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);
   else if (M == 2) qgemv_kernel<Q, 2><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);
   else if (M <= 4) qgemv_kernel<Q, 4><<<grid, kQThreads, 0, s>>>(wp, W.stride(0), N, K, qa, da, sa, M, bias, yp, ydt);

@@ -1,8 +1,8 @@
 // rms_norm, add_rms_norm (residual += x fused), layer_norm over the last dim of [rows, H] views,
 // and group_norm over contiguous [N, C, S] (see src/ops/norm.cpp for the argument layout).
-// One block per row. Fast path (contiguous 16-byte aligned rows, contiguous weight, H fitting
-// the block's registers): each thread keeps its VPT 16-byte vectors of the row in registers, so
-// the row is read once and written once. Otherwise a strided path reads the row per pass.
+// Fast path (contiguous 16-byte aligned rows, contiguous weight, H fitting the registers): each
+// thread keeps its VPT 16-byte vectors of the row in registers, so the row is read once and written
+// once; one block per row, or one warp per row for 16-bit rows of 1K..4K elements. Otherwise a strided path reads the row per pass.
 // Compute is f32 (f64 for f64), sums reduced over the block, 1/sqrt in double; f16/bf16 rounded
 // once at the store. add_rms_norm normalizes the residual as stored (rounded to its dtype).
 #include "backends/cuda/llm/llm_common.cuh"
@@ -44,14 +44,33 @@ __device__ __forceinline__ void load_params(const W* p, int64_t idx, C (&v)[VE])
   }
 }
 
-// Fast path: NT threads (blockDim.x), VPT vectors of VE elements each per thread, kept in registers
-// as stored (16-bit values stay packed: half the registers, more rows in flight per SM).
-template <NormKind K, typename T, typename W, int VPT>
-__global__ void norm_vec_kernel(NormArgs<T, W> a) {
+// Fast path: VPT vectors of VE elements per thread, kept in registers as stored (16-bit values stay
+// packed: half the registers, more rows in flight per SM). Block mode: one block of blockDim.x
+// threads per row, sums reduced over the block. Warp mode (rows of up to 32 * VPT vectors): one warp
+// per row, kWarpRows rows per block, sums reduced by shuffles only: no block barrier between a
+// row's loads and its stores, and many more rows (bytes) in flight per SM.
+constexpr int kWarpRows = 4;
+
+template <typename C>
+__device__ __forceinline__ C warp_sum(C v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <NormKind K, typename T, typename W, int VPT, bool WARP>
+__global__ void norm_vec_kernel(NormArgs<T, W> a, int64_t rows) {
   using C = compute_t<T>;
   constexpr int VE = 16 / sizeof(T);
   __shared__ C scratch[32];
-  const int64_t row = blockIdx.x;
+  const int64_t row = WARP ? static_cast<int64_t>(blockIdx.x) * kWarpRows + (threadIdx.x >> 5) : blockIdx.x;
+  if (WARP && row >= rows) return;  // whole warps only
+  const int tid = WARP ? (threadIdx.x & 31) : threadIdx.x;
+  const int nthr = WARP ? 32 : blockDim.x;
+  auto reduce = [&](C v) {
+    if constexpr (WARP) return warp_sum(v);
+    else return block_sum(v, scratch);
+  };
   const int64_t nvec = a.H / VE;
   const T* xr = a.x + row * a.xs;
   T* orow = a.out + row * a.os;
@@ -59,7 +78,7 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a) {
   C s1 = 0;
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
-    const int64_t iv = static_cast<int64_t>(k) * blockDim.x + threadIdx.x;
+    const int64_t iv = static_cast<int64_t>(k) * nthr + tid;
     if (iv < nvec) {
       const Pack<T, VE> px = *reinterpret_cast<const Pack<T, VE>*>(xr + iv * VE);
       if constexpr (K == NormKind::add_rms) {
@@ -79,14 +98,14 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a) {
       }
     }
   }
-  s1 = block_sum(s1, scratch);
+  s1 = reduce(s1);
   C mean = 0, r;
   if constexpr (K == NormKind::layer) {
     mean = s1 / static_cast<C>(a.H);
     C s2 = 0;
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
-      const int64_t iv = static_cast<int64_t>(k) * blockDim.x + threadIdx.x;
+      const int64_t iv = static_cast<int64_t>(k) * nthr + tid;
       if (iv < nvec)
 #pragma unroll
         for (int e = 0; e < VE; ++e) {
@@ -94,14 +113,14 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a) {
           s2 += d * d;
         }
     }
-    s2 = block_sum(s2, scratch);
+    s2 = reduce(s2);
     r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
   } else {
     r = static_cast<C>(1.0 / sqrt(static_cast<double>(s1) / static_cast<double>(a.H) + a.eps));
   }
 #pragma unroll
   for (int k = 0; k < VPT; ++k) {
-    const int64_t iv = static_cast<int64_t>(k) * blockDim.x + threadIdx.x;
+    const int64_t iv = static_cast<int64_t>(k) * nthr + tid;
     if (iv >= nvec) continue;
     C wv[VE] = {}, bv[VE] = {};
     if (a.w) load_params<C, W, VE>(a.w, iv * VE, wv);
@@ -169,7 +188,12 @@ __global__ void norm_strided_kernel(NormArgs<T, W> a) {
 
 template <NormKind K, typename T, typename W, int VPT>
 void launch_vec(const NormArgs<T, W>& na, int64_t rows, int threads, cudaStream_t s) {
-  norm_vec_kernel<K, T, W, VPT><<<static_cast<unsigned>(rows), threads, 0, s>>>(na);
+  norm_vec_kernel<K, T, W, VPT, false><<<static_cast<unsigned>(rows), threads, 0, s>>>(na, rows);
+}
+template <NormKind K, typename T, typename W, int VPT>
+void launch_warp(const NormArgs<T, W>& na, int64_t rows, cudaStream_t s) {
+  const unsigned grid = static_cast<unsigned>((rows + kWarpRows - 1) / kWarpRows);
+  norm_vec_kernel<K, T, W, VPT, true><<<grid, 32 * kWarpRows, 0, s>>>(na, rows);
 }
 
 template <NormKind K, typename T, typename W>
@@ -206,7 +230,13 @@ void norm_launch(const KernelArgs& a) {
   const int64_t nvec = H / VE;
   const bool vec = H % VE == 0 && nvec <= 1024 * 8 && row_ok(na.x, na.xs, na.xc) && row_ok(na.out, na.os, na.oc) &&
                    (!res || row_ok(na.res, na.rs, na.rc)) && param_ok(na.w, na.ws) && param_ok(na.bias, na.bs);
-  if (vec) {
+  if (vec && sizeof(T) == 2 && nvec > 32 * 4 && nvec <= 32 * 16) {
+    // 16-bit rows of 1K..4K elements (LLM hidden sizes): a warp per row, 8..16 vectors per lane
+    if (nvec <= 32 * 8) launch_warp<K, T, W, 8>(na, rows, s);
+    else if (nvec <= 32 * 12) launch_warp<K, T, W, 12>(na, rows, s);
+    else if (nvec <= 32 * 14) launch_warp<K, T, W, 14>(na, rows, s);
+    else launch_warp<K, T, W, 16>(na, rows, s);
+  } else if (vec) {
     // Enough vectors per thread for ILP at 128+ threads, at most 8; threads cover the rest.
     const int vpt_need = static_cast<int>((nvec + 127) / 128);
     const int vpt = vpt_need <= 1 ? 1 : vpt_need <= 2 ? 2 : vpt_need <= 4 ? 4 : 8;

@@ -383,6 +383,297 @@ __global__ void __launch_bounds__(kSampleThreads) sample_kernel(const T* logits,
   if (tid == 0) out[r] = id;
 }
 
+// ---------------------------------------------------------------- top-k fast path
+//
+// For top-k sampling (1 <= k <= kFastK, k < V) and greedy decoding (k = 1) every later step only
+// sees the k best logits, so the row is reduced to them by the whole GPU first:
+//  stage 1 (kTopkSlice logits per block, grid = slices x rows): the slice's keys (key64: larger
+//    logit first, lower id on ties; NaN as -inf) in shared memory, its exact top min(k, n) by a
+//    radix select over the keys (or a max for k = 1), written to a per-(row, slice) candidate list
+//    padded with key 0 (below every real key);
+//  stage 2 (one block per row): the exact k-th largest candidate key by the same radix select, the
+//    k survivors gathered and ranked (sorted descending by key), then the CPU's pipeline on k values:
+//    temperature, f64 weights exp(l - max), top-p prefix, min-p, and the draw in ascending id order
+//    (sums taken sequentially in the CPU's order).
+// Penalties, when present, are applied first to an f32 copy of the logits, which stage 1 then reads.
+constexpr int kFastK = 1024;
+constexpr int kTopkSlice = 4096;
+constexpr int kTopkThreads = 512;
+constexpr int kFinishThreads = 512;
+
+__device__ __forceinline__ float key_logit(uint64_t key) {
+  const uint32_t o = static_cast<uint32_t>(key >> 32);
+  return __uint_as_float((o & 0x80000000u) ? (o & 0x7fffffffu) : ~o);
+}
+__device__ __forceinline__ int64_t key_id(uint64_t key) { return static_cast<int64_t>(~static_cast<uint32_t>(key)); }
+
+struct RadixSmem {
+  uint32_t hist[256];
+  uint64_t prefix;
+  int rem;
+  bool done;
+};
+
+// The k-th largest of the n (distinct) keys key_at(0..n-1), 1 <= k <= n, by 8-bit digits from the
+// top; stops early when the selected bucket holds exactly the keys still needed (its lower bits are
+// then free): in every case exactly k keys are >= the result. All threads of the block call it.
+template <typename KeyAt>
+__device__ uint64_t radix_kth(int64_t n, int k, KeyAt key_at, RadixSmem& sm) {
+  if (threadIdx.x == 0) {
+    sm.prefix = 0;
+    sm.rem = k;
+    sm.done = false;
+  }
+  const int lane = threadIdx.x & 31;
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    for (int i = threadIdx.x; i < 256; i += blockDim.x) sm.hist[i] = 0;
+    __syncthreads();
+    const uint64_t prefix = sm.prefix;
+    const uint64_t hi_mask = shift == 56 ? 0 : ~uint64_t{0} << (shift + 8);
+    const int64_t steps = (n + blockDim.x - 1) / blockDim.x;
+    for (int64_t st = 0; st < steps; ++st) {
+      const int64_t i = st * blockDim.x + threadIdx.x;
+      int digit = 256;
+      if (i < n) {
+        const uint64_t key = key_at(i);
+        if (((key ^ prefix) & hi_mask) == 0) digit = static_cast<int>((key >> shift) & 255);
+      }
+      const unsigned peers = __match_any_sync(0xffffffffu, digit);
+      if (digit < 256 && lane == __ffs(peers) - 1) atomicAdd(&sm.hist[digit], static_cast<uint32_t>(__popc(peers)));
+    }
+    __syncthreads();
+    if (threadIdx.x < 32) {
+      // lane l holds digits 255 - 8l .. 248 - 8l (descending); find the digit where the count of
+      // larger keys reaches rem
+      const int rem = sm.rem;
+      uint32_t h[8], local = 0;
+#pragma unroll
+      for (int i = 0; i < 8; ++i) {
+        h[i] = sm.hist[255 - 8 * lane - i];
+        local += h[i];
+      }
+      uint32_t incl = local;
+#pragma unroll
+      for (int o = 1; o < 32; o <<= 1) {
+        const uint32_t t = __shfl_up_sync(0xffffffffu, incl, o);
+        if (lane >= o) incl += t;
+      }
+      const uint32_t excl = incl - local;
+      if (excl < static_cast<uint32_t>(rem) && static_cast<uint32_t>(rem) <= incl) {
+        uint32_t c = excl;
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+          if (c + h[i] >= static_cast<uint32_t>(rem)) {
+            const int left = rem - static_cast<int>(c);
+            sm.rem = left;
+            sm.prefix = prefix | (static_cast<uint64_t>(255 - 8 * lane - i) << shift);
+            sm.done = h[i] == static_cast<uint32_t>(left);
+            break;
+          }
+          c += h[i];
+        }
+      }
+    }
+    __syncthreads();
+    if (sm.done) break;
+  }
+  const uint64_t r = sm.prefix;
+  __syncthreads();
+  return r;
+}
+
+struct TopkSmem {
+  uint64_t key[kTopkSlice];
+  RadixSmem rs;
+  unsigned long long red[32];
+  int count;
+};
+
+// Stage 1: the top min(k, n) keys of slice blockIdx.x % nslices of row blockIdx.x / nslices.
+template <typename T>
+__global__ void __launch_bounds__(kTopkThreads) topk_stage1_kernel(const T* logits, int64_t ls0, int64_t ls1,
+                                                                   int64_t V, int k, int64_t nslices,
+                                                                   uint64_t* cand) {
+  __shared__ TopkSmem sm;
+  const int64_t r = blockIdx.x / nslices, sl = blockIdx.x - r * nslices;
+  const int64_t i0 = sl * kTopkSlice;
+  const int n = static_cast<int>(V - i0 < kTopkSlice ? V - i0 : kTopkSlice);
+  uint64_t* out = cand + (r * nslices + sl) * k;
+  const T* lr = logits + r * ls0;
+  unsigned long long best = 0;
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const float v = to_f(lr[(i0 + i) * ls1]);
+    const uint64_t key = key64(v != v ? -INFINITY : v, i0 + i);
+    sm.key[i] = key;
+    best = key > best ? key : best;
+  }
+  if (k == 1) {
+    best = block_reduce(best, [](unsigned long long a, unsigned long long b) { return a > b ? a : b; },
+                        0ull, sm.red);
+    if (threadIdx.x == 0) out[0] = best;
+    return;
+  }
+  __syncthreads();
+  if (n <= k) {  // the whole slice, padded
+    for (int i = threadIdx.x; i < k; i += blockDim.x) out[i] = i < n ? sm.key[i] : 0;
+    return;
+  }
+  const uint64_t thr = radix_kth(n, k, [&](int64_t i) { return sm.key[i]; }, sm.rs);
+  if (threadIdx.x == 0) sm.count = 0;
+  __syncthreads();
+  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+    const uint64_t key = sm.key[i];
+    if (key >= thr) {
+      const int pos = atomicAdd(&sm.count, 1);
+      if (pos < k) out[pos] = key;
+    }
+  }
+}
+
+struct FinishSmem {
+  uint64_t top[kFastK];     // the k survivors (gather order)
+  uint64_t sorted[kFastK];  // descending key
+  double w[kFastK];         // weights, descending key order
+  int32_t order[kFastK];    // kept positions (descending key order) sorted by ascending id
+  RadixSmem rs;
+  int count;
+  int keep;
+};
+
+// Stage 2: one block per row over its nslices * k candidate keys.
+__global__ void __launch_bounds__(kFinishThreads) topk_finish_kernel(const uint64_t* cand, int64_t nslices, int k,
+                                                                     SamplerParams p, int64_t* out) {
+  __shared__ FinishSmem sm;
+  const int64_t r = blockIdx.x;
+  const int tid = threadIdx.x, nt = blockDim.x;
+  const uint64_t* cr = cand + r * nslices * k;
+  const int64_t n = nslices * k;
+  const uint64_t thr = n > k ? radix_kth(n, k, [&](int64_t i) { return cr[i]; }, sm.rs) : 1;
+  if (tid == 0) sm.count = 0;
+  __syncthreads();
+  for (int64_t i = tid; i < n; i += nt) {
+    const uint64_t key = cr[i];
+    if (key != 0 && key >= thr) {
+      const int pos = atomicAdd(&sm.count, 1);
+      if (pos < k) sm.top[pos] = key;
+    }
+  }
+  __syncthreads();
+  const int kk = sm.count < k ? sm.count : k;  // == k (V > k real keys)
+  // rank = number of larger keys (keys are distinct)
+  for (int i = tid; i < kk; i += nt) {
+    const uint64_t key = sm.top[i];
+    int rank = 0;
+    for (int j = 0; j < kk; ++j) rank += sm.top[j] > key;
+    sm.sorted[rank] = key;
+  }
+  __syncthreads();
+  if (p.temperature == 0.0f) {  // greedy: k = 1, the best key
+    if (tid == 0) out[r] = kk > 0 ? key_id(sm.sorted[0]) : 0;
+    return;
+  }
+  // (3) temperature; the max is the first (division by a positive number keeps the order)
+  const float mx = key_logit(sm.sorted[0]) / p.temperature;
+  if (mx == -INFINITY) {  // nothing to draw from: the first candidate
+    if (tid == 0) out[r] = key_id(sm.sorted[0]);
+    return;
+  }
+  for (int i = tid; i < kk; i += nt) {
+    const float l = key_logit(sm.sorted[i]) / p.temperature;
+    sm.w[i] = exp(static_cast<double>(l) - static_cast<double>(mx));
+  }
+  __syncthreads();
+  // (5) top-p and (6) min-p on the descending list, sequentially as the CPU
+  if (tid == 0) {
+    int keep = kk;
+    if (p.top_p < 1.0f) {
+      double total = 0;
+      for (int j = 0; j < kk; ++j) total += sm.w[j];
+      const double need = static_cast<double>(p.top_p) * total;
+      double before = 0;
+      keep = 0;
+      while (keep < kk && (keep == 0 || before < need)) before += sm.w[keep++];
+    }
+    if (p.min_p > 0.0f)
+      for (int j = 0; j < keep; ++j)
+        if (sm.w[j] < static_cast<double>(p.min_p)) sm.w[j] = 0;  // dropped (weights are > 0 otherwise)
+    sm.keep = keep;
+  }
+  __syncthreads();
+  const int keep = sm.keep;
+  // survivors (w > 0 among the first keep) ranked by ascending id
+  for (int i = tid; i < keep; i += nt) {
+    if (!(sm.w[i] > 0)) continue;
+    const int64_t id = key_id(sm.sorted[i]);
+    int rank = 0;
+    for (int j = 0; j < keep; ++j) rank += sm.w[j] > 0 && key_id(sm.sorted[j]) < id;
+    sm.order[rank] = i;
+  }
+  __syncthreads();
+  // (7) draw over the survivors in ascending id order
+  if (tid == 0) {
+    int ns = 0;
+    for (int j = 0; j < keep; ++j) ns += sm.w[j] > 0;
+    double kept = 0;
+    for (int j = 0; j < ns; ++j) kept += sm.w[sm.order[j]];
+    const double target = random::uniform(p.seed, p.offset + static_cast<uint64_t>(r)) * kept;
+    double cum = 0;
+    int64_t pick = -1;
+    for (int j = 0; j < ns; ++j) {
+      cum += sm.w[sm.order[j]];
+      pick = key_id(sm.sorted[sm.order[j]]);
+      if (cum > target) break;
+    }
+    out[r] = pick < 0 ? 0 : pick;
+  }
+}
+
+// f32 copy of the logits (NaN as -inf) for the penalties.
+template <typename T>
+__global__ void copy_logits_kernel(const T* logits, int64_t ls0, int64_t ls1, int64_t B, int64_t V, float* rowbuf) {
+  for (int64_t i = global_thread(); i < B * V; i += grid_threads()) {
+    const int64_t r = i / V, c = i - r * V;
+    const float v = to_f(logits[r * ls0 + c * ls1]);
+    rowbuf[i] = v != v ? -INFINITY : v;
+  }
+}
+
+// (1) penalties over the distinct history ids of row blockIdx.x, applied to rowbuf in place.
+template <typename H>
+__global__ void penalty_kernel(const H* hist, int64_t hs0, int64_t hs1, int64_t L, int64_t V, SamplerParams p,
+                               float* rowbuf, int* counts) {
+  const int64_t r = blockIdx.x;
+  float* rb = rowbuf + r * V;
+  int* cnt = counts + r * V;
+  const H* hr = hist + r * hs0;
+  for (int64_t j = threadIdx.x; j < L; j += blockDim.x) {
+    const int64_t id = static_cast<int64_t>(hr[j * hs1]);
+    if (id >= 0 && id < V) atomicAdd(&cnt[id], 1);
+  }
+  __syncthreads();
+  for (int64_t j = threadIdx.x; j < L; j += blockDim.x) {
+    const int64_t id = static_cast<int64_t>(hr[j * hs1]);
+    if (id < 0 || id >= V) continue;
+    const int c = atomicExch(&cnt[id], 0);
+    if (c <= 0) continue;
+    float x = rb[id];
+    if (p.repetition_penalty != 1.0f) x = x > 0 ? x / p.repetition_penalty : __fmul_rn(x, p.repetition_penalty);
+    x = __fsub_rn(x, __fadd_rn(__fmul_rn(p.frequency_penalty, static_cast<float>(c)), p.presence_penalty));
+    rb[id] = x;
+  }
+}
+
+template <typename T>
+void topk_sample(const T* logits, int64_t ls0, int64_t ls1, int64_t B, int64_t V, int k, const SamplerParams& p,
+                 uint64_t* cand, int64_t* out, cudaStream_t s) {
+  const int64_t nslices = (V + kTopkSlice - 1) / kTopkSlice;
+  topk_stage1_kernel<T><<<static_cast<unsigned>(B * nslices), kTopkThreads, 0, s>>>(logits, ls0, ls1, V, k, nslices,
+                                                                                    cand);
+  CUDA_CHECK_LAUNCH();
+  topk_finish_kernel<<<static_cast<unsigned>(B), kFinishThreads, 0, s>>>(cand, nslices, k, p, out);
+  CUDA_CHECK_LAUNCH();
+}
+
 template <typename T, typename H>
 void sample_launch(const KernelArgs& a) {
   const SamplerParams& p = a.p<SamplerParams>();
@@ -393,6 +684,32 @@ void sample_launch(const KernelArgs& a) {
   const cudaStream_t s = kernel_stream(a);
   const bool penalize = hist && hist->size(1) > 0 &&
                         (p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f);
+  const int k = p.temperature == 0.0f ? 1 : (p.top_k > 0 && p.top_k < V && p.top_k <= kFastK ? p.top_k : 0);
+  if (k > 0) {
+    const int64_t nslices = (V + kTopkSlice - 1) / kTopkSlice;
+    const int64_t cand_bytes = (B * nslices * k * 8 + 255) / 256 * 256;
+    const int64_t rb_bytes = penalize ? (B * V * 4 + 255) / 256 * 256 : 0;
+    Tensor ws = workspace(a, cand_bytes + (penalize ? rb_bytes + B * V * 4 : 0));
+    auto* cand = static_cast<uint64_t*>(ws.data());
+    int64_t* o = out.data_as<int64_t>();
+    if constexpr (!std::is_same_v<H, void>) {
+      if (penalize) {
+        float* rowbuf = reinterpret_cast<float*>(static_cast<char*>(ws.data()) + cand_bytes);
+        int* counts = reinterpret_cast<int*>(static_cast<char*>(ws.data()) + cand_bytes + rb_bytes);
+        CUDA_CHECK(cudaMemsetAsync(counts, 0, static_cast<size_t>(B * V * 4), s));
+        copy_logits_kernel<T><<<grid_for(B * V, a.stream.device().index), kThreads, 0, s>>>(
+            logits.data_as<T>(), est(logits, 0), est(logits, 1), B, V, rowbuf);
+        CUDA_CHECK_LAUNCH();
+        penalty_kernel<H><<<static_cast<unsigned>(B), 256, 0, s>>>(hist->data_as<H>(), est(*hist, 0), est(*hist, 1),
+                                                                  hist->size(1), V, p, rowbuf, counts);
+        CUDA_CHECK_LAUNCH();
+        topk_sample<float>(rowbuf, V, 1, B, V, k, p, cand, o, s);
+        return;
+      }
+    }
+    topk_sample<T>(logits.data_as<T>(), est(logits, 0), est(logits, 1), B, V, k, p, cand, o, s);
+    return;
+  }
   const int64_t rb_bytes = (B * V * 4 + 255) / 256 * 256;
   Tensor ws = workspace(a, rb_bytes + (penalize ? B * V * 4 : 0));
   float* rowbuf = static_cast<float*>(ws.data());
