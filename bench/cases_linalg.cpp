@@ -61,6 +61,8 @@ void cases_linalg(std::vector<Case>& out, const Options& o) {
     add_linear(16, 3584, 18944, DType::bf16, DType::bf16);
     add_linear(4096, 3584, 18944, DType::bf16, DType::bf16);
     add_matmul(4096, 3584, 18944, DType::bf16);
+    // quantized decode GEMV with the engine's bf16 activations
+    for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(1, 3584, 18944, wt, DType::bf16);
   }
   {
     const int64_t V = 152064, D = 3584;

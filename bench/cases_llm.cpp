@@ -50,14 +50,14 @@ void cases_llm(std::vector<Case>& out, const Options& o) {
          << Tq << ",Tk" << Tk << ",D" << D << "]" << (causal ? " causal " : " ") << dtype_name(t);
     out.push_back({name.str(), "llm", bytes, flops, [q, k, v, y, p] { ops::attention(q, k, v, p, {}, *y); }, ""});
   };
-  auto add_sample = [&](int64_t B, int64_t V) {
+  auto add_sample = [&](int64_t B, int64_t V, bool greedy = false) {
     Tensor l = random_tensor({B, V}, DType::f32, d, -10, 10, 6);
     SamplerParams p;
-    p.temperature = 0.7f;
+    p.temperature = greedy ? 0.0f : 0.7f;
     p.top_k = 40;
     p.top_p = 0.9f;
     p.seed = 1;
-    out.push_back({"sample " + shape_str({B, V}) + " f32 top-k 40 top-p 0.9", "llm",
+    out.push_back({"sample " + shape_str({B, V}) + (greedy ? " f32 greedy" : " f32 top-k 40 top-p 0.9"), "llm",
                    4.0 * static_cast<double>(B * V), 2.0 * static_cast<double>(B * V), [l, p] { ops::sample(l, p); },
                    ""});
   };
@@ -83,6 +83,7 @@ void cases_llm(std::vector<Case>& out, const Options& o) {
   if (!d.is_cpu()) add_attn(1, 28, 4, 4096, 4096, 128, true, DType::bf16);  // prefill on an accelerator
   add_sample(1, 152064);
   add_sample(16, 152064);
+  add_sample(1, 152064, true);
   add_topk(16, 152064, 40);
 }
 

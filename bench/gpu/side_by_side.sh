@@ -17,7 +17,7 @@ if [ ! -x "$BUILD/bin/flagos" ]; then
     -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-90a}" -DFLAGOS_CPU_ISAS=avx2 -DFLAGOS_BUILD_TESTS=OFF
   ninja -C "$BUILD" -j"$(nproc)" flagos_cli
 fi
-DEFAULT_FILTER='^(copy \[16384|linear \[(1|16|4096)x3584\]x\[18944x3584\]\^T (bf16 x bf16|f32|q8_0|q4_k|q6_k)$|matmul \[4096x3584x18944\]|rms_norm \[(1|16|4096),3584\]|add_rms_norm|layer_norm|silu_and_mul|softmax \[(4096,32000|64,152064)\] f32|rope |attention |sample |embedding )'
+DEFAULT_FILTER='^(copy \[16384|linear \[(1|16|4096)x3584\]x\[18944x3584\]\^T (bf16 x bf16|f32|q8_0|q4_k|q6_k)( x bf16)?$|matmul \[4096x3584x18944\]|rms_norm \[(1|16|4096),3584\]|add_rms_norm|layer_norm|silu_and_mul|softmax \[(4096,32000|64,152064)\] f32|rope |attention |sample |embedding )'
 FILTER=${FILTER:-$DEFAULT_FILTER}
 "$BUILD/bin/flagos" bench ops --device cuda --filter "$FILTER" --json "$OUTDIR/flagos_cuda.json" | tee "$OUTDIR/flagos_cuda.txt"
 python3 bench/gpu/torch_ops.py --json "$OUTDIR/torch.json" --filter "$FILTER" | tee "$OUTDIR/torch.txt"

@@ -134,6 +134,11 @@ def torch_cases():
             return run
         cases[f"sample [{B},152064] f32 top-k 40 top-p 0.9"] = mk
 
+    @case("sample [1,152064] f32 greedy")
+    def _():
+        logits = rnd((1, 152064), f32, -10, 10)
+        return lambda: torch.argmax(logits, -1)
+
     @case("embedding [152064x3584] bf16 ids[64]")
     def _():
         table = rnd((152064, 3584), bf16)
