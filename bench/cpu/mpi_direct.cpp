@@ -14,44 +14,27 @@
 #include <string>
 #include <vector>
 
-namespace {
+#include "sweep_args.h"
 
-size_t parse_size(const std::string& s) {
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  double mul = 1;
-  if (*end == 'K' || *end == 'k') mul = 1024.0, ++end;
-  else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, ++end;
-  else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, ++end;
-  if (*end == 'B' || *end == 'b') ++end;
-  if (*end || v < 0 || end == s.c_str()) {
-    std::fprintf(stderr, "mpi_direct: bad size '%s'\n", s.c_str());
-    std::exit(2);
-  }
-  return static_cast<size_t>(v * mul);
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   int rank = 0, nranks = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &nranks);
-  std::string op = "allreduce", dtype = "f32";
-  size_t min_bytes = 8, max_bytes = 64u << 20;
-  double factor = 2;
-  int iters = 20, warmup = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "-o") op = v;
-    else if (k == "-b") min_bytes = parse_size(v);
-    else if (k == "-e") max_bytes = parse_size(v);
-    else if (k == "-f") factor = std::stod(v);
-    else if (k == "-d") dtype = v;
-    else if (k == "--iters") iters = std::stoi(v);
-    else if (k == "-w") warmup = std::stoi(v);
+  flagos::comm::bench::Sweep sw;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i], v = i + 1 < argc ? argv[i + 1] : "";
+    if (flagos::comm::bench::sweep_option(sw, k, v) != flagos::comm::bench::SweepArg::used) {
+      if (rank == 0) std::fprintf(stderr, "mpi_direct: bad option %s %s\n", k.c_str(), v.c_str());
+      MPI_Finalize();
+      return 2;
+    }
   }
+  const std::string &op = sw.op, &dtype = sw.dtype;
+  const size_t min_bytes = sw.min_bytes, max_bytes = sw.max_bytes;
+  const double factor = sw.factor;
+  const int iters = sw.iters, warmup = sw.warmup;
   MPI_Datatype dt = MPI_FLOAT;
   size_t es = 4;
   const char* tname = "float";

@@ -6,10 +6,14 @@
 # 2. runs the correctness suite on CUDA buffers through the NCCL adaptor (2 ranks);
 # 3. measures all-reduce through `flagos bench comm -D cuda` next to bench/gpu/nccl_direct.cpp (NCCL
 #    called directly, same sizes and timing);
-# 4. runs the heterogeneous suites (two GPU ranks + one CPU rank; the two GPUs forced into two
-#    clusters) and the heterogeneous all-reduce pipelined vs unpipelined (needs mpirun);
-# 5. measures all-gather and reduce-scatter like 3;
-# 6. prints a table: busbw of both and their ratio, the pipeline speedup, the test results.
+# 4. measures the heterogeneous all-reduce pipelined vs unpipelined (two GPUs forced into two
+#    clusters; needs mpirun) with FLAGOS_COMM_STAGE_TIMES=1 (where the time goes, per stage), and
+#    the host adaptor's all-reduce alone (the leaders' exchange, the ceiling of that path);
+# 5. runs the heterogeneous suites (two GPU ranks + one CPU rank; the two GPUs forced into two
+#    clusters);
+# 6. measures all-gather and reduce-scatter like 3;
+# 7. prints tables: busbw of both and their ratio, small-message latency, the pipeline speedup and
+#    its stage breakdown, the test results.
 # The whole run keeps within BUDGET seconds (default 570): each step gets at most what is left, in
 # the order above, and steps that no longer fit are reported as skipped.
 set -uo pipefail
@@ -78,24 +82,30 @@ bench_pair() {  # op cap
     > "$OUT/bench_direct_$op.log" 2>&1 || log "  nccl_direct $op: rc $?"
 }
 
-run_test nccl 180 -- -n 2 -- "$T"
-bench_pair allreduce 90
+run_test nccl 60 -- -n 2 -- "$T"
+bench_pair allreduce 45
 if [ $HAVE_MPI = 1 ]; then
-  run_test hetero_gpu_cpu 150 -- -n 3 -- "$T" --devices cuda:0,cuda:1,cpu
-  run_test split_gpus 150 FLAGOS_COMM_SPLIT=2 FLAGOS_COMM_CHUNK_BYTES=65536 -- -n 2 -- "$T"
   for p in on off; do
-    t=$(limit 90 30)
+    t=$(limit 40 20)
     if [ "$t" = 0 ]; then log "bench hetero --pipeline $p skipped (out of time)"; continue; fi
-    log "bench hetero allreduce --split 2 --pipeline $p, 64M .. $MAXB (limit ${t}s)"
-    timeout "$t" "$F" bench comm -o allreduce -b 64M -e "$MAXB" -f 2 -D cuda -n 2 --split 2 --pipeline $p \
-      --json "$OUT/hetero_pipeline_$p.json" > "$OUT/bench_hetero_$p.log" 2>&1 || log "  hetero $p: rc $?"
+    log "bench hetero allreduce --split 2 --pipeline $p, 64M .. $MAXB, stage times (limit ${t}s)"
+    FLAGOS_COMM_STAGE_TIMES=1 timeout "$t" "$F" bench comm -o allreduce -b 64M -e "$MAXB" -f 2 -D cuda -n 2 --split 2 \
+      --pipeline $p --json "$OUT/hetero_pipeline_$p.json" > "$OUT/bench_hetero_$p.log" 2>&1 || log "  hetero $p: rc $?"
   done
+  t=$(limit 30 15)
+  if [ "$t" != 0 ]; then
+    log "bench host all-reduce (the leaders' exchange alone), 2 ranks, 1M .. $MAXB (limit ${t}s)"
+    timeout "$t" "$F" bench comm -o allreduce -b 1M -e "$MAXB" -f 4 -D cpu -n 2 > "$OUT/bench_host.log" 2>&1 ||
+      log "  host bench: rc $?"
+  fi
+  run_test hetero_gpu_cpu 50 -- -n 3 -- "$T" --devices cuda:0,cuda:1,cpu
+  run_test split_gpus 50 FLAGOS_COMM_SPLIT=2 FLAGOS_COMM_CHUNK_BYTES=65536 -- -n 2 -- "$T"
 else
   RESULT[hetero_gpu_cpu]="SKIPPED (no mpirun: CPU ranks need Open MPI)"
   RESULT[split_gpus]="SKIPPED (no mpirun: the leaders talk over Open MPI)"
 fi
-bench_pair allgather 60
-bench_pair reducescatter 60
+bench_pair allgather 30
+bench_pair reducescatter 30
 
 # Rows of a bench table (rank 0's lines without '#'): size busbw_out_of_place busbw_in_place.
 rows() { sed 's/^\[rank 0\] //' "$1" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && NF >= 13 {print $1, $8, $12}'; }
@@ -119,12 +129,32 @@ table() {  # op
   grep -m1 "NCCL adaptor with" "$OUT/configure.log"
   sed -n 's/^\[rank 0\] rank 0: //p' "$OUT/test_nccl.log" 2>/dev/null | head -1
   for op in allreduce allgather reducescatter; do table $op; done
+  if [ -s "$OUT/bench_flagos_allreduce.log" ]; then
+    echo
+    echo "== all-reduce latency (us), sizes <= 64 KiB: flagos (NCCL adaptor) vs NCCL direct, out of place / in place"
+    printf "%10s %12s %12s %12s %12s %10s %10s\n" bytes flagos_oop direct_oop flagos_ip direct_ip extra_oop extra_ip
+    trows() { sed 's/^\[rank 0\] //' "$1" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && NF >= 13 && $1 <= 65536 {print $1, $6, $10}'; }
+    join <(trows "$OUT/bench_flagos_allreduce.log" | sort -k1,1) <(trows "$OUT/bench_direct_allreduce.log" | sort -k1,1) |
+      sort -n | awk '{printf "%10d %12.2f %12.2f %12.2f %12.2f %10.2f %10.2f\n", $1, $2, $4, $3, $5, $2 - $4, $3 - $5}'
+  fi
   if [ -s "$OUT/bench_hetero_on.log" ]; then
     echo
     echo "== heterogeneous all-reduce (2 GPUs forced into 2 clusters, host staging): in-place busbw GB/s"
     printf "%14s %14s %14s %8s\n" bytes pipelined unpipelined speedup
     join <(rows "$OUT/bench_hetero_on.log" | sort -k1,1) <(rows "$OUT/bench_hetero_off.log" | sort -k1,1) | sort -n |
       awk '{printf "%14d %14.2f %14.2f %8.2f\n", $1, $3, $5, ($5 > 0 ? $3 / $5 : 0)}'
+    echo "== where the time goes (FLAGOS_COMM_STAGE_TIMES, rank 0 = leader of cluster 0, per call; busy = time the"
+    echo "   stage had work running; intra = the NCCL steps inside the cluster, to_host/to_device = copies, inter ="
+    echo "   the leaders' host all-reduce over Open MPI)"
+    for p in on off; do
+      grep -h "stage times (rank 0" "$OUT/bench_hetero_$p.log" 2>/dev/null | grep -E "AllReduce [0-9]{8,}" |
+        sed "s/^.*flagosAllReduce/  $p: /; s/ B\/rank//"
+    done
+  fi
+  if [ -s "$OUT/bench_host.log" ]; then
+    echo
+    echo "== host adaptor all-reduce alone (2 CPU ranks, Open MPI): time us / busbw GB/s, out of place | in place"
+    sed 's/^\[rank 0\] //' "$OUT/bench_host.log" | awk '$1 ~ /^[0-9]+$/ && NF >= 13 {printf "%14d %12.1f %8.2f | %12.1f %8.2f\n", $1, $6, $8, $10, $12}'
   fi
   echo
   echo "== tests"

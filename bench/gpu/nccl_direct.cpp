@@ -19,6 +19,8 @@
 #include <string>
 #include <thread>
 
+#include "sweep_args.h"
+
 namespace {
 
 void cuda_ok(cudaError_t e, const char* what) {
@@ -39,21 +41,6 @@ int env_int(const char* name, int dflt) {
   return e && *e ? std::atoi(e) : dflt;
 }
 
-size_t parse_size(const std::string& s) {
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  double mul = 1;
-  if (*end == 'K' || *end == 'k') mul = 1024.0, ++end;
-  else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, ++end;
-  else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, ++end;
-  if (*end == 'B' || *end == 'b') ++end;
-  if (*end || v < 0 || end == s.c_str()) {
-    std::fprintf(stderr, "nccl_direct: bad size '%s'\n", s.c_str());
-    std::exit(2);
-  }
-  return static_cast<size_t>(v * mul);
-}
-
 struct Type { const char* name; const char* nccl_name; ncclDataType_t t; size_t size; };
 const Type kTypes[] = {{"f32", "float", ncclFloat32, 4}, {"bf16", "bfloat16", ncclBfloat16, 2},
                        {"f16", "half", ncclFloat16, 2},  {"f64", "double", ncclFloat64, 8},
@@ -62,25 +49,22 @@ const Type kTypes[] = {{"f32", "float", ncclFloat32, 4}, {"bf16", "bfloat16", nc
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string op = "allreduce", dtype = "f32", id_file;
-  size_t min_bytes = 8, max_bytes = 64u << 20;
-  double factor = 2;
-  int iters = 20, warmup = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i], v = argv[i + 1];
-    if (k == "-o") op = v;
-    else if (k == "-b") min_bytes = parse_size(v);
-    else if (k == "-e") max_bytes = parse_size(v);
-    else if (k == "-f") factor = std::stod(v);
-    else if (k == "-d") dtype = v;
-    else if (k == "--iters") iters = std::stoi(v);
-    else if (k == "-w") warmup = std::stoi(v);
-    else if (k == "--id-file") id_file = v;
-    else {
-      std::fprintf(stderr, "nccl_direct: unknown option %s\n", k.c_str());
+  flagos::comm::bench::Sweep sw;
+  std::string id_file;
+  for (int i = 1; i < argc; i += 2) {
+    const std::string k = argv[i], v = i + 1 < argc ? argv[i + 1] : "";
+    const auto r = flagos::comm::bench::sweep_option(sw, k, v);
+    if (r == flagos::comm::bench::SweepArg::not_sweep && k == "--id-file" && !v.empty()) {
+      id_file = v;
+    } else if (r != flagos::comm::bench::SweepArg::used) {
+      std::fprintf(stderr, "nccl_direct: bad option %s %s\n", k.c_str(), v.c_str());
       return 2;
     }
   }
+  const std::string &op = sw.op, &dtype = sw.dtype;
+  const size_t min_bytes = sw.min_bytes, max_bytes = sw.max_bytes;
+  const double factor = sw.factor;
+  const int iters = sw.iters, warmup = sw.warmup;
   const Type* td = nullptr;
   for (const auto& t : kTypes)
     if (dtype == t.name) td = &t;

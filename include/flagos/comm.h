@@ -66,7 +66,9 @@ typedef struct {
   int version;            /* FLAGOS_COMM_VERSION */
   const char* device;     /* "cpu", "cuda:1", ...; null: env FLAGOS_COMM_DEVICE, else "cpu" */
   int64_t timeout_ms;     /* bootstrap and per-call timeout; <= 0: env FLAGOS_COMM_TIMEOUT_MS, else 300000 */
-  int check_args;         /* 1: ranks compare each collective's arguments first; -1: env FLAGOS_COMM_CHECK */
+  int check_args;         /* ranks compare each collective's (call, dtype, op, count, root) first:
+                             1: always; 0: never; -1: env FLAGOS_COMM_CHECK (1/0), unset: where it is
+                             one small host exchange (host and heterogeneous modes, not NCCL alone) */
 } flagosConfig_t;
 #define FLAGOS_CONFIG_MAGIC 0xf1a90c0du
 #define FLAGOS_CONFIG_INITIALIZER {sizeof(flagosConfig_t), FLAGOS_CONFIG_MAGIC, FLAGOS_COMM_VERSION, NULL, 0, -1}

@@ -51,12 +51,14 @@ Settings resolve_settings(const flagosConfig_t* config) {
     }
   }
   if (ms > 0) s.timeout = std::chrono::milliseconds(ms);
+  // -1 (default): env FLAGOS_COMM_CHECK; unset there: the cheap check only. 0: none. 1: full.
   int check = config ? config->check_args : -1;
   if (check < 0) {
     const char* e = std::getenv("FLAGOS_COMM_CHECK");
-    check = e && *e && std::strcmp(e, "0") != 0 ? 1 : 0;
+    check = !e || !*e ? -1 : std::strcmp(e, "0") != 0 ? 1 : 0;
   }
-  s.check_args = check != 0;
+  s.check_args = check > 0;
+  s.check_cheap = check != 0;
   return s;
 }
 
@@ -115,9 +117,12 @@ void execute(flagosComm* c, std::span<const Op> ops) {
   }
 }
 
-// With check_args: every rank compares (call, dtype, op, count, root) with the others first.
+// Every rank compares (call, dtype, op, count, root) with the others first: always with check_args
+// (FLAGOS_COMM_CHECK=1), and by default where the adaptor makes it cheap (one small host all-reduce:
+// host and heterogeneous adaptors; NCCL alone would need a device round trip and a sync).
 void agree(flagosComm* c, const Op& op) {
-  if (!c->settings.check_args || op.coll == Coll::send || op.coll == Coll::recv) return;
+  if (op.coll == Coll::send || op.coll == Coll::recv) return;
+  if (!c->settings.check_args && !(c->settings.check_cheap && c->adaptor->cheap_agree())) return;
   const char* names[5] = {"call", "datatype", "op", "count", "root"};
   const bool has_op = op.coll == Coll::all_reduce || op.coll == Coll::reduce || op.coll == Coll::reduce_scatter;
   const bool has_root = op.coll == Coll::broadcast || op.coll == Coll::reduce || op.coll == Coll::gather ||
@@ -131,8 +136,8 @@ void agree(flagosComm* c, const Op& op) {
     c->adaptor->agree_max(v, 10);
   } catch (const CommError& e) {
     c->async_error = e.result;
-    c->async_message = e.what();
-    throw;
+    c->async_message = detail::concat(where(coll_call_name(op.coll), c), ": ", e.what());
+    comm_fail(e.result, c->async_message);
   }
   for (int i = 0; i < 5; ++i) {
     const int64_t hi = v[i], lo = -v[5 + i];

@@ -90,6 +90,9 @@ class Adaptor {
   virtual std::unique_ptr<Work> start(std::span<const Op> ops, std::span<Work* const> after) = 0;
   // Element-wise max of `n` int64 values over all ranks, in place (for argument checks).
   virtual void agree_max(int64_t* values, int n) = 0;
+  // True when agree_max is one small host exchange (no device round trip): the argument check then
+  // runs by default.
+  virtual bool cheap_agree() const { return false; }
   // Drops pending work without talking to other ranks.
   virtual void abort() noexcept = 0;
   // An error found after a call returned (device adaptors), else flagosSuccess.
@@ -132,7 +135,8 @@ void divide_elements(void* p, size_t n, flagosDataType_t t, int by);
 struct Settings {
   std::string device;  // "cpu"
   std::chrono::milliseconds timeout{300000};
-  bool check_args = false;
+  bool check_args = false;  // compare every collective's arguments across ranks (any adaptor)
+  bool check_cheap = true;  // ... where the adaptor says that costs one small host exchange
 };
 Settings resolve_settings(const flagosConfig_t* config);
 

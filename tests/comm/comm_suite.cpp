@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "flagos/dtype.h"
+#include "comm_values.h"
 
 namespace comm_test {
 
@@ -41,36 +41,8 @@ const TypeDesc kTypes[] = {{"i8", flagosInt8, 1, false, true},      {"u8", flago
                            {"f32", flagosFloat32, 4, true, true},   {"f64", flagosFloat64, 8, true, true}};
 const char* kOpNames[] = {"sum", "prod", "max", "min", "avg"};
 
-void store(void* p, size_t i, flagosDataType_t t, double v) {
-  switch (t) {
-    case flagosInt8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); break;
-    case flagosUint8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); break;
-    case flagosInt32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
-    case flagosUint32: static_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); break;
-    case flagosInt64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); break;
-    case flagosUint64: static_cast<uint64_t*>(p)[i] = static_cast<uint64_t>(v); break;
-    case flagosFloat16: static_cast<uint16_t*>(p)[i] = flagos::f32_to_f16(static_cast<float>(v)); break;
-    case flagosBfloat16: static_cast<uint16_t*>(p)[i] = flagos::f32_to_bf16(static_cast<float>(v)); break;
-    case flagosFloat32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
-    case flagosFloat64: static_cast<double*>(p)[i] = v; break;
-    default: break;
-  }
-}
-double load(const void* p, size_t i, flagosDataType_t t) {
-  switch (t) {
-    case flagosInt8: return static_cast<const int8_t*>(p)[i];
-    case flagosUint8: return static_cast<const uint8_t*>(p)[i];
-    case flagosInt32: return static_cast<const int32_t*>(p)[i];
-    case flagosUint32: return static_cast<const uint32_t*>(p)[i];
-    case flagosInt64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-    case flagosUint64: return static_cast<double>(static_cast<const uint64_t*>(p)[i]);
-    case flagosFloat16: return flagos::f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case flagosBfloat16: return flagos::bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case flagosFloat32: return static_cast<const float*>(p)[i];
-    case flagosFloat64: return static_cast<const double*>(p)[i];
-    default: return 0;
-  }
-}
+using flagos::comm::bench::load;
+using flagos::comm::bench::store;
 
 uint64_t mix(uint64_t x) {
   x ^= x >> 33; x *= 0xff51afd7ed558ccdull; x ^= x >> 33; x *= 0xc4ceb9fe1a85ec53ull; x ^= x >> 33;
@@ -426,6 +398,45 @@ void run_errors(flagosComm_t world, Memory& mem, const char* device) {
   expect_error("bad root", flagosBroadcast(x.d(), x.d(), 1, flagosFloat32, g_n, world, st), flagosInvalidArgument, "root");
   expect_error("null buffer", flagosAllReduce(nullptr, x.d(), 3, flagosFloat32, flagosSum, world, st),
                flagosInvalidArgument, "sendbuff is null");
+
+  // Ranks disagreeing on a collective's arguments are a clear error by default (no FLAGOS_COMM_CHECK)
+  // where the check is one small host exchange: the host and heterogeneous modes (not NCCL alone).
+  {
+    char winfo[512];
+    CHECK_OK(flagosCommRankInfo(world, g_rank, winfo, sizeof(winfo)));
+    const char* env = std::getenv("FLAGOS_COMM_CHECK");
+    const bool cheap = std::strstr(winfo, "mode host") || std::strstr(winfo, "mode hetero");
+    if (g_n >= 2 && cheap && !(env && std::strcmp(env, "0") == 0)) {
+      const bool r0 = g_rank == 0;
+      Buf big(16 * static_cast<size_t>(g_n), 4);
+      expect_error("default check: count", flagosAllReduce(x.d(), x.d(), r0 ? 3 : 4, flagosFloat32, flagosSum, world, st),
+                   flagosInvalidUsage, "disagree on count (this rank: ");
+      expect_error("default check: dtype",
+                   flagosAllGather(x.d(), big.d(), 2, r0 ? flagosFloat32 : flagosInt32, world, st), flagosInvalidUsage,
+                   "disagree on datatype");
+      expect_error("default check: op",
+                   flagosReduceScatter(big.d(), x.d(), 2, flagosFloat32, r0 ? flagosSum : flagosMax, world, st),
+                   flagosInvalidUsage, "disagree on op (this rank: ");
+      expect_error("default check: root", flagosBroadcast(x.d(), x.d(), 5, flagosFloat32, r0 ? 0 : 1, world, st),
+                   flagosInvalidUsage, "disagree on root");
+      expect_error("default check: call", r0 ? flagosAllReduce(x.d(), x.d(), 5, flagosFloat32, flagosSum, world, st)
+                                             : flagosReduce(x.d(), x.d(), 5, flagosFloat32, flagosSum, 0, world, st),
+                   flagosInvalidUsage, "disagree on call");
+      CHECK_OK(flagosGroupStart());
+      CHECK_OK(flagosAllReduce(x.d(), x.d(), 2, flagosFloat32, flagosSum, world, st));
+      CHECK_OK(flagosAllReduce(x.d(), x.d(), r0 ? 1 : 2, flagosFloat32, flagosSum, world, st));
+      expect_error("default check: count in a group", flagosGroupEnd(), flagosInvalidUsage, "disagree on count");
+      // The communicator stays usable: nothing was issued.
+      Buf one(1, 4), sum(1, 4);
+      store(one.h(), 0, flagosFloat32, 1);
+      one.up();
+      CHECK_OK(flagosAllReduce(one.d(), sum.d(), 1, flagosFloat32, flagosSum, world, st));
+      mem.synchronize();
+      sum.down();
+      if (load(sum.h(), 0, flagosFloat32) == g_n) ++g_pass;
+      else std::printf("FAIL all-reduce after a detected mismatch: %g\n", load(sum.h(), 0, flagosFloat32)), ++g_fail;
+    }
+  }
 
   // A second communicator from a fresh id that rank 0 shares over the first (as with NCCL + MPI).
   flagosUniqueId id;

@@ -22,6 +22,8 @@
 #include "flagos/dtype.h"
 #include "flagos/error.h"
 #include "setup.h"
+#include "sweep_args.h"
+#include "comm_values.h"
 
 namespace flagos::comm::bench {
 namespace {
@@ -41,37 +43,6 @@ const TypeDesc kTypes[] = {{"i8", "int8", flagosInt8, 1},       {"u8", "uint8", 
                            {"f16", "half", flagosFloat16, 2},   {"bf16", "bfloat16", flagosBfloat16, 2},
                            {"f32", "float", flagosFloat32, 4},  {"f64", "double", flagosFloat64, 8}};
 const char* kOps[] = {"sum", "prod", "max", "min", "avg"};
-
-void store(void* p, size_t i, flagosDataType_t t, double v) {
-  switch (t) {
-    case flagosInt8: static_cast<int8_t*>(p)[i] = static_cast<int8_t>(v); break;
-    case flagosUint8: static_cast<uint8_t*>(p)[i] = static_cast<uint8_t>(v); break;
-    case flagosInt32: static_cast<int32_t*>(p)[i] = static_cast<int32_t>(v); break;
-    case flagosUint32: static_cast<uint32_t*>(p)[i] = static_cast<uint32_t>(v); break;
-    case flagosInt64: static_cast<int64_t*>(p)[i] = static_cast<int64_t>(v); break;
-    case flagosUint64: static_cast<uint64_t*>(p)[i] = static_cast<uint64_t>(v); break;
-    case flagosFloat16: static_cast<uint16_t*>(p)[i] = f32_to_f16(static_cast<float>(v)); break;
-    case flagosBfloat16: static_cast<uint16_t*>(p)[i] = f32_to_bf16(static_cast<float>(v)); break;
-    case flagosFloat32: static_cast<float*>(p)[i] = static_cast<float>(v); break;
-    case flagosFloat64: static_cast<double*>(p)[i] = v; break;
-    default: break;
-  }
-}
-double load(const void* p, size_t i, flagosDataType_t t) {
-  switch (t) {
-    case flagosInt8: return static_cast<const int8_t*>(p)[i];
-    case flagosUint8: return static_cast<const uint8_t*>(p)[i];
-    case flagosInt32: return static_cast<const int32_t*>(p)[i];
-    case flagosUint32: return static_cast<const uint32_t*>(p)[i];
-    case flagosInt64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
-    case flagosUint64: return static_cast<double>(static_cast<const uint64_t*>(p)[i]);
-    case flagosFloat16: return f16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case flagosBfloat16: return bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
-    case flagosFloat32: return static_cast<const float*>(p)[i];
-    case flagosFloat64: return static_cast<const double*>(p)[i];
-    default: return 0;
-  }
-}
 
 int env_int(const char* a, const char* b) {
   const char* e = std::getenv(a);
@@ -108,15 +79,9 @@ class Buffer {
 }  // namespace
 
 size_t parse_size(const std::string& s) {
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  double mul = 1;
-  if (*end == 'K' || *end == 'k') mul = 1024.0, ++end;
-  else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, ++end;
-  else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, ++end;
-  if (*end == 'B' || *end == 'b') ++end;
-  if (*end || v < 0 || end == s.c_str()) fail("flagos bench comm: bad size '", s, "' (e.g. 8, 4K, 64M, 1G)");
-  return static_cast<size_t>(v * mul);
+  size_t v = 0;
+  if (!parse_size(s, &v)) fail("flagos bench comm: bad size '", s, "' (e.g. 8, 4K, 64M, 1G)");
+  return v;
 }
 
 int run(const Options& o) {

@@ -3,6 +3,7 @@
 #include "hetero/hetero_impl.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace flagos::comm::hetero {
 namespace {
@@ -55,6 +56,7 @@ HeteroAdaptor::HeteroAdaptor(Topology topo, Parts parts, PipelineSettings settin
       timeout_(timeout) {}
 
 HeteroAdaptor::~HeteroAdaptor() {
+  print_stage_times();
   if (broken_) {
     for (auto& [key, entry] : plans_) static_cast<void>(entry.first.release());
     return;
@@ -161,13 +163,31 @@ void HeteroAdaptor::collective(const Op& op) {
     default: comm_fail(flagosInternalError, where(coll_call_name(op.coll)), ": not a collective");
   }
   if (p.empty()) return;
-  execute(p, op.stream, where(coll_call_name(op.coll)));
+  if (!stage_times_enabled()) return execute(p, op.stream, where(coll_call_name(op.coll)));
+  StageTimes t;
+  execute(p, op.stream, where(coll_call_name(op.coll)), &t);
+  stage_times_[{coll_call_name(op.coll), op.count * dtype_size(op.dtype), 0}].add(t);
 }
 
-void HeteroAdaptor::execute(Pipeline& p, void* stream, const std::string& what) {
+void HeteroAdaptor::print_stage_times() const {
+  for (const auto& [key, t] : stage_times_) {
+    if (!t.calls) continue;
+    const double k = 1e3 / static_cast<double>(t.calls);
+    std::string line = detail::concat("flagos comm stage times (rank ", me(), ", cluster ", topo_.cluster(),
+                                      topo_.leader() ? ", leader" : "", "): ", std::get<0>(key), " ", std::get<1>(key),
+                                      " B/rank x ", t.calls, " calls: wall ", t.wall * k, " ms/call; busy ms/call");
+    for (int c = 0; c < StageTimes::kChannels; ++c)
+      if (t.steps[c])
+        line += detail::concat(" ", channel_name(static_cast<Channel>(c)), "=", t.busy[c] * k, " (",
+                               t.steps[c] / t.calls, " steps, sum ", t.sum[c] * k, ")");
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
+void HeteroAdaptor::execute(Pipeline& p, void* stream, const std::string& what, StageTimes* times) {
   try {
     mem_->begin(stream);
-    p.run(std::chrono::steady_clock::now() + timeout_, timeout_, what);
+    p.run(std::chrono::steady_clock::now() + timeout_, timeout_, what, times);
     mem_->end(stream);
   } catch (...) {
     broken_ = true;

@@ -26,7 +26,10 @@ void HeteroAdaptor::all_reduce(Pipeline& p, const Op& op) {
   const size_t J = pl.chunks, W = static_cast<size_t>(pl.slots);
   const bool leader = topo_.leader();
   const flagosRedOp_t sop = staged_op(op.op);
-  if (leader) pl.need_host(0, pl.chunk * es);
+  if (leader) {  // the leaders reduce out of place (an in-place host all-reduce costs a copy per chunk)
+    pl.need_host(0, pl.chunk * es);
+    pl.need_host(1, pl.chunk * es);
+  }
   const char* send = static_cast<const char*>(op.send);
   char* recv = static_cast<char*>(op.recv);
   std::vector<int> R(J, -1), D(J, -1), X(J, -1), U(J, -1);
@@ -35,12 +38,12 @@ void HeteroAdaptor::all_reduce(Pipeline& p, const Op& op) {
       const size_t j = t, a = pl.first(j) * es, m = pl.len(j);
       R[j] = intra(p, {make_op(Coll::reduce, send + a, recv + a, m, op.dtype, sop, 0, op.stream)}, {});
       if (leader) {
-        char* h = pl.h(0, j);
-        D[j] = copy(p, true, h, recv + a, {{0, 0, m * es}}, {R[j], prev(U, j, W)});
-        X[j] = inter(p, {make_op(Coll::all_reduce, h, h, m, op.dtype, sop, 0, nullptr)}, {D[j]});
+        char *h = pl.h(0, j), *g = pl.h(1, j);
+        D[j] = copy(p, true, h, recv + a, {{0, 0, m * es}}, {R[j], prev(X, j, W)});
+        X[j] = inter(p, {make_op(Coll::all_reduce, h, g, m, op.dtype, sop, 0, nullptr)}, {D[j], prev(U, j, W)});
         std::function<void()> avg;
-        if (op.op == flagosAvg) avg = [h, m, t = op.dtype, by = n()] { divide_elements(h, m, t, by); };
-        U[j] = copy(p, false, recv + a, h, {{0, 0, m * es}}, {X[j]}, std::move(avg));
+        if (op.op == flagosAvg) avg = [g, m, t = op.dtype, by = n()] { divide_elements(g, m, t, by); };
+        U[j] = copy(p, false, recv + a, g, {{0, 0, m * es}}, {X[j]}, std::move(avg));
       }
     }
     if (t + 1 >= W) {
@@ -219,21 +222,29 @@ void HeteroAdaptor::reduce_scatter(Pipeline& p, const Op& op) {
   }
 }
 
-// Gather to the leaders, gather between leaders to the root's leader (cluster order), which copies
-// to global-rank positions (or hands the blocks to the root point to point).
-void HeteroAdaptor::gather(Pipeline& p, const Op& op) {
+// Gather and scatter: every rank's block is chunked; a leader stages its cluster's blocks of a chunk
+// on the device (device slot 0) and all N blocks in cluster order on the host (host slot 0); the
+// root's leader also keeps all N blocks on the device when the root does not lead (device slot 1).
+HeteroAdaptor::Rooted HeteroAdaptor::rooted(const Op& op) {
   const size_t es = dtype_size(op.dtype), N = static_cast<size_t>(n()), C = op.count;
   Plan& pl = plan(op, C, N);
-  const size_t J = pl.chunks, W = static_cast<size_t>(pl.slots);
   const int c = topo_.cluster();
   const int rc = topo_.cluster_of[static_cast<size_t>(op.root)], lroot = topo_.local_of[static_cast<size_t>(op.root)];
-  const size_t nc = static_cast<size_t>(topo_.cluster_size(c)), K = static_cast<size_t>(topo_.clusters());
-  const bool leader = topo_.leader(), home = c == rc, is_root = me() == op.root, handoff = home && lroot != 0;
+  const size_t nc = static_cast<size_t>(topo_.cluster_size(c));
+  const bool leader = topo_.leader(), home = c == rc;
   if (leader) {
     pl.need_dev(0, nc * pl.chunk * es);
     pl.need_host(0, N * pl.chunk * es);
-    if (handoff) pl.need_dev(1, N * pl.chunk * es);
+    if (home && lroot != 0) pl.need_dev(1, N * pl.chunk * es);
   }
+  return Rooted{pl, es, N, C, pl.chunks, static_cast<size_t>(pl.slots), c, rc, lroot, nc,
+                static_cast<size_t>(topo_.clusters()), leader, home, me() == op.root, home && lroot != 0};
+}
+
+// Gather to the leaders, gather between leaders to the root's leader (cluster order), which copies
+// to global-rank positions (or hands the blocks to the root point to point).
+void HeteroAdaptor::gather(Pipeline& p, const Op& op) {
+  const auto& [pl, es, N, C, J, W, c, rc, lroot, nc, K, leader, home, is_root, handoff] = rooted(op);
   char* recv = static_cast<char*>(op.recv);
   std::vector<int> R(J, -1), D(J, -1), X(J, -1), U(J, -1), P(J, -1);
   for (size_t t = 0; t + 1 < J + W; ++t) {
@@ -280,18 +291,7 @@ void HeteroAdaptor::gather(Pipeline& p, const Op& op) {
 // The root's leader gets the blocks in cluster order (from the root point to point when it does not
 // lead), scatters them between leaders, and each leader scatters inside its cluster.
 void HeteroAdaptor::scatter(Pipeline& p, const Op& op) {
-  const size_t es = dtype_size(op.dtype), N = static_cast<size_t>(n()), C = op.count;
-  Plan& pl = plan(op, C, N);
-  const size_t J = pl.chunks, W = static_cast<size_t>(pl.slots);
-  const int c = topo_.cluster();
-  const int rc = topo_.cluster_of[static_cast<size_t>(op.root)], lroot = topo_.local_of[static_cast<size_t>(op.root)];
-  const size_t nc = static_cast<size_t>(topo_.cluster_size(c)), K = static_cast<size_t>(topo_.clusters());
-  const bool leader = topo_.leader(), home = c == rc, is_root = me() == op.root, handoff = home && lroot != 0;
-  if (leader) {
-    pl.need_host(0, N * pl.chunk * es);
-    pl.need_dev(0, nc * pl.chunk * es);
-    if (handoff) pl.need_dev(1, N * pl.chunk * es);
-  }
+  const auto& [pl, es, N, C, J, W, c, rc, lroot, nc, K, leader, home, is_root, handoff] = rooted(op);
   const char* send = static_cast<const char*>(op.send);
   std::vector<int> Q(J, -1), D(J, -1), X(J, -1), U(J, -1), S(J, -1);
   for (size_t t = 0; t + 1 < J + W; ++t) {

@@ -45,6 +45,7 @@ class HeteroAdaptor final : public Adaptor {
   void run(std::span<const Op> ops) override;
   std::unique_ptr<Work> start(std::span<const Op> ops, std::span<Work* const> after) override;
   void agree_max(int64_t* values, int n) override { world_->agree_max(values, n); }
+  bool cheap_agree() const override { return world_->cheap_agree(); }
   void abort() noexcept override;
   flagosResult_t async_error(std::string* message) override { return intra_->async_error(message); }
   void finish(std::chrono::steady_clock::time_point deadline) override { intra_->finish(deadline); }
@@ -56,7 +57,7 @@ class HeteroAdaptor final : public Adaptor {
   void collective(const Op& op);
   void point_to_point(std::span<const Op> ops);
   // Runs a program between the stream's begin and end; a failure marks the adaptor broken.
-  void execute(Pipeline& p, void* stream, const std::string& what);
+  void execute(Pipeline& p, void* stream, const std::string& what, StageTimes* times = nullptr);
   // The plan of `op`, chunking `unit` elements of which `factor` pieces share the largest buffer
   // (or into `chunks_given` chunks the caller cuts itself).
   Plan& plan(const Op& op, size_t unit, size_t factor, size_t chunks_given = 0);
@@ -74,6 +75,15 @@ class HeteroAdaptor final : public Adaptor {
   void reduce(Pipeline& p, const Op& op);
   void all_gather(Pipeline& p, const Op& op);
   void reduce_scatter(Pipeline& p, const Op& op);
+  // What gather and scatter share (hetero_collectives.cpp).
+  struct Rooted {
+    Plan& pl;
+    size_t es, N, C, J, W;  // element size, ranks, count per rank, chunks, chunks in flight
+    int c, rc, lroot;       // this rank's cluster, the root's cluster, the root's rank in it
+    size_t nc, K;           // ranks in this cluster, clusters
+    bool leader, home, is_root, handoff;  // handoff: the root's leader passes blocks to the root
+  };
+  Rooted rooted(const Op& op);
   void gather(Pipeline& p, const Op& op);
   void scatter(Pipeline& p, const Op& op);
   void alltoallv(Pipeline& p, const Op& op);
@@ -92,6 +102,9 @@ class HeteroAdaptor final : public Adaptor {
   uint64_t uses_ = 0;
   std::vector<std::pair<void*, size_t>> p2p_staging_;
   bool broken_ = false;  // a call failed: transfers may still target the buffers, never free them
+  // FLAGOS_COMM_STAGE_TIMES=1: per (call, bytes per rank, chunks), printed when the adaptor ends.
+  std::map<std::tuple<std::string, size_t, size_t>, StageTimes> stage_times_;
+  void print_stage_times() const;
 };
 
 // Offsets into user buffers that may be null where the call ignores them.

@@ -19,6 +19,24 @@
 namespace flagos::comm::hetero {
 
 enum class Channel : int { intra, inter, to_host, to_device, world, count };
+const char* channel_name(Channel c);
+
+// Where the time of a call went, per channel (FLAGOS_COMM_STAGE_TIMES=1): the wall time of run(),
+// the time during which the channel had a step running (union of [start, done] over its steps,
+// start = issued and every dependency observed complete; done = observed complete by the poll
+// loop) and the sum of its steps' durations. Device steps still queued when run() returns count up
+// to that moment.
+struct StageTimes {
+  static constexpr int kChannels = static_cast<int>(Channel::count);
+  uint64_t calls = 0;
+  double wall = 0;                 // seconds
+  double busy[kChannels] = {};     // seconds
+  double sum[kChannels] = {};      // seconds
+  uint64_t steps[kChannels] = {};
+  void add(const StageTimes& o);
+};
+// True when FLAGOS_COMM_STAGE_TIMES is set (and not 0).
+bool stage_times_enabled();
 
 class Pipeline {
  public:
@@ -28,7 +46,9 @@ class Pipeline {
   // Runs the program. Returns when every step is issued and all host work and copies are complete
   // (device transfers inside a cluster may still run, ordered on the caller's stream). Throws
   // CommError; flagosTimeout past the deadline.
-  void run(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout, const std::string& what);
+  // With `times`, records where the time went (see StageTimes).
+  void run(std::chrono::steady_clock::time_point deadline, std::chrono::milliseconds timeout, const std::string& what,
+           StageTimes* times = nullptr);
   bool empty() const { return steps_.empty(); }
 
  private:
@@ -39,7 +59,9 @@ class Pipeline {
     Issue issue;
     std::unique_ptr<Work> work;
     bool done = false;
+    std::chrono::steady_clock::time_point issued{}, finished{};
   };
+  void record(StageTimes& t, std::chrono::steady_clock::time_point begin, std::chrono::steady_clock::time_point end) const;
   bool ready(const Step& s) const;
   bool must_finish(const Step& s) const;
   std::vector<Step> steps_;

@@ -259,6 +259,7 @@ class HostAdaptor final : public Adaptor {
     wait(*w);
   }
 
+  bool cheap_agree() const override { return true; }
   void abort() noexcept override {
     broken_ = true;  // pending requests cannot be cancelled: leave the MPI communicator alone
   }

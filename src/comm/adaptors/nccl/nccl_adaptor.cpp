@@ -10,8 +10,13 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -75,13 +80,38 @@ ncclRedOp_t nccl_op(flagosRedOp_t op) {
   }
 }
 
-// Events recorded after queued work; complete when the device got there.
+// A pool of completion events, reused across calls (creating an event per call costs a few us).
+class EventPool {
+ public:
+  explicit EventPool(int device) : device_(device) {}
+  ~EventPool() {
+    DeviceGuard g(device_);
+    for (cudaEvent_t e : free_) cudaEventDestroy(e);
+  }
+  cudaEvent_t get() {
+    if (!free_.empty()) {
+      cudaEvent_t e = free_.back();
+      free_.pop_back();
+      return e;
+    }
+    cudaEvent_t e = nullptr;
+    check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    return e;
+  }
+  void put(cudaEvent_t e) { free_.push_back(e); }
+
+ private:
+  int device_;
+  std::vector<cudaEvent_t> free_;
+};
+
+// Events recorded after queued work; complete when the device got there. The events go back to the
+// adaptor's pool when the work is dropped.
 class NcclWork final : public Work {
  public:
-  NcclWork(int device, std::vector<cudaEvent_t> events) : device_(device), events_(std::move(events)) {}
+  NcclWork(EventPool* pool, std::vector<cudaEvent_t> events) : pool_(pool), events_(std::move(events)) {}
   ~NcclWork() override {
-    DeviceGuard g(device_);
-    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+    for (cudaEvent_t e : events_) pool_->put(e);
   }
   bool done() override {
     for (; next_ < events_.size(); ++next_) {
@@ -94,15 +124,28 @@ class NcclWork final : public Work {
   void* device_event() const override { return events_.empty() ? nullptr : events_.front(); }
 
  private:
-  int device_;
+  EventPool* pool_;
   std::vector<cudaEvent_t> events_;
   size_t next_ = 0;
 };
 
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+
+// Collectives run on a blocking NCCL communicator: a non-blocking one launches every group from a
+// fresh background thread (ncclGroupEnd returns ncclInProgress and the caller polls), which cost
+// ~45-50 us per call. The communicator is first created non-blocking (so a rank that never joins
+// turns into flagosTimeout at init), then split into a blocking child for the calls. A watchdog
+// thread bounds the host calls that may wait for other ranks (the split, ncclGroupEnd: connections
+// are set up lazily on first use, ncclCommFinalize): one still inside such a call after the timeout
+// gets its communicator aborted (ncclCommAbort from the watchdog), so the call returns and the
+// caller gets flagosTimeout. FLAGOS_COMM_NCCL_BLOCKING=0 keeps everything on the non-blocking
+// communicator (the old, slower path).
 class NcclAdaptor final : public Adaptor {
  public:
   NcclAdaptor(int rank, int nranks, int device, std::chrono::milliseconds timeout)
-      : rank_(rank), nranks_(nranks), device_(device), timeout_(timeout) {}
+      : rank_(rank), nranks_(nranks), device_(device), timeout_(timeout), events_(device) {}
 
   void init(const ncclUniqueId& id) {
     DeviceGuard g(device_);
@@ -112,11 +155,53 @@ class NcclAdaptor final : public Adaptor {
     settle(Clock::now() + timeout_, "ncclCommInitRankConfig (waiting for every rank of the NCCL communicator)");
     check_cuda(cudaStreamCreateWithFlags(&control_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     check_cuda(cudaMalloc(&scratch_small_, 64 * sizeof(int64_t)), "cudaMalloc");
+    control_event_ = events_.get();
+    const char* e = std::getenv("FLAGOS_COMM_NCCL_BLOCKING");
+    if (e && std::strcmp(e, "0") == 0) {
+      coll_ = comm_;
+      return;
+    }
+    watchdog_ = std::thread([this] { watch(); });
+    ncclConfig_t bcfg = NCCL_CONFIG_INITIALIZER;
+    bcfg.blocking = 1;
+    const char* what = "ncclCommSplit (the blocking communicator for the calls)";
+    const int64_t t = enter(what);
+    ncclResult_t r = ncclCommSplit(comm_, 0, rank_, &fast_, &bcfg);
+    if (r == ncclInProgress && fast_) {  // completed in the background: wait for the child
+      ncclResult_t st = ncclInProgress;
+      while ((r = ncclCommGetAsyncError(fast_, &st)) == ncclSuccess && st == ncclInProgress) sched_yield();
+      if (r == ncclSuccess) r = st;
+    }
+    leave(t, what);
+    if (r != ncclSuccess) {
+      // Not fatal: the calls keep to the non-blocking communicator (correct, ~45 us more per call).
+      std::fprintf(stderr, "flagos comm: %s: NCCL: %s; the calls use the non-blocking communicator\n",
+                   where(what).c_str(), ncclGetErrorString(r));
+      if (fast_) ncclCommAbort(fast_);
+      fast_ = nullptr;
+      stop_watchdog();
+      coll_ = comm_;
+      return;
+    }
+    coll_ = fast_;
   }
 
   ~NcclAdaptor() override {
     DeviceGuard g(device_);
-    if (comm_) {
+    if (fast_ && !aborted_) {
+      // Blocking: ncclCommFinalize waits for queued work, bounded by the watchdog.
+      const int64_t t = busy_enter();
+      const ncclResult_t r = t ? ncclCommFinalize(fast_) : ncclInternalError;
+      const bool fired = t && !busy_leave(t);
+      if (!fired && r == ncclSuccess) {
+        ncclCommDestroy(fast_);
+        fast_ = nullptr;
+      } else {
+        abort();
+      }
+    }
+    stop_watchdog();
+    if (comm_ && !aborted_) {
       // A non-blocking communicator is finalized (polled, bounded by the timeout) before it is freed.
       bool finalized = false;
       const ncclResult_t r = ncclCommFinalize(comm_);
@@ -133,6 +218,7 @@ class NcclAdaptor final : public Adaptor {
       else ncclCommAbort(comm_), aborted_ = true;
     }
     for (auto& [s, e] : last_) cudaEventDestroy(e);
+    if (control_event_) events_.put(control_event_);
     if (control_) cudaStreamDestroy(control_);
     if (!aborted_) {
       if (scratch_small_) cudaFree(scratch_small_);
@@ -161,14 +247,14 @@ class NcclAdaptor final : public Adaptor {
           check_cuda(cudaStreamWaitEvent(s, static_cast<cudaEvent_t>(w->device_event()), 0), "cudaStreamWaitEvent");
     issue(ops);
     std::vector<cudaEvent_t> events;
+    events.reserve(streams.size());
     for (cudaStream_t s : streams) {
-      cudaEvent_t e = nullptr;
-      check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+      cudaEvent_t e = events_.get();
       events.push_back(e);
       check_cuda(cudaEventRecord(e, s), "cudaEventRecord");
       mark(s);
     }
-    return std::make_unique<NcclWork>(device_, std::move(events));
+    return std::make_unique<NcclWork>(&events_, std::move(events));
   }
 
   void agree_max(int64_t* values, int n) override {
@@ -177,29 +263,30 @@ class NcclAdaptor final : public Adaptor {
     const auto deadline = Clock::now() + timeout_;
     check_cuda(cudaMemcpyAsync(scratch_small_, values, n * sizeof(int64_t), cudaMemcpyHostToDevice, control_),
                "cudaMemcpyAsync");
-    check(ncclAllReduce(scratch_small_, scratch_small_, n, ncclInt64, ncclMax, comm_, control_), "ncclAllReduce");
-    settle(deadline, "argument check");
+    if (!coll_) comm_fail(flagosInvalidUsage, where("argument check"), ": the NCCL communicator was aborted by an earlier error");
+    check(ncclGroupStart(), "ncclGroupStart");
+    check(ncclAllReduce(scratch_small_, scratch_small_, n, ncclInt64, ncclMax, coll_, control_), "ncclAllReduce");
+    end_group("argument check", deadline);
     check_cuda(cudaMemcpyAsync(values, scratch_small_, n * sizeof(int64_t), cudaMemcpyDeviceToHost, control_),
                "cudaMemcpyAsync");
-    wait_stream(control_, deadline, "argument check");
+    check_cuda(cudaEventRecord(control_event_, control_), "cudaEventRecord");
+    wait_event(control_event_, deadline, "argument check");
   }
 
   void abort() noexcept override {
-    if (comm_ && !aborted_) {
-      DeviceGuard g(device_);
-      ncclCommAbort(comm_);
-      comm_ = nullptr;
-    }
-    aborted_ = true;
+    std::lock_guard<std::mutex> lock(abort_mu_);
+    abort_locked();
   }
 
   flagosResult_t async_error(std::string* message) override {
-    if (!comm_) return flagosSuccess;
-    ncclResult_t st = ncclSuccess;
-    if (ncclCommGetAsyncError(comm_, &st) != ncclSuccess || st == ncclSuccess || st == ncclInProgress)
-      return flagosSuccess;
-    if (message) *message = detail::concat(where("NCCL"), ": ", ncclGetErrorString(st), ": ", ncclGetLastError(comm_));
-    return result_of(st);
+    for (ncclComm_t c : {fast_, comm_}) {
+      if (!c || aborted_) continue;
+      ncclResult_t st = ncclSuccess;
+      if (ncclCommGetAsyncError(c, &st) != ncclSuccess || st == ncclSuccess || st == ncclInProgress) continue;
+      if (message) *message = detail::concat(where("NCCL"), ": ", ncclGetErrorString(st), ": ", ncclGetLastError(c));
+      return result_of(st);
+    }
+    return flagosSuccess;
   }
 
   void finish(Clock::time_point deadline) override {
@@ -208,6 +295,8 @@ class NcclAdaptor final : public Adaptor {
   }
 
  private:
+  static constexpr int64_t kAborting = -1;
+
   std::string where(const char* call) const {
     return detail::concat(call, " (rank ", rank_, " of ", nranks_, ", cuda:", device_, ")");
   }
@@ -217,10 +306,93 @@ class NcclAdaptor final : public Adaptor {
     fail(r, what);
   }
   [[noreturn]] void fail(ncclResult_t r, const char* what) {
+    ncclComm_t c = coll_ ? coll_ : comm_;
     const std::string msg = detail::concat(where(what), ": NCCL: ", ncclGetErrorString(r),
-                                           comm_ ? std::string(": ") + ncclGetLastError(comm_) : std::string());
+                                           c && !aborted_ ? std::string(": ") + ncclGetLastError(c) : std::string());
     abort();
     comm_fail(result_of(r), msg);
+  }
+
+  void abort_locked() noexcept {
+    if (!aborted_) {
+      DeviceGuard g(device_);
+      if (fast_) ncclCommAbort(fast_);
+      if (comm_) ncclCommAbort(comm_);
+      fast_ = comm_ = coll_ = nullptr;
+    }
+    aborted_ = true;
+  }
+
+  // The watchdog's side of a host call that may block: busy_ holds the call's start (ns) while it
+  // runs, 0 when idle, kAborting once the watchdog took over. Returns 0 when the watchdog already
+  // fired (the communicator is gone).
+  int64_t busy_enter() {
+    if (!watchdog_.joinable()) return 1;  // no watchdog (non-blocking mode): nothing to arm
+    int64_t t = now_ns(), idle = 0;
+    if (t <= 0) t = 1;
+    return busy_.compare_exchange_strong(idle, t) ? t : 0;
+  }
+  // False when the watchdog fired during the call.
+  bool busy_leave(int64_t t) {
+    if (!watchdog_.joinable()) return true;
+    return busy_.compare_exchange_strong(t, 0);
+  }
+  int64_t enter(const char* what) {
+    const int64_t t = busy_enter();
+    if (!t) timed_out(what);
+    return t;
+  }
+  void leave(int64_t t, const char* what) {
+    if (!busy_leave(t)) timed_out(what);
+  }
+  [[noreturn]] void timed_out(const char* what) {
+    {
+      std::lock_guard<std::mutex> lock(abort_mu_);  // the watchdog holds it while aborting
+      abort_locked();
+    }
+    comm_fail(flagosTimeout, where(what), ": not done after ", timeout_.count(),
+              " ms (a rank is missing or stuck; FLAGOS_COMM_TIMEOUT_MS sets the limit); the NCCL communicator was "
+              "aborted");
+  }
+
+  void watch() {
+    const auto period = std::clamp<std::chrono::milliseconds>(timeout_ / 8, std::chrono::milliseconds(5),
+                                                               std::chrono::milliseconds(200));
+    const int64_t limit = std::chrono::duration_cast<std::chrono::nanoseconds>(timeout_).count();
+    std::unique_lock<std::mutex> lock(watch_mu_);
+    while (!stop_) {
+      watch_cv_.wait_for(lock, period);
+      if (stop_) break;
+      int64_t t = busy_.load();
+      if (t > 0 && now_ns() - t > limit && busy_.compare_exchange_strong(t, kAborting)) {
+        std::lock_guard<std::mutex> a(abort_mu_);
+        abort_locked();  // the blocked call returns with an error; its caller sees kAborting
+        break;
+      }
+    }
+  }
+
+  void stop_watchdog() {
+    if (!watchdog_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      stop_ = true;
+    }
+    watch_cv_.notify_all();
+    watchdog_.join();
+  }
+
+  // ncclGroupEnd: on the blocking communicator under the watchdog, else polled until enqueued.
+  void end_group(const char* what, Clock::time_point deadline) {
+    if (coll_ == comm_) {
+      check(ncclGroupEnd(), what);
+      settle(deadline, what);
+      return;
+    }
+    const int64_t t = enter(what);
+    const ncclResult_t r = ncclGroupEnd();
+    leave(t, what);
+    check(r, what);
   }
 
   // Waits until the non-blocking communicator has enqueued everything asked of it.
@@ -257,19 +429,6 @@ class NcclAdaptor final : public Adaptor {
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
-  }
-
-  void wait_stream(cudaStream_t s, Clock::time_point deadline, const char* what) {
-    cudaEvent_t e = nullptr;
-    check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreateWithFlags");
-    check_cuda(cudaEventRecord(e, s), "cudaEventRecord");
-    try {
-      wait_event(e, deadline, what);
-    } catch (...) {
-      cudaEventDestroy(e);
-      throw;
-    }
-    cudaEventDestroy(e);
   }
 
   // The last scratch element: barriers add into it while argument checks use the first ones.
@@ -369,6 +528,8 @@ class NcclAdaptor final : public Adaptor {
     std::vector<const char*> inputs;
     for (const Op& op : ops) inputs.push_back(prepare(op, dtype_size(op.dtype)));
     const auto deadline = Clock::now() + timeout_;
+    if (!coll_) comm_fail(flagosInvalidUsage, where(ops.size() == 1 ? coll_call_name(ops[0].coll) : "group of NCCL calls"),
+                          ": the NCCL communicator was aborted by an earlier error");
     check(ncclGroupStart(), "ncclGroupStart");
     try {
       for (size_t i = 0; i < ops.size(); ++i) issue_one(ops[i], inputs[i]);
@@ -377,8 +538,7 @@ class NcclAdaptor final : public Adaptor {
       throw;
     }
     const char* what = ops.size() == 1 ? coll_call_name(ops[0].coll) : "group of NCCL calls";
-    check(ncclGroupEnd(), what);
-    settle(deadline, what);
+    end_group(what, deadline);
     if (scratch_pending_) {
       check_cuda(cudaEventRecord(scratch_event_, scratch_user_), "cudaEventRecord");
       scratch_pending_ = false;
@@ -394,62 +554,62 @@ class NcclAdaptor final : public Adaptor {
     char* recv = static_cast<char*>(op.recv);
     switch (op.coll) {
       case Coll::all_reduce:
-        check(ncclAllReduce(op.send, op.recv, C, dt, nccl_op(op.op), comm_, s), call);
+        check(ncclAllReduce(op.send, op.recv, C, dt, nccl_op(op.op), coll_, s), call);
         break;
       case Coll::broadcast:
-        check(ncclBroadcast(op.send, op.recv, C, dt, op.root, comm_, s), call);
+        check(ncclBroadcast(op.send, op.recv, C, dt, op.root, coll_, s), call);
         break;
       case Coll::reduce:
-        check(ncclReduce(op.send, op.recv, C, dt, nccl_op(op.op), op.root, comm_, s), call);
+        check(ncclReduce(op.send, op.recv, C, dt, nccl_op(op.op), op.root, coll_, s), call);
         break;
       case Coll::all_gather:
-        check(ncclAllGather(op.send, op.recv, C, dt, comm_, s), call);
+        check(ncclAllGather(op.send, op.recv, C, dt, coll_, s), call);
         break;
       case Coll::reduce_scatter:
-        check(ncclReduceScatter(op.send, op.recv, C, dt, nccl_op(op.op), comm_, s), call);
+        check(ncclReduceScatter(op.send, op.recv, C, dt, nccl_op(op.op), coll_, s), call);
         break;
       case Coll::alltoall:
         for (size_t p = 0; p < n; ++p)
           if (p != me && C) {
-            check(ncclSend(in + p * C * es, C, dt, static_cast<int>(p), comm_, s), call);
-            check(ncclRecv(recv + p * C * es, C, dt, static_cast<int>(p), comm_, s), call);
+            check(ncclSend(in + p * C * es, C, dt, static_cast<int>(p), coll_, s), call);
+            check(ncclRecv(recv + p * C * es, C, dt, static_cast<int>(p), coll_, s), call);
           }
         break;
       case Coll::alltoallv:
         for (size_t p = 0; p < n; ++p) {
           if (p == me) continue;
           if (op.sendcounts[p])
-            check(ncclSend(in + op.sdispls[p] * es, op.sendcounts[p], dt, static_cast<int>(p), comm_, s), call);
+            check(ncclSend(in + op.sdispls[p] * es, op.sendcounts[p], dt, static_cast<int>(p), coll_, s), call);
           if (op.recvcounts[p])
-            check(ncclRecv(recv + op.rdispls[p] * es, op.recvcounts[p], dt, static_cast<int>(p), comm_, s), call);
+            check(ncclRecv(recv + op.rdispls[p] * es, op.recvcounts[p], dt, static_cast<int>(p), coll_, s), call);
         }
         break;
       case Coll::gather:
         if (!C) break;
         if (rank_ == op.root) {
           for (size_t r = 0; r < n; ++r)
-            if (r != me) check(ncclRecv(recv + r * C * es, C, dt, static_cast<int>(r), comm_, s), call);
+            if (r != me) check(ncclRecv(recv + r * C * es, C, dt, static_cast<int>(r), coll_, s), call);
         } else {
-          check(ncclSend(op.send, C, dt, op.root, comm_, s), call);
+          check(ncclSend(op.send, C, dt, op.root, coll_, s), call);
         }
         break;
       case Coll::scatter:
         if (!C) break;
         if (rank_ == op.root) {
           for (size_t r = 0; r < n; ++r)
-            if (r != me) check(ncclSend(in + r * C * es, C, dt, static_cast<int>(r), comm_, s), call);
+            if (r != me) check(ncclSend(in + r * C * es, C, dt, static_cast<int>(r), coll_, s), call);
         } else {
-          check(ncclRecv(op.recv, C, dt, op.root, comm_, s), call);
+          check(ncclRecv(op.recv, C, dt, op.root, coll_, s), call);
         }
         break;
       case Coll::barrier:
-        check(ncclAllReduce(barrier_slot(), barrier_slot(), 1, ncclInt64, ncclSum, comm_, s), call);
+        check(ncclAllReduce(barrier_slot(), barrier_slot(), 1, ncclInt64, ncclSum, coll_, s), call);
         break;
       case Coll::send:
-        if (op.root != rank_) check(ncclSend(op.send, C, dt, op.root, comm_, s), call);
+        if (op.root != rank_) check(ncclSend(op.send, C, dt, op.root, coll_, s), call);
         break;
       case Coll::recv:
-        if (op.root != rank_) check(ncclRecv(op.recv, C, dt, op.root, comm_, s), call);
+        if (op.root != rank_) check(ncclRecv(op.recv, C, dt, op.root, coll_, s), call);
         break;
       default:
         comm_fail(flagosInternalError, where(call), ": not an NCCL adaptor call");
@@ -458,8 +618,17 @@ class NcclAdaptor final : public Adaptor {
 
   int rank_, nranks_, device_;
   std::chrono::milliseconds timeout_;
-  ncclComm_t comm_ = nullptr;
+  EventPool events_;
+  ncclComm_t comm_ = nullptr;  // non-blocking: init (bounded by the timeout)
+  ncclComm_t fast_ = nullptr;  // blocking child: the calls
+  ncclComm_t coll_ = nullptr;  // the one the calls use
   bool aborted_ = false;
+  cudaEvent_t control_event_ = nullptr;
+  std::atomic<int64_t> busy_{0};
+  std::mutex abort_mu_, watch_mu_;
+  std::condition_variable watch_cv_;
+  bool stop_ = false;
+  std::thread watchdog_;
   cudaStream_t control_ = nullptr;
   void* scratch_small_ = nullptr;  // argument checks and barriers
   void* scratch_ = nullptr;        // in-place all-to-all inputs
