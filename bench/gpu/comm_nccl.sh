@@ -14,6 +14,7 @@
 # 6. measures all-gather and reduce-scatter like 3;
 # 7. prints tables: busbw of both and their ratio, small-message latency, the pipeline speedup and
 #    its stage breakdown, the test results.
+# PACK=1 packs the logs into $OUT/logs.tar.gz at the end (for tools that fetch only a few files).
 # The whole run keeps within BUDGET seconds (default 570): each step gets at most what is left, in
 # the order above, and steps that no longer fit are reported as skipped.
 set -uo pipefail
@@ -59,7 +60,7 @@ run_test() {  # name cap env... -- launch-args...
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done
   shift
-  local t; t=$(limit "$cap" 40)
+  local t; t=$(limit "$cap" $(( cap < 40 ? cap : 40 )))
   if [ "$t" = 0 ]; then RESULT[$name]="SKIPPED (out of time)"; log "test $name skipped (out of time)"; return; fi
   log "test $name (limit ${t}s): flagos launch $*"
   env FLAGOS_COMM_TIMEOUT_MS=60000 "${envs[@]}" timeout "$t" "$F" launch "$@" > "$OUT/test_$name.log" 2>&1
@@ -84,6 +85,14 @@ bench_pair() {  # op cap
 
 run_test nccl 60 -- -n 2 -- "$T"
 bench_pair allreduce 45
+# The opt-in blocking NCCL communicator (FLAGOS_COMM_NCCL_BLOCKING=1): suite and all-reduce sweep.
+run_test nccl_blocking 60 FLAGOS_COMM_NCCL_BLOCKING=1 -- -n 2 -- "$T"
+t=$(limit 45 30)
+if [ "$t" != 0 ]; then
+  log "bench allreduce with FLAGOS_COMM_NCCL_BLOCKING=1 (limit ${t}s)"
+  FLAGOS_COMM_NCCL_BLOCKING=1 timeout "$t" "$F" bench comm -o allreduce -b 8 -e "$MAXB" -f 2 -D cuda -n 2 \
+    > "$OUT/bench_flagos_allreduce_blocking.log" 2>&1 || log "  flagos bench allreduce (blocking): rc $?"
+fi
 if [ $HAVE_MPI = 1 ]; then
   for p in on off; do
     t=$(limit 40 20)
@@ -98,6 +107,9 @@ if [ $HAVE_MPI = 1 ]; then
     timeout "$t" "$F" bench comm -o allreduce -b 1M -e "$MAXB" -f 4 -D cpu -n 2 > "$OUT/bench_host.log" 2>&1 ||
       log "  host bench: rc $?"
   fi
+  # A rank that stays away: the other must get flagosTimeout (1.5 s), not hang (watchdog / destroy).
+  run_test fault_first 20 FLAGOS_COMM_NCCL_BLOCKING=1 -- -n 2 -- "$T" --fault first
+  run_test fault_queued 20 FLAGOS_COMM_NCCL_BLOCKING=1 -- -n 2 -- "$T" --fault queued
   run_test hetero_gpu_cpu 50 -- -n 3 -- "$T" --devices cuda:0,cuda:1,cpu
   run_test split_gpus 50 FLAGOS_COMM_SPLIT=2 FLAGOS_COMM_CHUNK_BYTES=65536 -- -n 2 -- "$T"
 else
@@ -129,13 +141,20 @@ table() {  # op
   grep -m1 "NCCL adaptor with" "$OUT/configure.log"
   sed -n 's/^\[rank 0\] rank 0: //p' "$OUT/test_nccl.log" 2>/dev/null | head -1
   for op in allreduce allgather reducescatter; do table $op; done
-  if [ -s "$OUT/bench_flagos_allreduce.log" ]; then
+  trows() { sed 's/^\[rank 0\] //' "$1" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && NF >= 13 && $1 <= 65536 {print $1, $6, $10}'; }
+  for v in "" _blocking; do
+    [ -s "$OUT/bench_flagos_allreduce$v.log" ] || continue
     echo
-    echo "== all-reduce latency (us), sizes <= 64 KiB: flagos (NCCL adaptor) vs NCCL direct, out of place / in place"
+    echo "== all-reduce latency (us), sizes <= 64 KiB: flagos${v:+ (FLAGOS_COMM_NCCL_BLOCKING=1)} vs NCCL direct, out of place / in place"
     printf "%10s %12s %12s %12s %12s %10s %10s\n" bytes flagos_oop direct_oop flagos_ip direct_ip extra_oop extra_ip
-    trows() { sed 's/^\[rank 0\] //' "$1" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && NF >= 13 && $1 <= 65536 {print $1, $6, $10}'; }
-    join <(trows "$OUT/bench_flagos_allreduce.log" | sort -k1,1) <(trows "$OUT/bench_direct_allreduce.log" | sort -k1,1) |
+    join <(trows "$OUT/bench_flagos_allreduce$v.log" | sort -k1,1) <(trows "$OUT/bench_direct_allreduce.log" | sort -k1,1) |
       sort -n | awk '{printf "%10d %12.2f %12.2f %12.2f %12.2f %10.2f %10.2f\n", $1, $2, $4, $3, $5, $2 - $4, $3 - $5}'
+  done
+  if [ -s "$OUT/bench_flagos_allreduce_blocking.log" ]; then
+    echo
+    echo "== all-reduce busbw >= 1 MiB with FLAGOS_COMM_NCCL_BLOCKING=1 vs NCCL direct"
+    join <(rows "$OUT/bench_flagos_allreduce_blocking.log" | sort -k1,1) <(rows "$OUT/bench_direct_allreduce.log" | sort -k1,1) |
+      sort -n | awk '$1 >= 1048576 {printf "%14d %10.2f %10.2f %10.2f %10.2f %8.3f %8.3f\n", $1, $2, $4, $3, $5, ($4 ? $2/$4 : 0), ($5 ? $3/$5 : 0)}'
   fi
   if [ -s "$OUT/bench_hetero_on.log" ]; then
     echo
@@ -158,6 +177,11 @@ table() {  # op
   fi
   echo
   echo "== tests"
-  for k in nccl hetero_gpu_cpu split_gpus; do printf "%-16s %s\n" "$k" "${RESULT[$k]:-not run}"; done
+  for k in nccl nccl_blocking hetero_gpu_cpu split_gpus fault_first fault_queued; do printf "%-16s %s\n" "$k" "${RESULT[$k]:-not run}"; done
+  grep -h "FAULT-OK\|FAIL fault" "$OUT"/test_fault_*.log 2>/dev/null | sed 's/^/  /'
   echo "(logs: $OUT)"
 } | tee "$OUT/table.txt"
+if [ "${PACK:-0}" = 1 ]; then
+  (cd "$OUT" && tar -czf logs.tar.gz --exclude=logs.tar.gz --exclude=table.txt ./* && find . -maxdepth 1 -type f \
+     ! -name logs.tar.gz ! -name table.txt -delete)
+fi

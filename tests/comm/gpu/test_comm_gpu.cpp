@@ -2,6 +2,11 @@
 // heterogeneous mode when some ranks sit on the CPU. Run on a GPU machine under `flagos launch`:
 //   flagos launch -n 2 -- flagos_comm_gpu_test                          (cuda:<local rank> each)
 //   flagos launch -n 3 -- flagos_comm_gpu_test --devices cuda:0,cuda:1,cpu
+//   flagos launch -n 2 -- flagos_comm_gpu_test --fault first|queued
+//     rank 0 stays away from an all-reduce (sleeps, then leaves); rank 1 must get flagosTimeout within
+//     4 s (timeout 1.5 s): `first` from the all-reduce itself (NCCL connects on first use: the
+//     watchdog aborts the blocked call) or from flagosCommDestroy; `queued` after a warm-up call, so
+//     the all-reduce is queued and flagosCommDestroy times out waiting for it.
 // Prints one line per failure and "N passed, M failed".
 #include <cuda_runtime.h>
 
@@ -12,6 +17,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "comm_suite.h"
@@ -77,6 +83,42 @@ int env_int(const char* a, int dflt) {
   return e && *e ? std::atoi(e) : dflt;
 }
 
+// A rank that never joins: the other gets flagosTimeout, never a hang (see the top of the file).
+int fault(flagosComm_t comm, comm_test::Memory& mem, const std::string& kind) {
+  void* buf = mem.alloc(1 << 20);
+  void* st = mem.stream();
+  if (kind == "queued") {
+    if (flagosAllReduce(buf, buf, 1024, flagosFloat32, flagosSum, comm, st) != flagosSuccess) {
+      std::printf("FAIL warm-up all-reduce: %s\n0 passed, 1 failed\n", flagosGetLastError(nullptr));
+      std::fflush(stdout);
+      ::_exit(1);
+    }
+    mem.synchronize();
+  }
+  if (g_rank == 0) {
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    std::printf("rank 0 stayed away\n1 passed, 0 failed\n");
+    std::fflush(stdout);
+    ::_exit(0);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  flagosResult_t r = flagosAllReduce(buf, buf, 1024, flagosFloat32, flagosSum, comm, st);
+  std::string msg = r == flagosSuccess ? "" : flagosGetLastError(nullptr);
+  const char* where = "flagosAllReduce";
+  if (r == flagosSuccess) {
+    r = flagosCommDestroy(comm);
+    msg = flagosGetLastError(nullptr);
+    where = "flagosCommDestroy";
+  }
+  const long ms = static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
+  const bool ok = r == flagosTimeout && ms < 4000;
+  std::printf("%s: %s returned %s after %ld ms: %s\n%d passed, %d failed\n", ok ? "FAULT-OK" : "FAIL fault",
+              where, flagosGetErrorString(r), ms, msg.c_str(), ok ? 1 : 0, ok ? 0 : 1);
+  std::fflush(stdout);
+  ::_exit(ok ? 0 : 1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +127,9 @@ int main(int argc, char** argv) {
   const int local = env_int("FLAGOS_LOCAL_RANK", g_rank);
   std::string device = "cuda:" + std::to_string(local);
   std::vector<std::string> devices;
+  std::string fault_kind;
+  for (int i = 1; i + 1 < argc; ++i)
+    if (!std::strcmp(argv[i], "--fault")) fault_kind = argv[i + 1];
   for (int i = 1; i + 1 < argc; ++i)
     if (!std::strcmp(argv[i], "--devices")) {
       std::string list = argv[i + 1];
@@ -110,11 +155,13 @@ int main(int argc, char** argv) {
   flagosUniqueId id;
   flagosConfig_t cfg = FLAGOS_CONFIG_INITIALIZER;
   cfg.device = device.c_str();
+  if (!fault_kind.empty()) cfg.timeout_ms = 1500;
   flagosComm_t comm = nullptr;
   if (flagosCommGetUniqueId(&id) != flagosSuccess || flagosCommInitRankConfig(&comm, g_n, id, g_rank, &cfg) != flagosSuccess) {
     std::fprintf(stderr, "FATAL rank %d on %s: init: %s\n", g_rank, device.c_str(), flagosGetLastError(nullptr));
     return 3;
   }
+  if (!fault_kind.empty()) return fault(comm, *mem, fault_kind);
   char info[512];
   flagosCommRankInfo(comm, g_rank, info, sizeof(info));
   std::printf("%s\n", info);

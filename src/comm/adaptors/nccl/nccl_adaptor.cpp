@@ -133,15 +133,19 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
 }
 
-// Collectives run on a blocking NCCL communicator: a non-blocking one launches every group from a
-// fresh background thread (ncclGroupEnd returns ncclInProgress and the caller polls), which cost
-// ~45-50 us per call. The communicator is first created non-blocking (so a rank that never joins
-// turns into flagosTimeout at init), then split into a blocking child for the calls. A watchdog
-// thread bounds the host calls that may wait for other ranks (the split, ncclGroupEnd: connections
-// are set up lazily on first use, ncclCommFinalize): one still inside such a call after the timeout
-// gets its communicator aborted (ncclCommAbort from the watchdog), so the call returns and the
-// caller gets flagosTimeout. FLAGOS_COMM_NCCL_BLOCKING=0 keeps everything on the non-blocking
-// communicator (the old, slower path).
+// The communicator is created non-blocking, so init is polled against the timeout (a rank that
+// never joins turns into flagosTimeout), and by default the calls use it too: every enqueue is
+// polled until NCCL reports it done. That costs ~45-50 us per call (measured 2026-11-29 on
+// 2 x H200): on a non-blocking communicator each ncclGroupEnd hands the launch to a fresh
+// background thread and returns ncclInProgress.
+// FLAGOS_COMM_NCCL_BLOCKING=1 (opt-in, not yet verified on GPUs) splits a blocking child off the
+// non-blocking communicator for the calls. A watchdog thread then bounds the host calls that may
+// wait for other ranks (the split, ncclGroupEnd: connections are set up lazily on first use,
+// ncclCommFinalize): one still inside such a call after the timeout gets its communicator aborted
+// from the watchdog (ncclCommAbort), so the call returns and the caller gets flagosTimeout; the hot
+// path arms it with two atomic compare-exchanges. Its first GPU run (2026-11-29, NCCL 2.28) used
+// the child before it existed: the split is a job of the non-blocking parent and ncclCommSplit
+// returns before the child handle is written. init() now waits for the parent to settle first.
 class NcclAdaptor final : public Adaptor {
  public:
   NcclAdaptor(int rank, int nranks, int device, std::chrono::milliseconds timeout)
@@ -157,7 +161,7 @@ class NcclAdaptor final : public Adaptor {
     check_cuda(cudaMalloc(&scratch_small_, 64 * sizeof(int64_t)), "cudaMalloc");
     control_event_ = events_.get();
     const char* e = std::getenv("FLAGOS_COMM_NCCL_BLOCKING");
-    if (e && std::strcmp(e, "0") == 0) {
+    if (!e || std::strcmp(e, "1") != 0) {  // opt-in until verified on GPUs (see the class comment)
       coll_ = comm_;
       return;
     }
@@ -166,13 +170,28 @@ class NcclAdaptor final : public Adaptor {
     bcfg.blocking = 1;
     const char* what = "ncclCommSplit (the blocking communicator for the calls)";
     const int64_t t = enter(what);
-    ncclResult_t r = ncclCommSplit(comm_, 0, rank_, &fast_, &bcfg);
-    if (r == ncclInProgress && fast_) {  // completed in the background: wait for the child
+    // The split runs as a job of the (non-blocking) parent: it may return before the child exists
+    // (the child handle is written when the job completes), so wait for the parent to settle.
+    ncclComm_t& child = split_child_;  // a member: NCCL may write it after a timeout
+    ncclResult_t r = ncclCommSplit(comm_, 0, rank_, &child, &bcfg);
+    if (r == ncclSuccess || r == ncclInProgress) {
       ncclResult_t st = ncclInProgress;
-      while ((r = ncclCommGetAsyncError(fast_, &st)) == ncclSuccess && st == ncclInProgress) sched_yield();
+      while ((r = ncclCommGetAsyncError(comm_, &st)) == ncclSuccess && st == ncclInProgress) {
+        if (busy_.load() == kAborting) break;
+        sched_yield();
+      }
       if (r == ncclSuccess) r = st;
+      if (r == ncclSuccess && !child) r = ncclInternalError;
+      if (r == ncclSuccess) {
+        while ((r = ncclCommGetAsyncError(child, &st)) == ncclSuccess && st == ncclInProgress) {
+          if (busy_.load() == kAborting) break;
+          sched_yield();
+        }
+        if (r == ncclSuccess) r = st;
+      }
     }
     leave(t, what);
+    fast_ = child;
     if (r != ncclSuccess) {
       // Not fatal: the calls keep to the non-blocking communicator (correct, ~45 us more per call).
       std::fprintf(stderr, "flagos comm: %s: NCCL: %s; the calls use the non-blocking communicator\n",
@@ -622,6 +641,7 @@ class NcclAdaptor final : public Adaptor {
   ncclComm_t comm_ = nullptr;  // non-blocking: init (bounded by the timeout)
   ncclComm_t fast_ = nullptr;  // blocking child: the calls
   ncclComm_t coll_ = nullptr;  // the one the calls use
+  ncclComm_t split_child_ = nullptr;
   bool aborted_ = false;
   cudaEvent_t control_event_ = nullptr;
   std::atomic<int64_t> busy_{0};
