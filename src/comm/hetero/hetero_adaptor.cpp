@@ -166,7 +166,7 @@ void HeteroAdaptor::collective(const Op& op) {
   if (!stage_times_enabled()) return execute(p, op.stream, where(coll_call_name(op.coll)));
   StageTimes t;
   execute(p, op.stream, where(coll_call_name(op.coll)), &t);
-  stage_times_[{coll_call_name(op.coll), op.count * dtype_size(op.dtype), 0}].add(t);
+  stage_times_[{coll_call_name(op.coll), op.count * dtype_size(op.dtype)}].add(t);
 }
 
 void HeteroAdaptor::print_stage_times() const {
@@ -174,7 +174,7 @@ void HeteroAdaptor::print_stage_times() const {
     if (!t.calls) continue;
     const double k = 1e3 / static_cast<double>(t.calls);
     std::string line = detail::concat("flagos comm stage times (rank ", me(), ", cluster ", topo_.cluster(),
-                                      topo_.leader() ? ", leader" : "", "): ", std::get<0>(key), " ", std::get<1>(key),
+                                      topo_.leader() ? ", leader" : "", "): ", key.first, " ", key.second,
                                       " B/rank x ", t.calls, " calls: wall ", t.wall * k, " ms/call; busy ms/call");
     for (int c = 0; c < StageTimes::kChannels; ++c)
       if (t.steps[c])

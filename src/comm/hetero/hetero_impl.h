@@ -102,8 +102,8 @@ class HeteroAdaptor final : public Adaptor {
   uint64_t uses_ = 0;
   std::vector<std::pair<void*, size_t>> p2p_staging_;
   bool broken_ = false;  // a call failed: transfers may still target the buffers, never free them
-  // FLAGOS_COMM_STAGE_TIMES=1: per (call, bytes per rank, chunks), printed when the adaptor ends.
-  std::map<std::tuple<std::string, size_t, size_t>, StageTimes> stage_times_;
+  // FLAGOS_COMM_STAGE_TIMES=1: per (call, bytes per rank), printed when the adaptor ends.
+  std::map<std::pair<std::string, size_t>, StageTimes> stage_times_;
   void print_stage_times() const;
 };
 
