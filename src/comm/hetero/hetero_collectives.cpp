@@ -20,6 +20,15 @@ int prev(const std::vector<int>& ids, size_t j, size_t back) { return j >= back 
 
 }  // namespace
 
+// The leaders' v-calls: m elements per rank, so each cluster's count (and its displacement, when
+// wanted) in cluster order.
+void HeteroAdaptor::by_cluster(size_t m, std::vector<size_t>& counts, std::vector<size_t>* displs) const {
+  for (size_t d = 0; d < static_cast<size_t>(topo_.clusters()); ++d) {
+    counts.push_back(topo_.members[d].size() * m);
+    if (displs) displs->push_back(topo_.first[d] * m);
+  }
+}
+
 void HeteroAdaptor::all_reduce(Pipeline& p, const Op& op) {
   const size_t es = dtype_size(op.dtype);
   Plan& pl = plan(op, op.count, 1);
@@ -134,7 +143,7 @@ void HeteroAdaptor::all_gather(Pipeline& p, const Op& op) {
   Plan& pl = plan(op, C, N);
   const size_t J = pl.chunks, W = static_cast<size_t>(pl.slots);
   const int c = topo_.cluster();
-  const size_t nc = static_cast<size_t>(topo_.cluster_size(c)), K = static_cast<size_t>(topo_.clusters());
+  const size_t nc = static_cast<size_t>(topo_.cluster_size(c));
   const bool leader = topo_.leader();
   if (leader) {
     pl.need_dev(0, nc * pl.chunk * es);
@@ -153,10 +162,7 @@ void HeteroAdaptor::all_gather(Pipeline& p, const Op& op) {
         const size_t mine = topo_.first[static_cast<size_t>(c)] * m * es;
         D[j] = copy(p, true, h + mine, pl.d(0, j), {{0, 0, nc * m * es}}, {R[j], prev(U, j, W)});
         Op x = make_op(Coll::all_gather_v, h + mine, h, nc * m, op.dtype, flagosSum, 0, nullptr);
-        for (size_t d = 0; d < K; ++d) {
-          x.recvcounts.push_back(topo_.members[d].size() * m);
-          x.rdispls.push_back(topo_.first[d] * m);
-        }
+        by_cluster(m, x.recvcounts, &x.rdispls);
         X[j] = inter(p, {x}, {D[j]});
         std::vector<Segment> segs;
         for (size_t g = 0; g < N; ++g)
@@ -183,7 +189,7 @@ void HeteroAdaptor::reduce_scatter(Pipeline& p, const Op& op) {
   Plan& pl = plan(op, C, N);
   const size_t J = pl.chunks, W = static_cast<size_t>(pl.slots);
   const int c = topo_.cluster();
-  const size_t nc = static_cast<size_t>(topo_.cluster_size(c)), K = static_cast<size_t>(topo_.clusters());
+  const size_t nc = static_cast<size_t>(topo_.cluster_size(c));
   const bool leader = topo_.leader();
   const flagosRedOp_t sop = staged_op(op.op);
   if (leader) {
@@ -206,7 +212,7 @@ void HeteroAdaptor::reduce_scatter(Pipeline& p, const Op& op) {
       if (leader) {
         D[j] = copy(p, true, pl.h(0, j), pl.d(0, j), {{0, 0, N * m * es}}, {R[j], prev(X, j, W)});
         Op x = make_op(Coll::reduce_scatter_v, pl.h(0, j), pl.h(1, j), 0, op.dtype, sop, 0, nullptr);
-        for (size_t d = 0; d < K; ++d) x.recvcounts.push_back(topo_.members[d].size() * m);
+        by_cluster(m, x.recvcounts, nullptr);
         X[j] = inter(p, {x}, {D[j], prev(U, j, W)});
         std::function<void()> avg;
         if (op.op == flagosAvg) avg = [h = pl.h(1, j), k = nc * m, t = op.dtype, by = n()] { divide_elements(h, k, t, by); };
@@ -237,14 +243,14 @@ HeteroAdaptor::Rooted HeteroAdaptor::rooted(const Op& op) {
     pl.need_host(0, N * pl.chunk * es);
     if (home && lroot != 0) pl.need_dev(1, N * pl.chunk * es);
   }
-  return Rooted{pl, es, N, C, pl.chunks, static_cast<size_t>(pl.slots), c, rc, lroot, nc,
-                static_cast<size_t>(topo_.clusters()), leader, home, me() == op.root, home && lroot != 0};
+  return Rooted{pl, es, N, C, pl.chunks, static_cast<size_t>(pl.slots), c, rc, lroot, nc, leader, home,
+                me() == op.root, home && lroot != 0};
 }
 
 // Gather to the leaders, gather between leaders to the root's leader (cluster order), which copies
 // to global-rank positions (or hands the blocks to the root point to point).
 void HeteroAdaptor::gather(Pipeline& p, const Op& op) {
-  const auto& [pl, es, N, C, J, W, c, rc, lroot, nc, K, leader, home, is_root, handoff] = rooted(op);
+  const auto& [pl, es, N, C, J, W, c, rc, lroot, nc, leader, home, is_root, handoff] = rooted(op);
   char* recv = static_cast<char*>(op.recv);
   std::vector<int> R(J, -1), D(J, -1), X(J, -1), U(J, -1), P(J, -1);
   for (size_t t = 0; t + 1 < J + W; ++t) {
@@ -258,10 +264,7 @@ void HeteroAdaptor::gather(Pipeline& p, const Op& op) {
         const size_t mine = topo_.first[static_cast<size_t>(c)] * m * es;
         D[j] = copy(p, true, h + mine, pl.d(0, j), {{0, 0, nc * m * es}}, {R[j], home ? prev(U, j, W) : prev(X, j, W)});
         Op x = make_op(Coll::gather_v, h + mine, home ? h : nullptr, nc * m, op.dtype, flagosSum, rc, nullptr);
-        for (size_t d = 0; d < K; ++d) {
-          x.recvcounts.push_back(topo_.members[d].size() * m);
-          x.rdispls.push_back(topo_.first[d] * m);
-        }
+        by_cluster(m, x.recvcounts, &x.rdispls);
         X[j] = inter(p, {x}, {D[j]});
         if (home && is_root) {
           std::vector<Segment> segs;
@@ -291,7 +294,7 @@ void HeteroAdaptor::gather(Pipeline& p, const Op& op) {
 // The root's leader gets the blocks in cluster order (from the root point to point when it does not
 // lead), scatters them between leaders, and each leader scatters inside its cluster.
 void HeteroAdaptor::scatter(Pipeline& p, const Op& op) {
-  const auto& [pl, es, N, C, J, W, c, rc, lroot, nc, K, leader, home, is_root, handoff] = rooted(op);
+  const auto& [pl, es, N, C, J, W, c, rc, lroot, nc, leader, home, is_root, handoff] = rooted(op);
   const char* send = static_cast<const char*>(op.send);
   std::vector<int> Q(J, -1), D(J, -1), X(J, -1), U(J, -1), S(J, -1);
   for (size_t t = 0; t + 1 < J + W; ++t) {
@@ -322,10 +325,7 @@ void HeteroAdaptor::scatter(Pipeline& p, const Op& op) {
       }
       if (leader) {
         Op x = make_op(Coll::scatter_v, home ? h : nullptr, h + mine, nc * m, op.dtype, flagosSum, rc, nullptr);
-        for (size_t d = 0; d < K; ++d) {
-          x.sendcounts.push_back(topo_.members[d].size() * m);
-          x.sdispls.push_back(topo_.first[d] * m);
-        }
+        by_cluster(m, x.sendcounts, &x.sdispls);
         X[j] = inter(p, {x}, {home ? D[j] : prev(U, j, W)});
         U[j] = copy(p, false, pl.d(0, j), h + mine, {{0, 0, nc * m * es}}, {X[j], prev(S, j, W)});
       }

@@ -75,12 +75,13 @@ class HeteroAdaptor final : public Adaptor {
   void reduce(Pipeline& p, const Op& op);
   void all_gather(Pipeline& p, const Op& op);
   void reduce_scatter(Pipeline& p, const Op& op);
+  void by_cluster(size_t m, std::vector<size_t>& counts, std::vector<size_t>* displs) const;
   // What gather and scatter share (hetero_collectives.cpp).
   struct Rooted {
     Plan& pl;
     size_t es, N, C, J, W;  // element size, ranks, count per rank, chunks, chunks in flight
     int c, rc, lroot;       // this rank's cluster, the root's cluster, the root's rank in it
-    size_t nc, K;           // ranks in this cluster, clusters
+    size_t nc;              // ranks in this cluster
     bool leader, home, is_root, handoff;  // handoff: the root's leader passes blocks to the root
   };
   Rooted rooted(const Op& op);
