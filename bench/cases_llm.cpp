@@ -1,7 +1,9 @@
 // LLM op cases: rope (prefill 4096 tokens and decode, Qwen2-7B heads), silu_and_mul (decode /
 // prefill / intermediate 18944), attention decode (GQA 28:4 over a 4096 cache) and causal
-// prefill, topk over the vocabulary and the fused sampler.
+// prefill, paged_attention decode (B 1 / 16) and chunked prefill over a shuffled block table, topk
+// over the vocabulary and the fused sampler.
 #include <memory>
+#include <vector>
 #include <sstream>
 
 #include "bench.h"
@@ -50,6 +52,35 @@ void cases_llm(std::vector<Case>& out, const Options& o) {
          << Tq << ",Tk" << Tk << ",D" << D << "]" << (causal ? " causal " : " ") << dtype_name(t);
     out.push_back({name.str(), "llm", bytes, flops, [q, k, v, y, p] { ops::attention(q, k, v, p, {}, *y); }, ""});
   };
+  // paged_attention over a paged cache with a shuffled block table: B items of nq new rows each on
+  // L keys (decode: nq = 1), blocks of bs keys; the same bytes as dense attention on [B, Hkv, L, D].
+  auto add_paged = [&](int64_t B, int64_t Hq, int64_t Hkv, int64_t nq, int64_t L, int64_t D, int64_t bs, DType t) {
+    const int64_t nb = (L + bs - 1) / bs, NB = B * nb;
+    std::vector<int32_t> perm(static_cast<size_t>(NB));
+    for (int64_t i = 0; i < NB; ++i) perm[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7919) % NB);  // scattered
+    std::vector<int32_t> lens(static_cast<size_t>(B), static_cast<int32_t>(L)), starts;
+    for (int64_t b = 0; b <= B; ++b) starts.push_back(static_cast<int32_t>(b * nq));
+    Tensor bt = Tensor::from_vector(perm, {B, nb}, DType::i32).to(d);
+    Tensor sl = Tensor::from_vector(lens, {B}, DType::i32).to(d);
+    Tensor qs = Tensor::from_vector(starts, {B + 1}, DType::i32).to(d);
+    Tensor q = random_tensor({B * nq, Hq, D}, t, d, -1, 1, 3);
+    Tensor kc = random_tensor({NB, Hkv, bs, D}, t, d, -1, 1, 4);
+    Tensor vc = random_tensor({NB, Hkv, bs, D}, t, d, -1, 1, 5);
+    auto y = std::make_shared<Tensor>(Tensor::empty({B * nq, Hq, D}, t, d));
+    AttentionParams p;
+    p.causal = true;
+    const double es = static_cast<double>(element_size(t));
+    const double bytes = es * static_cast<double>(2 * q.numel() + 2 * B * Hkv * L * D);
+    const double pairs = static_cast<double>(nq) * static_cast<double>(L - nq) + static_cast<double>(nq) * (nq + 1) / 2.0;
+    const double flops = 4.0 * static_cast<double>(B * Hq) * pairs * static_cast<double>(D);
+    std::ostringstream name;
+    name << "paged_attention " << (nq == 1 ? "decode" : "prefill") << " [B" << B << ",Hq" << Hq << ",Hkv" << Hkv;
+    if (nq > 1) name << ",Tq" << nq;
+    name << ",Tk" << L << ",D" << D << ",bs" << bs << "] " << dtype_name(t);
+    out.push_back({name.str(), "llm", bytes, flops,
+                   [q, kc, vc, bt, sl, qs, y, p] { ops::paged_attention(q, kc, vc, bt, sl, qs, p, *y); },
+                   "shuffled block table"});
+  };
   auto add_sample = [&](int64_t B, int64_t V, bool greedy = false) {
     Tensor l = random_tensor({B, V}, DType::f32, d, -10, 10, 6);
     SamplerParams p;
@@ -81,6 +112,9 @@ void cases_llm(std::vector<Case>& out, const Options& o) {
   add_attn(1, 28, 4, 1, 4096, 128, true, DType::bf16);
   add_attn(1, 28, 4, 512, 512, 128, true, DType::f32);
   if (!d.is_cpu()) add_attn(1, 28, 4, 4096, 4096, 128, true, DType::bf16);  // prefill on an accelerator
+  add_paged(1, 28, 4, 1, 4096, 128, 16, DType::bf16);
+  add_paged(16, 28, 4, 1, 4096, 128, 16, DType::bf16);
+  add_paged(4, 28, 4, 512, 4096, 128, 16, DType::bf16);  // chunked prefill: 512 new rows on a 3584 past
   add_sample(1, 152064);
   add_sample(16, 152064);
   add_sample(1, 152064, true);

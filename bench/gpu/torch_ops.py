@@ -120,6 +120,20 @@ def torch_cases():
         cases[f"attention {kind} [B1,Hq28,Hkv4,Tq{Tq},Tk{Tk},D128] causal {tag}"] = (
             lambda Tq=Tq, Tk=Tk, dt=dt: attn(Tq, Tk, dt, True))
 
+    # paged_attention cases: the same bytes as dense SDPA over contiguous K/V (torch has no paged
+    # attention); chunked prefill uses a lower-right causal mask (queries are the last Tq positions)
+    def dense(B, Tq, Tk, dt):
+        q, k, v = rnd((B, 28, Tq, 128), dt), rnd((B, 4, Tk, 128), dt), rnd((B, 4, Tk, 128), dt)
+        if Tq == 1:
+            return lambda: F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+        from torch.nn.attention.bias import causal_lower_right
+        mask = causal_lower_right(Tq, Tk)
+        return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+
+    for B in (1, 16):
+        cases[f"paged_attention decode [B{B},Hq28,Hkv4,Tk4096,D128,bs16] bf16"] = lambda B=B: dense(B, 1, 4096, bf16)
+    cases["paged_attention prefill [B4,Hq28,Hkv4,Tq512,Tk4096,D128,bs16] bf16"] = lambda: dense(4, 512, 4096, bf16)
+
     # fused sampler: temperature, top-k, top-p, draw (torch ops, no fusion)
     for B in (1, 16):
         def mk(B=B):

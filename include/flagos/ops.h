@@ -120,6 +120,26 @@ Tensor gelu_and_mul(const Tensor& x, bool tanh_approx = false, const Tensor& out
 // Returns [B, Hq, Tq, Dv]. Rows with no visible key produce zeros.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionParams& p,
                  const Tensor& mask = {}, const Tensor& out = {});
+// Paged KV cache (vLLM-style blocks with stable addresses; lengths live on the device so both ops
+// can be captured in a CUDA graph: validation reads shapes/dtypes only, never device data).
+// kv_cache_store: k_cache, v_cache [num_blocks, Hkv, block_size, D] (f32/f16/bf16), written in place;
+// k, v [N, Hkv, D] of the caches' dtype (views welcome, e.g. slices of a fused qkv projection);
+// slots i32 [N]: row i goes to block slots[i] / block_size at offset slots[i] % block_size; a negative
+// slot skips the row (padding rows); a slot past the cache is a programming error and is skipped too.
+void kv_cache_store(const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache,
+                    const Tensor& slots);
+// Attention of query rows over a paged KV cache for a batch of B sequences ("items").
+// q [N, Hq, D]; q_start i32 [B + 1] (non-decreasing, q_start[0] = 0, q_start[B] <= N): item b owns query
+// rows [q_start[b], q_start[b+1]); seq_lens i32 [B]: keys item b holds, its new ones included
+// (kv_cache_store ran first); block_table i32 [B, max_blocks]: key p of item b lives in block
+// block_table[b][p / block_size] at offset p % block_size. Query row j of item b (n_b rows) sits at
+// position qpos = seq_lens[b] - n_b + j and sees key p iff p <= qpos (p.causal; else p < seq_lens[b]) and
+// (p.window == 0 || qpos - p < p.window). Hq % Hkv == 0 (GQA). p.scale / p.softcap as in attention;
+// p.has_mask must be false. Rows that see no key, rows >= q_start[B] and items with seq_lens 0 give zeros.
+// Returns [N, Hq, D] in q's dtype (f32 accumulation). Block ids outside [0, num_blocks) are skipped.
+Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
+                       const Tensor& seq_lens, const Tensor& q_start, const AttentionParams& p,
+                       const Tensor& out = {});
 std::pair<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
 std::pair<Tensor, Tensor> sort(const Tensor& x, int64_t dim = -1, bool descending = false);
 Tensor argsort(const Tensor& x, int64_t dim = -1, bool descending = false);

@@ -217,6 +217,93 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, const Attent
   return o;
 }
 
+// ---------------------------------------------------------------- paged KV cache
+//
+// Shapes and dtypes only: lengths, slots and block ids stay on the device (capturable in a CUDA
+// graph); kernels skip out-of-range slots and block ids instead of reading or writing out of bounds.
+
+namespace {
+
+// k_cache / v_cache [num_blocks, Hkv, block_size, D] of one float dtype, one shape, disjoint.
+void check_paged_cache(const char* op, const Tensor& kc, const Tensor& vc) {
+  check_defined(op, kc, "k_cache");
+  check_defined(op, vc, "v_cache");
+  FLAGOS_CHECK(kc.dim() == 4 && vc.dim() == 4, op, ": k_cache and v_cache must be 4-D [num_blocks, Hkv, block_size, D], got ",
+               kc.shape(), " and ", vc.shape());
+  FLAGOS_CHECK(kc.shape() == vc.shape(), op, ": k_cache ", kc.shape(), " and v_cache ", vc.shape(),
+               " must have the same shape");
+  FLAGOS_CHECK(is_float16ish(kc.dtype()) && vc.dtype() == kc.dtype(), op,
+               ": k_cache and v_cache must share a dtype in f32/f16/bf16, got ", kc.dtype(), " and ", vc.dtype());
+  FLAGOS_CHECK(kc.size(1) > 0 && kc.size(2) > 0 && kc.size(3) > 0, op,
+               ": caches need Hkv, block_size and D > 0, got ", kc.shape());
+  FLAGOS_CHECK(!overlaps(kc, vc), op, ": k_cache ", kc.describe(), " and v_cache ", vc.describe(), " overlap");
+}
+
+void check_i32_vector(const char* op, const Tensor& t, const char* name, int64_t n) {
+  check_defined(op, t, name);
+  FLAGOS_CHECK(t.dtype() == DType::i32 && t.dim() == 1 && t.size(0) == n, op, ": ", name, " must be i32 [", n,
+               "], got ", t.dtype(), " ", t.shape());
+}
+
+}  // namespace
+
+void kv_cache_store(const Tensor& k, const Tensor& v, const Tensor& k_cache, const Tensor& v_cache,
+                    const Tensor& slots) {
+  const char* op = "kv_cache_store";
+  check_defined(op, k, "k");
+  check_defined(op, v, "v");
+  check_paged_cache(op, k_cache, v_cache);
+  const Device dev = common_device(op, {&k, &v, &k_cache, &v_cache, &slots});
+  const int64_t Hkv = k_cache.size(1), D = k_cache.size(3);
+  FLAGOS_CHECK(k.dim() == 3 && v.dim() == 3 && k.shape() == v.shape(), op,
+               ": k and v must be 3-D [N, Hkv, D] of one shape, got ", k.shape(), " and ", v.shape());
+  FLAGOS_CHECK(k.size(1) == Hkv && k.size(2) == D, op, ": k/v ", k.shape(), " do not match the caches ",
+               k_cache.shape(), " (need [N, ", Hkv, ", ", D, "])");
+  FLAGOS_CHECK(k.dtype() == k_cache.dtype() && v.dtype() == k_cache.dtype(), op, ": k and v must have the caches' dtype ",
+               k_cache.dtype(), ", got ", k.dtype(), " and ", v.dtype());
+  check_i32_vector(op, slots, "slots", k.size(0));
+  for (const Tensor* c : {&k_cache, &v_cache})
+    for (const Tensor* t : {&k, &v, &slots}) check_no_overlap(op, *c, *t);
+  if (k.size(0) == 0 || k_cache.size(0) == 0) return;
+  static const uint16_t id = op_id(op);
+  Tensor kc = k_cache, vc = v_cache;
+  launch(id, KernelKey{k_cache.dtype()}, dev, {&k, &v, &slots}, {&kc, &vc});
+}
+
+Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_table,
+                       const Tensor& seq_lens, const Tensor& q_start, const AttentionParams& params,
+                       const Tensor& out) {
+  const char* op = "paged_attention";
+  check_defined(op, q, "q");
+  check_paged_cache(op, k_cache, v_cache);
+  check_defined(op, block_table, "block_table");
+  const Device dev = common_device(op, {&q, &k_cache, &v_cache, &block_table, &seq_lens, &q_start, &out});
+  FLAGOS_CHECK(q.dim() == 3, op, ": q must be 3-D [N, Hq, D], got ", q.shape());
+  FLAGOS_CHECK(q.dtype() == k_cache.dtype(), op, ": q and the caches must share a dtype, got ", q.dtype(), " and ",
+               k_cache.dtype());
+  const int64_t N = q.size(0), Hq = q.size(1), D = q.size(2), Hkv = k_cache.size(1);
+  FLAGOS_CHECK(D == k_cache.size(3), op, ": q head dim ", D, " does not match the caches ", k_cache.shape());
+  FLAGOS_CHECK(Hq % Hkv == 0, op, ": Hq (", Hq, ") must be a multiple of Hkv (", Hkv, ")");
+  FLAGOS_CHECK(block_table.dtype() == DType::i32 && block_table.dim() == 2, op,
+               ": block_table must be i32 [B, max_blocks], got ", block_table.dtype(), " ", block_table.shape());
+  const int64_t B = block_table.size(0);
+  check_i32_vector(op, seq_lens, "seq_lens", B);
+  check_i32_vector(op, q_start, "q_start", B + 1);
+  FLAGOS_CHECK(!params.has_mask, op, ": masks are not supported (has_mask must be false)");
+  FLAGOS_CHECK(params.window >= 0, op, ": window must be >= 0, got ", params.window);
+  FLAGOS_CHECK(params.softcap >= 0 && std::isfinite(params.softcap), op, ": softcap must be finite and >= 0, got ",
+               params.softcap);
+  FLAGOS_CHECK(std::isfinite(params.scale), op, ": scale must be finite, got ", params.scale);
+  AttentionParams p = params;
+  if (p.scale == 0) p.scale = 1.0 / std::sqrt(static_cast<double>(D));
+  Tensor o = prepare_out(op, out, Shape{N, Hq, D}, q.dtype(), dev);
+  for (const Tensor* t : {&q, &k_cache, &v_cache, &block_table, &seq_lens, &q_start}) check_no_overlap(op, o, *t);
+  if (o.numel() == 0) return o;
+  static const uint16_t id = op_id(op);
+  launch(id, KernelKey{q.dtype()}, dev, {&q, &k_cache, &v_cache, &block_table, &seq_lens, &q_start}, {&o}, &p);
+  return o;
+}
+
 // ---------------------------------------------------------------- topk / sort
 //
 // Order: NaN sorts as the largest value (as torch); -0.0 == +0.0; ties keep the lower index first

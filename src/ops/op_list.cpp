@@ -20,7 +20,8 @@ void declare_all_ops(KernelRegistry& reg) {
   decl("norm", {"rms_norm", "layer_norm", "group_norm", "add_rms_norm"});
   decl("linalg", {"matmul", "linear", "embedding"});
   decl("quant", {"quantize", "dequantize"});
-  decl("llm", {"rope", "silu_and_mul", "gelu_and_mul", "attention", "topk", "sort", "multinomial", "sample"});
+  decl("llm", {"rope", "silu_and_mul", "gelu_and_mul", "attention", "paged_attention", "kv_cache_store", "topk", "sort",
+               "multinomial", "sample"});
   decl("index", {"gather", "scatter", "index_select", "index_add", "cat", "repeat", "pad", "tril", "triu", "one_hot"});
 }
 

@@ -1,6 +1,7 @@
 // Conformance: rope (layouts, partial rotary, every scaling, i32/i64 positions, views, in place),
 // silu_and_mul / gelu_and_mul, attention (causal with Tq != Tk, GQA/MQA, window, softcap, masks,
-// Dv != D, transposed views, 16-bit) against float64 references, topk / sort / argsort against
+// Dv != D, transposed views, 16-bit), paged_attention / kv_cache_store (shuffled block tables, decode and
+// chunked prefill, padding rows, empty items) against float64 references, topk / sort / argsort against
 // std::sort with the NaN-largest policy, and bad-argument errors.
 #include <algorithm>
 #include <cmath>
@@ -495,6 +496,275 @@ TEST(AttentionErrors, BadArguments) {
   c.causal = true;
   EXPECT_INVALID(ops::attention(ops::zeros({1, 2, 6, 8}), k2, v2, c), "attention");  // Tq > Tk
   EXPECT_INVALID(ops::attention(q, k2, v2, {}, {}, ops::zeros({1, 6, 2, 4})), "attention");
+}
+
+// ================================================================ paged KV cache
+
+struct PagedItem {
+  int64_t nq, len;  // query rows, keys (new ones included)
+};
+
+struct PagedCase {
+  Device dev;
+  DType dtype;
+  int64_t Hq, Hkv, D, bs;
+  std::vector<PagedItem> items;
+  int64_t pad;  // query rows after the last item (outputs must be zeros)
+  bool causal;
+  int64_t window;
+  double softcap, scale;
+};
+
+// A shuffled block table for `items`: every item gets its own blocks in random order; entries past an
+// item's keys point at other items' (valid) blocks, so reading past seq_lens would change the result.
+struct PagedLayout {
+  int64_t num_blocks, max_blocks;
+  std::vector<double> table;  // [B, max_blocks]
+};
+PagedLayout paged_layout(const std::vector<PagedItem>& items, int64_t bs, int64_t extra, std::mt19937_64& rng) {
+  PagedLayout L{extra, 1, {}};
+  for (const auto& it : items) {
+    const int64_t nb = (it.len + bs - 1) / bs;
+    L.num_blocks += nb;
+    L.max_blocks = std::max(L.max_blocks, nb + 1);
+  }
+  L.num_blocks = std::max<int64_t>(L.num_blocks, 1);
+  std::vector<int64_t> perm(static_cast<size_t>(L.num_blocks));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  size_t next = 0;
+  std::uniform_int_distribution<int64_t> any(0, L.num_blocks - 1);
+  for (const auto& it : items) {
+    const int64_t nb = (it.len + bs - 1) / bs;
+    for (int64_t i = 0; i < L.max_blocks; ++i) L.table.push_back(double(i < nb ? perm[next++] : any(rng)));
+  }
+  return L;
+}
+
+class PagedAttention : public ::testing::TestWithParam<PagedCase> {};
+
+TEST_P(PagedAttention, MatchesReference) {
+  const PagedCase& c = GetParam();
+  auto rng = rng_for_current_test();
+  const int64_t B = static_cast<int64_t>(c.items.size());
+  const PagedLayout L = paged_layout(c.items, c.bs, 3, rng);
+  std::vector<double> qstart{0}, lens;
+  for (const auto& it : c.items) {
+    qstart.push_back(qstart.back() + double(it.nq));
+    lens.push_back(double(it.len));
+  }
+  const int64_t N = static_cast<int64_t>(qstart.back()) + c.pad;
+  const Shape cshape{L.num_blocks, c.Hkv, c.bs, c.D};
+  Tensor q = make_input({N, c.Hq, c.D}, c.dtype, c.dev, rng);
+  Tensor kc = make_input(cshape, c.dtype, c.dev, rng), vc = make_input(cshape, c.dtype, c.dev, rng);
+  Tensor bt = Tensor::from_vector(L.table, {B, L.max_blocks}, DType::i32).to(c.dev);
+  Tensor sl = Tensor::from_vector(lens, {B}, DType::i32).to(c.dev);
+  Tensor qs = Tensor::from_vector(qstart, {B + 1}, DType::i32).to(c.dev);
+  AttentionParams p;
+  p.causal = c.causal;
+  p.window = c.window;
+  p.softcap = c.softcap;
+  p.scale = c.scale;
+  const auto qv = to_f64(q), kv = to_f64(kc), vv = to_f64(vc);
+  const double scale = c.scale ? c.scale : 1 / std::sqrt(double(c.D));
+  const int64_t G = c.Hq / c.Hkv;
+  std::vector<double> ref(static_cast<size_t>(N * c.Hq * c.D), 0.0);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& it = c.items[static_cast<size_t>(b)];
+    // gather the item's keys into dense [Hkv, len, D]
+    auto row = [&](int64_t hk, int64_t p) {
+      const int64_t blk = static_cast<int64_t>(L.table[static_cast<size_t>(b * L.max_blocks + p / c.bs)]);
+      return static_cast<size_t>(((blk * c.Hkv + hk) * c.bs + p % c.bs) * c.D);
+    };
+    for (int64_t j = 0; j < it.nq; ++j) {
+      const int64_t n = static_cast<int64_t>(qstart[static_cast<size_t>(b)]) + j, qpos = it.len - it.nq + j;
+      for (int64_t h = 0; h < c.Hq; ++h) {
+        const int64_t hk = h / G;
+        std::vector<double> s(static_cast<size_t>(it.len), -INFINITY);
+        double mx = -INFINITY;
+        for (int64_t kp = 0; kp < it.len; ++kp) {
+          const bool vis = (c.causal ? kp <= qpos : true) && (c.window == 0 || qpos - kp < c.window);
+          if (!vis) continue;
+          double dot = 0;
+          for (int64_t d = 0; d < c.D; ++d)
+            dot += qv[static_cast<size_t>((n * c.Hq + h) * c.D + d)] * kv[row(hk, kp) + static_cast<size_t>(d)];
+          double l = dot * scale;
+          if (c.softcap > 0) l = c.softcap * std::tanh(l / c.softcap);
+          s[static_cast<size_t>(kp)] = l;
+          mx = std::max(mx, l);
+        }
+        if (mx == -INFINITY) continue;
+        double den = 0;
+        std::vector<double> num(static_cast<size_t>(c.D), 0.0);
+        for (int64_t kp = 0; kp < it.len; ++kp) {
+          if (s[static_cast<size_t>(kp)] == -INFINITY) continue;
+          const double w = std::exp(s[static_cast<size_t>(kp)] - mx);
+          den += w;
+          for (int64_t d = 0; d < c.D; ++d) num[static_cast<size_t>(d)] += w * vv[row(hk, kp) + static_cast<size_t>(d)];
+        }
+        for (int64_t d = 0; d < c.D; ++d)
+          ref[static_cast<size_t>((n * c.Hq + h) * c.D + d)] = num[static_cast<size_t>(d)] / den;
+      }
+    }
+  }
+  Tensor out = poisoned({N, c.Hq, c.D}, c.dtype, c.dev);
+  Tensor y = ops::paged_attention(q, kc, vc, bt, sl, qs, p, out);
+  expect_close(y, ref, c.dtype == DType::f32 ? 2e-6 : 2 * default_tol(c.dtype), "paged_attention");
+  // rows that see nothing (padding, empty items, everything masked) are exactly zero
+  const auto yv = to_f64(y);
+  for (size_t i = 0; i < ref.size(); ++i)
+    if (ref[i] == 0.0 && yv[i] != 0.0) {
+      ADD_FAILURE() << "paged_attention: element " << i << " should be 0, got " << yv[i] << " (seed " << base_seed()
+                    << ")";
+      break;
+    }
+}
+
+std::vector<PagedCase> paged_cases() {
+  std::vector<PagedCase> v;
+  using I = std::vector<PagedItem>;
+  for (Device d : test_devices()) {
+    // dev dtype Hq Hkv D bs items pad causal window softcap scale
+    v.push_back({d, DType::f32, 4, 4, 16, 16, I{{1, 1}, {1, 17}, {1, 40}}, 0, true, 0, 0, 0});     // decode MHA
+    v.push_back({d, DType::f32, 8, 2, 32, 5, I{{1, 23}, {1, 5}, {1, 1}, {1, 64}}, 2, true, 0, 0, 0});  // odd blocks
+    v.push_back({d, DType::f32, 6, 2, 16, 16, I{{7, 7}, {5, 40}, {1, 33}, {12, 12}}, 1, true, 0, 0, 0});  // prefill
+    v.push_back({d, DType::f32, 4, 2, 24, 5, I{{3, 19}, {0, 10}, {1, 0}, {4, 30}}, 3, true, 0, 0, 0});  // empty items
+    v.push_back({d, DType::f32, 4, 1, 16, 16, I{{9, 50}, {1, 70}}, 0, false, 0, 0, 0.2});            // not causal
+    v.push_back({d, DType::f32, 4, 2, 16, 5, I{{6, 41}, {1, 90}, {20, 20}}, 0, true, 7, 0, 0});      // window
+    v.push_back({d, DType::f32, 4, 2, 16, 16, I{{3, 35}, {1, 18}}, 0, true, 0, 4.0, 0});              // softcap
+    v.push_back({d, DType::f32, 2, 2, 8, 4, I{}, 5, true, 0, 0, 0});                                   // no items
+    v.push_back({d, DType::f32, 28, 4, 64, 16, I{{1, 300}, {70, 130}, {1, 1}}, 4, true, 0, 0, 0});   // GQA 7:1
+    for (DType t : {DType::f16, DType::bf16}) {
+      v.push_back({d, t, 28, 4, 128, 16, I{{1, 517}, {1, 64}, {1, 1}, {1, 200}}, 2, true, 0, 0, 0});  // decode
+      v.push_back({d, t, 8, 2, 64, 5, I{{17, 40}, {33, 33}, {2, 90}}, 1, true, 0, 0, 0});               // prefill
+      v.push_back({d, t, 4, 2, 256, 16, I{{1, 100}, {5, 77}}, 0, true, 30, 3.0, 0});                   // D 256
+      v.push_back({d, t, 16, 16, 128, 16, I{{1, 70}, {1, 9}}, 0, false, 0, 0, 0});                    // MHA
+    }
+    // long caches (split-KV): decode over Tk 4096, GQA 28/4, D 128, and chunked prefill on a long past
+    v.push_back({d, DType::bf16, 28, 4, 128, 16, I{{1, 4096}, {1, 3001}, {1, 12}}, 0, true, 0, 0, 0});
+    v.push_back({d, DType::f32, 28, 4, 128, 16, I{{1, 4096}}, 1, true, 0, 0, 0});
+    v.push_back({d, DType::f16, 14, 2, 128, 16, I{{40, 2100}, {1, 1500}}, 0, true, 0, 0, 0});
+    v.push_back({d, DType::f32, 8, 1, 64, 5, I{{2, 1800}}, 0, true, 700, 0, 0});  // window on a long cache
+  }
+  return v;
+}
+
+std::string paged_name(const ::testing::TestParamInfo<PagedCase>& i) {
+  const auto& c = i.param;
+  std::ostringstream os;
+  int64_t maxlen = 0, rows = 0;
+  for (const auto& it : c.items) maxlen = std::max(maxlen, it.len), rows += it.nq;
+  os << device_tag(c.dev) << "_" << dtype_name(c.dtype) << "_Hq" << c.Hq << "_Hkv" << c.Hkv << "_D" << c.D << "_bs"
+     << c.bs << "_B" << c.items.size() << "_rows" << rows << "_maxlen" << maxlen << (c.causal ? "_causal" : "")
+     << "_w" << c.window << "_cap" << c.softcap << "_" << i.index;
+  return sanitize(os.str());
+}
+
+INSTANTIATE_TEST_SUITE_P(All, PagedAttention, ::testing::ValuesIn(paged_cases()), paged_name);
+
+// kv_cache_store into a random cache: written rows match k/v exactly, every other element (including
+// the slots of skipped rows) keeps its value; k/v are views of a fused [N, (Hq + 2 Hkv), D] projection.
+TEST(KvCacheStore, WritesSlotsOnly) {
+  auto rng = rng_for_current_test();
+  for (Device dev : test_devices())
+    for (DType t : kFloat16ish)
+      for (int64_t bs : {16, 5}) {
+        const int64_t Hq = 6, Hkv = 2, D = 40, NB = 7, N = 11;
+        Tensor qkv = make_input({N, Hq + 2 * Hkv, D}, t, dev, rng);
+        Tensor k = qkv.slice(1, Hq, Hq + Hkv), v = qkv.slice(1, Hq + Hkv, Hq + 2 * Hkv);
+        Tensor kc = make_input({NB, Hkv, bs, D}, t, dev, rng), vc = make_input({NB, Hkv, bs, D}, t, dev, rng);
+        std::vector<int64_t> perm(static_cast<size_t>(NB * bs));
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng);
+        std::vector<double> slots;
+        for (int64_t n = 0; n < N; ++n) slots.push_back(n % 4 == 3 ? -1.0 : double(perm[static_cast<size_t>(n)]));
+        auto ek = to_f64(kc), ev = to_f64(vc);
+        const auto kv = to_f64(k), vv = to_f64(v);
+        for (int64_t n = 0; n < N; ++n) {
+          const int64_t s = static_cast<int64_t>(slots[static_cast<size_t>(n)]);
+          if (s < 0) continue;
+          for (int64_t h = 0; h < Hkv; ++h)
+            for (int64_t d = 0; d < D; ++d) {
+              const size_t dst = static_cast<size_t>((((s / bs) * Hkv + h) * bs + s % bs) * D + d);
+              const size_t src = static_cast<size_t>((n * Hkv + h) * D + d);
+              ek[dst] = kv[src];
+              ev[dst] = vv[src];
+            }
+        }
+        ops::kv_cache_store(k, v, kc, vc, Tensor::from_vector(slots, {N}, DType::i32).to(dev));
+        expect_exact(kc, ek, "kv_cache_store k_cache " + device_tag(dev) + " " + std::string(dtype_name(t)));
+        expect_exact(vc, ev, "kv_cache_store v_cache " + device_tag(dev) + " " + std::string(dtype_name(t)));
+      }
+}
+
+// The decode flow of an engine: store the new rows (padding rows with slot -1 into a poisoned cache
+// region must not leak), then attend over the cache.
+TEST(KvCacheStore, ThenPagedAttention) {
+  for (Device dev : test_devices()) {
+    auto rng = rng_for_current_test();
+    const DType t = DType::bf16;
+    const int64_t Hq = 8, Hkv = 2, D = 64, bs = 16, NB = 6;
+    // item 0: 20 keys in blocks {4, 1}; item 1: 3 keys in block {0}; one padding row
+    const std::vector<double> table{4, 1, 0, 5}, lens{20, 3}, qstart{0, 1, 2}, slots{1 * bs + 3, 0 * bs + 2, -1};
+    Tensor kc = make_input({NB, Hkv, bs, D}, t, dev, rng), vc = make_input({NB, Hkv, bs, D}, t, dev, rng);
+    Tensor poison = poisoned({Hkv, bs, D}, t, dev);
+    kc.select(0, 5).copy_from(poison);  // never written, never read
+    vc.select(0, 5).copy_from(poison);
+    Tensor knew = make_input({3, Hkv, D}, t, dev, rng, {}, Layout::strided);
+    Tensor vnew = make_input({3, Hkv, D}, t, dev, rng, {}, Layout::strided);
+    ops::kv_cache_store(knew, vnew, kc, vc, Tensor::from_vector(slots, {3}, DType::i32).to(dev));
+    const auto kcv = to_f64(kc);
+    for (size_t i = 5 * Hkv * bs * D; i < kcv.size(); ++i) ASSERT_TRUE(std::isnan(kcv[i])) << "slot -1 wrote the cache";
+    Tensor q = make_input({3, Hq, D}, t, dev, rng);
+    AttentionParams p;
+    p.causal = true;
+    Tensor y = ops::paged_attention(q, kc, vc, Tensor::from_vector(table, {2, 2}, DType::i32).to(dev),
+                                    Tensor::from_vector(lens, {2}, DType::i32).to(dev),
+                                    Tensor::from_vector(qstart, {3}, DType::i32).to(dev), p);
+    // reference: dense attention over the gathered keys
+    const std::vector<std::vector<int64_t>> blocks{{4, 1}, {0}};
+    for (int64_t b = 0; b < 2; ++b) {
+      const int64_t len = static_cast<int64_t>(lens[static_cast<size_t>(b)]);
+      std::vector<Tensor> ks, vs;
+      for (int64_t blk : blocks[static_cast<size_t>(b)]) {
+        ks.push_back(kc.select(0, blk));
+        vs.push_back(vc.select(0, blk));
+      }
+      Tensor kd = ops::cat(ks, 1).narrow(1, 0, len).unsqueeze(0), vd = ops::cat(vs, 1).narrow(1, 0, len).unsqueeze(0);
+      Tensor qd = q.narrow(0, b, 1).transpose(0, 1).unsqueeze(0);  // [1, Hq, 1, D]
+      Tensor yd = ops::attention(qd, kd, vd, p);
+      expect_close(y.narrow(0, b, 1).transpose(0, 1).unsqueeze(0), to_f64(yd), 2 * default_tol(t),
+                   "kv_cache_store + paged_attention item " + std::to_string(b));
+    }
+    const auto yv = to_f64(y.narrow(0, 2, 1));
+    for (double e : yv) ASSERT_EQ(e, 0.0) << "padding row";
+  }
+}
+
+TEST(PagedAttentionErrors, BadArguments) {
+  Tensor kc = ops::zeros({4, 2, 16, 8}), vc = ops::zeros({4, 2, 16, 8});
+  Tensor q = ops::zeros({3, 4, 8}), bt = ops::zeros({2, 3}, DType::i32);
+  Tensor sl = ops::zeros({2}, DType::i32), qs = ops::zeros({3}, DType::i32);
+  EXPECT_NO_THROW(ops::paged_attention(q, kc, vc, bt, sl, qs, {}));
+  EXPECT_INVALID(ops::paged_attention(ops::zeros({3, 3, 8}), kc, vc, bt, sl, qs, {}), "Hq (3)");
+  EXPECT_INVALID(ops::paged_attention(ops::zeros({3, 4, 16}), kc, vc, bt, sl, qs, {}), "head dim");
+  EXPECT_INVALID(ops::paged_attention(q, kc, ops::zeros({4, 2, 8, 8}), bt, sl, qs, {}), "same shape");
+  EXPECT_INVALID(ops::paged_attention(q, kc, vc, bt, sl, ops::zeros({2}, DType::i32), {}), "q_start must be i32 [3]");
+  EXPECT_INVALID(ops::paged_attention(q, kc, vc, bt, ops::zeros({2}, DType::i64), qs, {}), "seq_lens");
+  EXPECT_INVALID(ops::paged_attention(q, kc, vc, ops::zeros({2, 3}), sl, qs, {}), "block_table");
+  EXPECT_INVALID(ops::paged_attention(ops::cast(q, DType::f16), kc, vc, bt, sl, qs, {}), "share a dtype");
+  AttentionParams m;
+  m.has_mask = true;
+  EXPECT_INVALID(ops::paged_attention(q, kc, vc, bt, sl, qs, m), "mask");
+  EXPECT_INVALID(ops::paged_attention(q, kc, vc, bt, sl, qs, {}, ops::zeros({3, 4, 4})), "paged_attention");
+  EXPECT_INVALID(ops::paged_attention(q, kc, kc, bt, sl, qs, {}), "overlap");
+  Tensor k = ops::zeros({5, 2, 8}), v = ops::zeros({5, 2, 8}), slots = ops::zeros({5}, DType::i32);
+  EXPECT_NO_THROW(ops::kv_cache_store(k, v, kc, vc, slots));
+  EXPECT_INVALID(ops::kv_cache_store(k, v, kc, vc, ops::zeros({4}, DType::i32)), "slots must be i32 [5]");
+  EXPECT_INVALID(ops::kv_cache_store(ops::zeros({5, 3, 8}), ops::zeros({5, 3, 8}), kc, vc, slots), "do not match");
+  EXPECT_INVALID(ops::kv_cache_store(ops::cast(k, DType::bf16), ops::cast(v, DType::bf16), kc, vc, slots), "dtype");
+  EXPECT_INVALID(ops::kv_cache_store(k, v, kc, ops::zeros({4, 2, 16, 8}, DType::f16), slots), "share a dtype");
+  EXPECT_INVALID(ops::kv_cache_store(kc.select(0, 0).transpose(0, 1).narrow(0, 0, 5), v, kc, vc, slots), "overlaps");
 }
 
 // ================================================================ topk / sort
