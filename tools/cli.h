@@ -28,6 +28,7 @@ int cmd_ops(Args& a);
 int cmd_bench(Args& a);
 int cmd_bench_model(Args& a);
 int cmd_run(Args& a);
+int cmd_tune(Args& a);
 // Takes the raw arguments after `launch` (everything after `--` is the command).
 int cmd_launch(int argc, char** argv);
 

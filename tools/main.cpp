@@ -65,6 +65,9 @@ static void usage() {
       "  ops --coverage [--json FILE]    every op and the dtypes each backend supports\n"
       "  bench ops [--filter REGEX] [--json FILE] [--device DEV] [--quick]\n"
       "                                  time ops on LLM shapes against the memory/compute floor\n"
+      "  tune ops [--device cuda] [--ops gemv,softmax] [--out FILE] [--json FILE] [--quick]\n"
+      "                                  time each kernel family's launch configs on LLM shapes and\n"
+      "                                  write this machine's launch table (never done at run time)\n"
       "  bench comm -o OP [-b 8] [-e 1G] [-f 2] [-d f32] [-n N] [-D cpu|cuda] [--split K]\n"
       "             [--pipeline on|off] [--json FILE]\n"
       "                                  collective bandwidth, nccl-tests columns; --split K forces\n"
@@ -87,6 +90,7 @@ int main(int argc, char** argv) {
     if (cmd == "ops") return flagos::cli::cmd_ops(args);
     if (cmd == "bench") return flagos::cli::cmd_bench(args);
     if (cmd == "run") return flagos::cli::cmd_run(args);
+    if (cmd == "tune") return flagos::cli::cmd_tune(args);
     std::fprintf(stderr, "flagos: unknown command '%s'\n", cmd.c_str());
     usage();
     return 2;

@@ -14,6 +14,7 @@
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/kernels/families.h"
 #include "backends/cuda/llm/llm_kernels.h"
+#include "backends/cuda/tuning.h"
 #include "flagos/error.h"
 #include "flagos/kernel.h"
 #include "flagos/tensor.h"
@@ -100,6 +101,7 @@ class CudaBackend final : public Backend {
     FLAGOS_CUDA_FAMILIES(FLAGOS_CALL_FAMILY)
 #undef FLAGOS_CALL_FAMILY
     register_llm_kernels(reg, id);
+    tuning::register_tunables(id);
   }
 
   // ---- memory ----

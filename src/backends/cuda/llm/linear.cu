@@ -12,6 +12,7 @@
 #include "backends/cuda/llm/gemm.cuh"
 #include "backends/cuda/llm/llm_common.cuh"
 #include "backends/cuda/llm/quant_blocks.cuh"
+#include "backends/cuda/tuning.h"
 
 namespace flagos::cuda::llm {
 namespace {
@@ -528,8 +529,8 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
 
 // ---------------------------------------------------------------- skinny kernel (16-bit weights)
 
-constexpr int kSkinnyThreads = 256;
-constexpr int kRowsPerWarp = 2;
+constexpr int kSkinnyThreads = tuning::kGemvMaxThreads;  // the most a launch uses
+constexpr int kRowsPerWarp = 2;  // mixed dtypes and unaligned operands (not tuned)
 
 template <typename T>
 __device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
@@ -551,85 +552,136 @@ __device__ __forceinline__ void load8_stream(const T* p, float (&v)[8]) {
   for (int i = 0; i < 8; ++i) v[i] = to_f(pk.v[i]);
 }
 
-// Each warp: kRowsPerWarp weight rows; lanes stride over 8-element pieces of K (16-byte weight
-// loads when VEC); activation rows in passes of MT, accumulated in f32.
-template <typename XT, typename WT, int MT, bool VEC>
+// Each group of `ksplit` consecutive warps: R weight rows; the group's lanes stride over 8-element
+// pieces of K (16-byte weight loads when VEC), warp q of the group taking pieces q*32 + lane,
+// step 32 * ksplit; activation rows in passes of MT, accumulated in f32. With ksplit > 1 the
+// warps' sums meet in shared memory and the group's first warp adds them in warp order.
+template <typename XT, typename WT, int MT, int R, bool VEC>
 __global__ void __launch_bounds__(kSkinnyThreads) skinny_kernel(const XT* __restrict__ x, int64_t ldx, int64_t M,
                                                                 const WT* __restrict__ w, int64_t ldw, int64_t N,
-                                                                int64_t K, const float* __restrict__ bias, XT* y) {
-  const int lane = threadIdx.x & 31;
-  const int64_t n0 = ((static_cast<int64_t>(blockIdx.x) * kSkinnyThreads + threadIdx.x) >> 5) * kRowsPerWarp;
-  if (n0 >= N) return;
-  const int nr = N - n0 < kRowsPerWarp ? static_cast<int>(N - n0) : kRowsPerWarp;
+                                                                int64_t K, const float* __restrict__ bias, XT* y,
+                                                                int ksplit) {
+  __shared__ float red[kSkinnyThreads / 32][R * MT];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kw = warp % ksplit;
+  const int64_t groups_per_block = (blockDim.x >> 5) / ksplit;
+  const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * groups_per_block + warp / ksplit) * R;
+  const int nr = n0 >= N ? 0 : (N - n0 < R ? static_cast<int>(N - n0) : R);
+  if (nr == 0 && ksplit == 1) return;  // no block-wide barrier below when ksplit == 1
+  const int64_t step = 32 * static_cast<int64_t>(ksplit), first = static_cast<int64_t>(kw) * 32 + lane;
   for (int64_t m0 = 0; m0 < M; m0 += MT) {
-    float acc[kRowsPerWarp][MT];
+    float acc[R][MT];
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int j = 0; j < MT; ++j) acc[r][j] = 0.f;
-    if constexpr (VEC) {
-      const int64_t pieces = K / 8;
+    if (nr > 0) {
+      if constexpr (VEC) {
+        const int64_t pieces = K / 8;
 #pragma unroll 2
-      for (int64_t p = lane; p < pieces; p += 32) {
-        float wv[kRowsPerWarp][8];
+        for (int64_t p = first; p < pieces; p += step) {
+          float wv[R][8];
 #pragma unroll
-        for (int r = 0; r < kRowsPerWarp; ++r) {
-          if (r < nr) load8_stream(w + (n0 + r) * ldw + p * 8, wv[r]);
-          else
+          for (int r = 0; r < R; ++r) {
+            if (r < nr) load8_stream(w + (n0 + r) * ldw + p * 8, wv[r]);
+            else
 #pragma unroll
-            for (int i = 0; i < 8; ++i) wv[r][i] = 0.f;
-        }
+              for (int i = 0; i < 8; ++i) wv[r][i] = 0.f;
+          }
 #pragma unroll
-        for (int j = 0; j < MT; ++j) {
-          if (m0 + j < M) {
-            float xv[8];
-            load8(x + (m0 + j) * ldx + p * 8, xv);
+          for (int j = 0; j < MT; ++j) {
+            if (m0 + j < M) {
+              float xv[8];
+              load8(x + (m0 + j) * ldx + p * 8, xv);
 #pragma unroll
-            for (int r = 0; r < kRowsPerWarp; ++r)
+              for (int r = 0; r < R; ++r)
 #pragma unroll
-              for (int i = 0; i < 8; ++i) acc[r][j] = fmaf(wv[r][i], xv[i], acc[r][j]);
+                for (int i = 0; i < 8; ++i) acc[r][j] = fmaf(wv[r][i], xv[i], acc[r][j]);
+            }
           }
         }
-      }
-    } else {
-      for (int64_t k = lane; k < K; k += 32) {
+      } else {
+        for (int64_t k = first; k < K; k += step) {
 #pragma unroll
-        for (int j = 0; j < MT; ++j) {
-          if (m0 + j < M) {
-            const float xv = to_f(x[(m0 + j) * ldx + k]);
+          for (int j = 0; j < MT; ++j) {
+            if (m0 + j < M) {
+              const float xv = to_f(x[(m0 + j) * ldx + k]);
 #pragma unroll
-            for (int r = 0; r < kRowsPerWarp; ++r)
-              if (r < nr) acc[r][j] = fmaf(to_f(w[(n0 + r) * ldw + k]), xv, acc[r][j]);
+              for (int r = 0; r < R; ++r)
+                if (r < nr) acc[r][j] = fmaf(to_f(w[(n0 + r) * ldw + k]), xv, acc[r][j]);
+            }
           }
         }
       }
     }
 #pragma unroll
-    for (int r = 0; r < kRowsPerWarp; ++r)
+    for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int j = 0; j < MT; ++j) {
         float v = acc[r][j];
 #pragma unroll
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == 0 && r < nr && m0 + j < M) {
-          const int64_t n = n0 + r;
-          y[(m0 + j) * N + n] = from_f<XT>(v + (bias ? bias[n] : 0.f));
-        }
+        acc[r][j] = v;
       }
+    if (ksplit > 1) {  // block-uniform: every warp of the block reaches both barriers
+      if (lane == 0)
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int j = 0; j < MT; ++j) red[warp][r * MT + j] = acc[r][j];
+      __syncthreads();
+      if (kw == 0)
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int j = 0; j < MT; ++j) {
+            float v = red[warp][r * MT + j];
+            for (int q = 1; q < ksplit; ++q) v += red[warp + q][r * MT + j];
+            acc[r][j] = v;
+          }
+      __syncthreads();  // red is reused by the next pass
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int j = 0; j < MT; ++j)
+        if (lane == 0 && kw == 0 && r < nr && m0 + j < M) {
+          const int64_t n = n0 + r;
+          y[(m0 + j) * N + n] = from_f<XT>(acc[r][j] + (bias ? bias[n] : 0.f));
+        }
   }
 }
 
+template <typename XT, typename WT, int R, bool VEC>
+void skinny_launch(cudaStream_t s, const tuning::GemvConfig& c, const XT* x, int64_t ldx, int64_t M, const WT* w,
+                   int64_t ldw, int64_t N, int64_t K, const float* bias, XT* y) {
+  const int64_t groups_per_block = c.threads / 32 / c.ksplit;
+  const unsigned grid = blocks_for((N + R - 1) / R, static_cast<int>(groups_per_block));
+  constexpr bool same = std::is_same_v<XT, WT>;  // M <= 8 there
+#define FLAGOS_SKINNY(MT) \
+  skinny_kernel<XT, WT, MT, R, VEC><<<grid, c.threads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y, c.ksplit)
+  if (M == 1) FLAGOS_SKINNY(1);
+  else if (M == 2) FLAGOS_SKINNY(2);
+  else if (M <= 4) FLAGOS_SKINNY(4);
+  else if (same || M <= 8) FLAGOS_SKINNY(8);
+  else if constexpr (!same) FLAGOS_SKINNY(16);
+#undef FLAGOS_SKINNY
+  CUDA_CHECK_LAUNCH();
+}
+
+// Same-dtype 16-bit operands with 16-byte aligned rows take the launch config of the "gemv"
+// tuning family (table or heuristic); the other combinations the heuristic's fixed config.
 template <typename XT, typename WT, bool VEC>
 void skinny_dispatch(const KernelArgs& a, const XT* x, int64_t ldx, int64_t M, const WT* w, int64_t ldw, int64_t N,
                      int64_t K, const float* bias, XT* y) {
   const cudaStream_t s = kernel_stream(a);
-  const unsigned grid = blocks_for((N + kRowsPerWarp - 1) / kRowsPerWarp * 32, kSkinnyThreads);
-  if (M == 1) skinny_kernel<XT, WT, 1, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
-  else if (M == 2) skinny_kernel<XT, WT, 2, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
-  else if (M <= 4) skinny_kernel<XT, WT, 4, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
-  else if (M <= 8) skinny_kernel<XT, WT, 8, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
-  else skinny_kernel<XT, WT, 16, VEC><<<grid, kSkinnyThreads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y);
-  CUDA_CHECK_LAUNCH();
+  if constexpr (std::is_same_v<XT, WT> && VEC) {
+    const tuning::GemvConfig c = tuning::gemv_config(a.stream.device().index, M, N, K);
+    if (c.rows == 1) skinny_launch<XT, WT, 1, VEC>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
+    else if (c.rows == 4) skinny_launch<XT, WT, 4, VEC>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
+    else skinny_launch<XT, WT, 2, VEC>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
+  } else {
+    skinny_launch<XT, WT, kRowsPerWarp, VEC>(s, tuning::gemv_heuristic(), x, ldx, M, w, ldw, N, K, bias, y);
+  }
 }
 
 // ---------------------------------------------------------------- GEMM path

@@ -7,9 +7,11 @@
 //  block:     longer or strided rows: online (max, sum) per thread (16-byte loads when aligned)
 //             combined over the block, then a write pass that re-reads the row (from L2). With
 //             fewer rows than ~2 blocks per SM, rows are split into segments whose stats a first
-//             launch writes and a second combines before writing.
+//             launch writes and a second combines before writing. Segments and block size come
+//             from the "softmax" launch table when it has the shape (see launch_block).
 // A row that is all -inf gives NaN (as torch and the CPU); a NaN anywhere in a row makes the row NaN.
 #include "backends/cuda/llm/llm_common.cuh"
+#include "backends/cuda/tuning.h"
 
 namespace flagos::cuda::llm {
 namespace {
@@ -234,27 +236,27 @@ void launch_reg(const RowArgs<T>& ra, int threads, cudaStream_t s) {
   softmax_reg_kernel<T, kLog, VPT><<<static_cast<unsigned>(ra.rows), threads, 0, s>>>(ra);
 }
 
+// Segments per row and block size from the "softmax" launch table (backends/cuda/tuning.h), else
+// the heuristic: few long rows split so that ~2 blocks per SM run, 256 threads.
 template <typename T, bool kLog, bool VEC>
 void launch_block(const KernelArgs& a, const RowArgs<T>& ra, cudaStream_t s) {
   using C = compute_t<T>;
   constexpr int VE = 16 / sizeof(T);
-  constexpr int kThreadsBlock = 256;
-  // few long rows: split each row over segments so that ~2 blocks per SM run
-  const int64_t want = 2 * static_cast<int64_t>(sm_count(a.stream.device().index));
-  int64_t nseg = 1;
-  if (ra.rows < want) nseg = std::min((want + ra.rows - 1) / ra.rows, std::max<int64_t>(1, ra.n / 8192));
+  const tuning::SoftmaxConfig c =
+      tuning::softmax_config(a.stream.device().index, static_cast<int>(sizeof(T)), ra.rows, ra.n);
+  int64_t nseg = std::max(1, c.segments);
   const int64_t seg = ((ra.n + nseg - 1) / nseg + VE - 1) / VE * VE;
   nseg = (ra.n + seg - 1) / seg;
   const dim3 grid(static_cast<unsigned>(nseg), static_cast<unsigned>(ra.rows));
   if (nseg == 1) {
-    softmax_block_kernel<T, kLog, VEC, Phase::both><<<grid, kThreadsBlock, 0, s>>>(ra, seg, nullptr);
+    softmax_block_kernel<T, kLog, VEC, Phase::both><<<grid, c.threads, 0, s>>>(ra, seg, nullptr);
     return;
   }
   Tensor ws = workspace(a, ra.rows * nseg * static_cast<int64_t>(sizeof(MaxSum<C>)));
   auto* part = static_cast<MaxSum<C>*>(ws.data());
-  softmax_block_kernel<T, kLog, VEC, Phase::stats><<<grid, kThreadsBlock, 0, s>>>(ra, seg, part);
+  softmax_block_kernel<T, kLog, VEC, Phase::stats><<<grid, c.threads, 0, s>>>(ra, seg, part);
   CUDA_CHECK_LAUNCH();
-  softmax_block_kernel<T, kLog, VEC, Phase::write><<<grid, kThreadsBlock, 0, s>>>(ra, seg, part);
+  softmax_block_kernel<T, kLog, VEC, Phase::write><<<grid, c.threads, 0, s>>>(ra, seg, part);
 }
 
 template <typename T, bool kLog>
