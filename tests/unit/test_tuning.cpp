@@ -350,7 +350,7 @@ TEST(CudaTuning, SoftmaxEveryConfigAgrees) {
         for (int64_t i = 0; i < s.n; ++i)
           ref[static_cast<size_t>(r * s.n + i)] = std::exp(xr[static_cast<size_t>(r * s.n + i)] - mx) / sum;
       }
-      const double rel = dt == DType::f32 ? 1e-5 : 1.0 / 128;
+      const double rel = dt == DType::f32 ? 5e-5 : 1.0 / 128;  // f32: sums of ~1e5 terms in another order
       auto run = [&](const ft::Config& c) {
         ft::ForceConfig force("softmax", c);
         Tensor y = ops::full({s.rows, s.n}, NAN, dt, gpu);
@@ -380,5 +380,7 @@ TEST(CudaTuning, ActiveTable) {
   const std::string arch = t->arch(0);
   EXPECT_EQ(arch.rfind("sm_", 0), 0u) << arch;
   const ft::Table* tab = t->active_table(0);
-  if (tab) EXPECT_EQ(tab->arch(), arch);
+  if (tab) {
+    EXPECT_EQ(tab->arch(), arch);
+  }
 }
