@@ -555,13 +555,14 @@ __device__ __forceinline__ void load8_stream(const T* p, float (&v)[8]) {
 // Each group of `ksplit` consecutive warps: R weight rows; the group's lanes stride over 8-element
 // pieces of K (16-byte weight loads when VEC), warp q of the group taking pieces q*32 + lane,
 // step 32 * ksplit; activation rows in passes of MT, accumulated in f32. With ksplit > 1 the
-// warps' sums meet in shared memory and the group's first warp adds them in warp order.
-template <typename XT, typename WT, int MT, int R, bool VEC>
+// warps' sums meet in shared memory and the group's first warp adds them in warp order. Untuned
+// instantiations (!TUNED: mixed dtypes, unaligned rows) have ksplit fixed at 1.
+template <typename XT, typename WT, int MT, int R, bool VEC, bool TUNED>
 __global__ void __launch_bounds__(kSkinnyThreads) skinny_kernel(const XT* __restrict__ x, int64_t ldx, int64_t M,
                                                                 const WT* __restrict__ w, int64_t ldw, int64_t N,
                                                                 int64_t K, const float* __restrict__ bias, XT* y,
-                                                                int ksplit) {
-  __shared__ float red[kSkinnyThreads / 32][R * MT];
+                                                                int ksplit_arg) {
+  const int ksplit = TUNED ? ksplit_arg : 1;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, kw = warp % ksplit;
   const int64_t groups_per_block = (blockDim.x >> 5) / ksplit;
   const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * groups_per_block + warp / ksplit) * R;
@@ -622,7 +623,8 @@ __global__ void __launch_bounds__(kSkinnyThreads) skinny_kernel(const XT* __rest
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
         acc[r][j] = v;
       }
-    if (ksplit > 1) {  // block-uniform: every warp of the block reaches both barriers
+    if (TUNED && ksplit > 1) {  // block-uniform: every warp of the block reaches both barriers
+      __shared__ float red[kSkinnyThreads / 32][R * MT];
       if (lane == 0)
 #pragma unroll
         for (int r = 0; r < R; ++r)
@@ -651,14 +653,14 @@ __global__ void __launch_bounds__(kSkinnyThreads) skinny_kernel(const XT* __rest
   }
 }
 
-template <typename XT, typename WT, int R, bool VEC>
+template <typename XT, typename WT, int R, bool VEC, bool TUNED>
 void skinny_launch(cudaStream_t s, const tuning::GemvConfig& c, const XT* x, int64_t ldx, int64_t M, const WT* w,
                    int64_t ldw, int64_t N, int64_t K, const float* bias, XT* y) {
   const int64_t groups_per_block = c.threads / 32 / c.ksplit;
   const unsigned grid = blocks_for((N + R - 1) / R, static_cast<int>(groups_per_block));
   constexpr bool same = std::is_same_v<XT, WT>;  // M <= 8 there
 #define FLAGOS_SKINNY(MT) \
-  skinny_kernel<XT, WT, MT, R, VEC><<<grid, c.threads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y, c.ksplit)
+  skinny_kernel<XT, WT, MT, R, VEC, TUNED><<<grid, c.threads, 0, s>>>(x, ldx, M, w, ldw, N, K, bias, y, c.ksplit)
   if (M == 1) FLAGOS_SKINNY(1);
   else if (M == 2) FLAGOS_SKINNY(2);
   else if (M <= 4) FLAGOS_SKINNY(4);
@@ -676,11 +678,11 @@ void skinny_dispatch(const KernelArgs& a, const XT* x, int64_t ldx, int64_t M, c
   const cudaStream_t s = kernel_stream(a);
   if constexpr (std::is_same_v<XT, WT> && VEC) {
     const tuning::GemvConfig c = tuning::gemv_config(a.stream.device().index, M, N, K);
-    if (c.rows == 1) skinny_launch<XT, WT, 1, VEC>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
-    else if (c.rows == 4) skinny_launch<XT, WT, 4, VEC>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
-    else skinny_launch<XT, WT, 2, VEC>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
+    if (c.rows == 1) skinny_launch<XT, WT, 1, VEC, true>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
+    else if (c.rows == 4) skinny_launch<XT, WT, 4, VEC, true>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
+    else skinny_launch<XT, WT, 2, VEC, true>(s, c, x, ldx, M, w, ldw, N, K, bias, y);
   } else {
-    skinny_launch<XT, WT, kRowsPerWarp, VEC>(s, tuning::gemv_heuristic(), x, ldx, M, w, ldw, N, K, bias, y);
+    skinny_launch<XT, WT, kRowsPerWarp, VEC, false>(s, tuning::gemv_heuristic(), x, ldx, M, w, ldw, N, K, bias, y);
   }
 }
 
