@@ -11,8 +11,8 @@
 // Split-KV (flash-decoding): when (batch, kv head, row tile) tasks cannot fill the GPU (decode),
 // the key range is split over blockIdx.y and the partial (max, sum, acc) are merged by a second
 // kernel with a log-sum-exp rescale. Rows with no visible key give zeros.
-// bf16/f16 prefill without a mask and D = Dv in {64, 128} runs on the tensor cores instead
-// (attention_mma.cu).
+// bf16/f16 without a mask and D = Dv in {64, 128} runs on the tensor cores instead: prefill in
+// attention_mma.cu, decode (Tq = 1) in the split-KV kernel of paged_attention.cu.
 #include <cmath>
 
 #include "backends/cuda/llm/attention.cuh"
@@ -368,6 +368,7 @@ void attention_launch(const KernelArgs& a) {
     return;
   }
   if constexpr (MK == kNoMask && !std::is_same_v<T, float>) {
+    if (attention_decode_mma(a, p)) return;
     if (attention_mma(a, p)) return;
   }
   AttnArgs<T> aa{};

@@ -1,5 +1,6 @@
 // Internal interface between the attention kernels of the CUDA backend (attention.cu: the general
-// CUDA-core flash kernel with split-KV; attention_mma.cu: the tensor-core prefill kernel).
+// CUDA-core flash kernel with split-KV; attention_mma.cu: the tensor-core prefill kernel;
+// paged_attention.cu: the tensor-core split-KV decode kernel, shared with paged_attention).
 #pragma once
 #include "flagos/kernel.h"
 #include "flagos/op_params.h"
@@ -9,5 +10,10 @@ namespace flagos::cuda::llm {
 // Runs the tensor-core kernel when it applies (bf16/f16, no mask, D == Dv in {64, 128}, unit
 // feature strides, 16-byte aligned rows, at least 16 query rows); returns false otherwise.
 bool attention_mma(const KernelArgs& a, const AttentionParams& p);
+
+// Decode (Tq == 1) through the paged tensor-core kernel (paged_attention.cu), a dense K/V being a
+// cache of B blocks of Tk keys: bf16/f16, no mask, D == Dv in {64, 128}, unit feature strides,
+// 16-byte aligned K/V rows; returns false otherwise.
+bool attention_decode_mma(const KernelArgs& a, const AttentionParams& p);
 
 }  // namespace flagos::cuda::llm

@@ -86,6 +86,7 @@ void register_embedding(KernelRegistry& reg, uint16_t b);
 void register_gemm(KernelRegistry& reg, uint16_t b);
 void register_linear(KernelRegistry& reg, uint16_t b);
 void register_attention(KernelRegistry& reg, uint16_t b);
+void register_paged(KernelRegistry& reg, uint16_t b);
 void register_sampling(KernelRegistry& reg, uint16_t b);
 
 }  // namespace flagos::cuda::llm

@@ -14,6 +14,7 @@ void register_llm_kernels(KernelRegistry& reg, uint16_t backend_id) {
   llm::register_gemm(reg, backend_id);
   llm::register_linear(reg, backend_id);
   llm::register_attention(reg, backend_id);
+  llm::register_paged(reg, backend_id);
   llm::register_sampling(reg, backend_id);
 }
 
