@@ -99,6 +99,9 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, co
 // table [vocab, dim] (f32/f16/bf16/quantized), ids i32/i64 of any shape -> [..., dim] in `out_dtype`
 // (default: f32 for quantized tables, else the table's dtype).
 Tensor embedding(const Tensor& table, const Tensor& ids, std::optional<DType> out_dtype = {});
+// embedding without reading the ids back to the host to check them (so it can be captured in a
+// CUDA graph): the caller guarantees 0 <= id < vocab (an id out of range reads outside the table).
+Tensor embedding_unchecked(const Tensor& table, const Tensor& ids, std::optional<DType> out_dtype = {});
 
 // ---------------------------------------------------------------- quantization (GGUF block formats)
 // x f32 [..., K] with K a multiple of the block size -> block tensor of the same shape.

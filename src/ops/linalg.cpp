@@ -107,7 +107,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const T
   return o;
 }
 
-Tensor embedding(const Tensor& table, const Tensor& ids, std::optional<DType> out_dtype) {
+static Tensor embedding_impl(const Tensor& table, const Tensor& ids, std::optional<DType> out_dtype, bool check_ids) {
   check_defined("embedding", table, "table");
   check_defined("embedding", ids, "ids");
   const Device dev = common_device("embedding", {&table, &ids});
@@ -124,7 +124,7 @@ Tensor embedding(const Tensor& table, const Tensor& ids, std::optional<DType> ou
   Tensor o = Tensor::empty(rshape, odt, dev);
   if (ids.numel() == 0) return o;
   const Tensor idc = ids.contiguous();
-  {  // validate the ids (a host copy; cheap next to the gather)
+  if (check_ids) {  // validate the ids (a host copy; cheap next to the gather)
     const std::vector<int64_t> v = idc.to_vector<int64_t>();
     for (size_t i = 0; i < v.size(); ++i)
       FLAGOS_CHECK(v[i] >= 0 && v[i] < V, "embedding: id ", v[i], " at position ", i,
@@ -134,6 +134,14 @@ Tensor embedding(const Tensor& table, const Tensor& ids, std::optional<DType> ou
   static const uint16_t id = op_id("embedding");
   launch(id, KernelKey{table.dtype(), ids.dtype()}, dev, {&table, &idc}, {&o}, nullptr);
   return o;
+}
+
+Tensor embedding(const Tensor& table, const Tensor& ids, std::optional<DType> out_dtype) {
+  return embedding_impl(table, ids, out_dtype, true);
+}
+
+Tensor embedding_unchecked(const Tensor& table, const Tensor& ids, std::optional<DType> out_dtype) {
+  return embedding_impl(table, ids, out_dtype, false);
 }
 
 }  // namespace flagos::ops
