@@ -3,9 +3,10 @@
 // no sampling). -b lists how many sequences run together (pp: b prompts in one pass per chunk;
 // tg: b sequences decoded together, one token each per step); t/s counts all sequences' tokens.
 //   flagos bench model [-m PATH | --random CONFIG.json] [-p 512] [-n 128] [-b 1,8] [-r 3] [-t THREADS]
-//                      [--device D] [--dtype D] [--quant q8_0] [--json FILE]
+//                      [--device D] [--dtype D] [--quant q8_0] [--json FILE] [--no-graph]
 // --random: random weights for the architecture and shapes of a Hugging Face config.json, made on
-// the device (default dtype bf16), for large shapes without the weights file.
+// the device (default dtype bf16), for large shapes without the weights file. --no-graph: decode
+// steps run eagerly instead of replaying a graph per batch bucket (as FLAGOS_CUDA_GRAPHS=0).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -119,6 +120,7 @@ int cmd_bench_model(Args& a) {
   const auto batches = parse_list("-b", a.value("-b").value_or("1"));
   const int64_t reps = parse_list("-r", a.value("-r").value_or("3")).at(0);
   const auto json = a.value("--json");
+  const bool no_graph = a.flag("--no-graph");
   a.finish("bench model");
   if (reps < 1) fail<InvalidArgument>("-r: at least one repetition");
   for (auto b : batches)
@@ -146,6 +148,7 @@ int cmd_bench_model(Args& a) {
   for (auto n : gens) need = std::max(need, n);
   eo.max_context = std::max<int64_t>(need + 1, 16);
   eo.max_batch = *std::max_element(batches.begin(), batches.end());
+  eo.graphs = !no_graph;
   engine::Engine eng(std::move(lm), eo);
   const DeviceProps props = backend_of(eo.device).device_props(eo.device.index);
   const std::string backend(backend_of(eo.device).name());
@@ -208,6 +211,12 @@ int cmd_bench_model(Args& a) {
                    {"stddev_ts", r.s.sd},
                    {"samples_ts", r.s.samples}});
   }
+  const engine::EngineStats st = eng.stats();
+  std::printf("decode graphs: %s (%lld captured, %lld replays); KV pool: %lld blocks of %lld, grew %lld times\n",
+              no_graph ? "off (--no-graph)" : (st.graphs_captured > 0 ? "on" : "not used"),
+              static_cast<long long>(st.graphs_captured), static_cast<long long>(st.graph_replays),
+              static_cast<long long>(st.kv_blocks), static_cast<long long>(st.kv_block_size),
+              static_cast<long long>(st.kv_pool_growths));
   if (json) {
     std::ofstream f(*json);
     if (!f) fail<InvalidArgument>("--json ", *json, ": cannot write the file");

@@ -31,6 +31,7 @@ struct RunArgs {
   std::optional<std::string> prompt;
   bool chat = false;
   bool display_prompt = true;
+  bool graphs = true;  // --no-graph: decode steps run eagerly (A/B of the decode graphs)
   std::string system;
   engine::GenerationParams gen;
   int64_t ctx = 0;
@@ -82,6 +83,7 @@ RunArgs parse_run_args(Args& a) {
   while (auto v = a.value("--stop")) r.gen.stop.push_back(*v);
   r.gen.ignore_eos = a.flag("--ignore-eos");
   r.display_prompt = !a.flag("--no-display-prompt");
+  r.graphs = !a.flag("--no-graph");
   return r;
 }
 
@@ -142,6 +144,7 @@ int cmd_run(Args& a) {
   eo.device = m.load.device;
   eo.compute_dtype = compute_dtype_for(m, lm.config.weight_dtype);
   eo.max_context = r.ctx;
+  eo.graphs = r.graphs;
   engine::Engine eng(std::move(lm), eo);
 
   if (r.chat && !r.prompt) return chat_loop(eng, r);

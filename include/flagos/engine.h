@@ -1,5 +1,5 @@
 // The inference engine: runs a loaded model (the architectures in src/model) on one device with a
-// KV cache per sequence. Two levels:
+// paged KV cache shared by its sequences. Two levels:
 //   - a low-level step API: forward a batch of (sequence, new tokens) items in one pass and get the
 //     logits of each item's last token (or of every token); used for prefill chunks and for batched
 //     decode of several sequences;
@@ -35,12 +35,29 @@ struct EngineOptions {
   int64_t max_batch = 16;       // sequences decoded together by generate_batch
   // Activations and KV cache: f32 (default), or bf16/f16. Logits are always returned as f32.
   DType compute_dtype = DType::f32;
-  // The KV cache of a sequence grows in steps of this many tokens; layers with an attention
-  // window keep only the last window - 1 positions (plus up to one step).
+  // The paged KV cache (src/engine/kv_cache.h): positions per block, and the tokens the pools
+  // first hold (rounded up to blocks; they at least double whenever they run out). Layers with an
+  // attention window keep every position (the attention op masks by the window).
+  int64_t kv_block_size = 16;
   int64_t kv_grow_tokens = 256;
+  // Decode steps (every item one token) captured in a graph per batch-size bucket (1, 2, 4, 8, ...)
+  // and replayed, on devices whose backend supports graphs (CUDA). The environment variable
+  // FLAGOS_CUDA_GRAPHS=0 turns them off as well. Architectures that read device data on the host
+  // in their forward pass (mixture of experts) always run eagerly.
+  bool graphs = true;
 };
 
 using SeqId = int64_t;
+
+// Counters of the engine's KV pool and decode graphs (tests, benchmarks).
+struct EngineStats {
+  int64_t kv_block_size = 0;
+  int64_t kv_blocks = 0;        // blocks in the pools
+  int64_t kv_free_blocks = 0;   // of which no sequence holds
+  int64_t kv_pool_growths = 0;  // times the pools were reallocated larger
+  int64_t graphs_captured = 0;  // decode graphs captured (again after each growth)
+  int64_t graph_replays = 0;    // decode steps run by replaying a graph
+};
 
 // One item of a forward step: `tokens` are appended after what `seq` already holds.
 struct StepItem {
@@ -163,11 +180,11 @@ class Engine {
   void free_sequence(SeqId seq);  // unknown ids throw InvalidArgument
   int64_t sequence_length(SeqId seq) const;  // tokens held in its KV cache
   const std::vector<int32_t>& sequence_tokens(SeqId seq) const;
-  // Keeps the first `length` cached tokens. Throws InvalidArgument for length > sequence_length(),
-  // or when layers with an attention window no longer hold positions that length needs (they keep
-  // only the last window - 1 positions); truncating to 0 always works.
+  // Keeps the first `length` cached tokens (the blocks past them return to the pool). Throws
+  // InvalidArgument for length > sequence_length().
   void truncate_sequence(SeqId seq, int64_t length);
-  int64_t kv_cache_bytes() const;                     // KV memory held by all sequences
+  int64_t kv_cache_bytes() const;  // KV memory of the blocks all sequences hold
+  EngineStats stats() const;
 
   // ---- low-level step
   // Runs every item's tokens through the model in one pass (each sequence at most once per call)

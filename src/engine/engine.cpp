@@ -1,14 +1,21 @@
-// The engine: sequences with their KV caches, the batched forward step, and generation (prompt
-// prefill in chunks, decode of all active sequences in one forward pass per step, sampling with
-// the sequence's history, stop tokens and stop strings on the streamed text). See engine.h.
+// The engine: sequences with their blocks of the paged KV cache, the batched forward step (one
+// packed upload of the batch's ids, positions and cache metadata; decode steps replayed from a
+// graph per batch-size bucket where the device supports it), and generation (prompt prefill in
+// chunks, decode of all active sequences in one forward pass per step, batched sampling with one
+// device->host copy per step, stop tokens and stop strings on the streamed text). See engine.h.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
 #include <unordered_map>
 
 #include "engine/kv_cache.h"
 #include "flagos/engine.h"
 #include "flagos/error.h"
+#include "flagos/graph.h"
 #include "flagos/ops.h"
 #include "model/causal_lm.h"
 
@@ -19,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 struct Sequence {
-  explicit Sequence(const KvLayout& layout) : kv(layout) {}
+  explicit Sequence(KvPool& pool) : kv(pool) {}
   SequenceKv kv;
   std::vector<int32_t> tokens;  // the tokens held in kv
 };
@@ -42,6 +49,46 @@ void check_sampling(const SamplerParams& p) {
 
 bool uses_history(const SamplerParams& p) {
   return p.repetition_penalty != 1.0f || p.frequency_penalty != 0.0f || p.presence_penalty != 0.0f;
+}
+
+// Rows that ops::sample can draw in one call: greedy rows with the same parameters (seed and
+// draw counter do not matter without a draw). A drawing row uses its own (seed, offset).
+bool same_greedy(const SamplerParams& a, const SamplerParams& b) {
+  return a.temperature == 0 && b.temperature == 0 && a.top_k == b.top_k && a.top_p == b.top_p &&
+         a.min_p == b.min_p && a.repetition_penalty == b.repetition_penalty &&
+         a.frequency_penalty == b.frequency_penalty && a.presence_penalty == b.presence_penalty;
+}
+
+bool graphs_enabled_by_env() {
+  const char* e = std::getenv("FLAGOS_CUDA_GRAPHS");
+  return !(e && (std::strcmp(e, "0") == 0 || std::strcmp(e, "off") == 0 || std::strcmp(e, "false") == 0));
+}
+
+int64_t next_pow2(int64_t x) {
+  int64_t p = 1;
+  while (p < x) p *= 2;
+  return p;
+}
+
+// The batch's i32 metadata packed for one upload: tokens, positions, slots [rows]; seq_lens [items];
+// q_start [items + 1]; block_table [items, max_blocks].
+struct Packed {
+  int64_t rows = 0, items = 0, max_blocks = 0;
+  std::vector<int32_t> v;
+  int64_t size() const { return 3 * rows + 2 * items + 1 + items * max_blocks; }
+};
+
+model::ForwardBatch batch_views(const Tensor& meta, const Packed& p) {
+  model::ForwardBatch b;
+  const int64_t R = p.rows, B = p.items;
+  b.tokens = meta.narrow(0, 0, R);
+  b.positions = meta.narrow(0, R, R);
+  b.kv.slots = meta.narrow(0, 2 * R, R);
+  b.kv.seq_lens = meta.narrow(0, 3 * R, B);
+  b.kv.q_start = meta.narrow(0, 3 * R + B, B + 1);
+  b.kv.block_table = meta.narrow(0, 3 * R + 2 * B + 1, B * p.max_blocks).view({B, p.max_blocks});
+  b.tokens_checked = true;
+  return b;
 }
 
 // Length of the longest suffix of `text` that is a proper prefix of one of the stop strings.
@@ -83,10 +130,22 @@ struct Engine::Impl {
   std::unique_ptr<model::CausalLM> lm;
   std::optional<model::Tokenizer> tokenizer;
   mutable std::optional<ChatTemplate> chat;
-  KvLayout kv_layout;
+  std::unique_ptr<KvPool> pool;  // outlives the sequences and graphs that use it
   std::unordered_map<SeqId, std::unique_ptr<Sequence>> seqs;
   SeqId next_id = 1;
-  BatchKv batch_kv;
+
+  // Decode graphs, keyed by (batch bucket, block-table width): static metadata buffer on the
+  // device, the graph, its logits. The first step of a key runs eagerly through the static
+  // buffer (warming up kernels and libraries), the second captures, later steps replay.
+  struct DecodeGraph {
+    Tensor meta;
+    Graph graph;
+    Tensor logits;
+  };
+  bool graphs = false;
+  std::map<std::pair<int64_t, int64_t>, DecodeGraph> decode_graphs;
+  uint64_t graphs_generation = 0;  // the pool generation the graphs were captured against
+  int64_t graphs_captured = 0, graph_replays = 0;
 
   // One generation request in flight.
   struct Run {
@@ -111,15 +170,17 @@ struct Engine::Impl {
 
   SeqId create() {
     const SeqId id = next_id++;
-    seqs.emplace(id, std::make_unique<Sequence>(kv_layout));
+    seqs.emplace(id, std::make_unique<Sequence>(*pool));
     return id;
   }
 
   Tensor forward(const std::vector<StepItem>& items);
+  void pack(const std::vector<Sequence*>& ss, const std::vector<StepItem>& items, Packed& p) const;
+  Tensor forward_graph(const std::vector<Sequence*>& ss, const std::vector<StepItem>& items);
+  std::vector<int32_t> sample(const std::vector<Run*>& rs, const Tensor& logits);
   void check_request(const std::vector<int32_t>& prompt, const GenerationParams& p, size_t index) const;
   void start(Run& r, const std::vector<int32_t>& prompt, const BatchTokenCallback& cb);
   void decode_step(std::vector<Run*>& active, const BatchTokenCallback& cb);
-  int32_t sample(Run& r, const Tensor& logits_row);
   void on_token(Run& r, int32_t token, const BatchTokenCallback& cb);
   bool is_stop_token(const Run& r, int32_t t) const;
   std::vector<GenerationResult> run(std::vector<Run>& runs, const std::vector<const std::vector<int32_t>*>& prompts,
@@ -149,38 +210,131 @@ Tensor Engine::Impl::forward(const std::vector<StepItem>& items) {
                    it.tokens[j], ", outside the vocabulary of ", vocab);
     total += n;
   }
-  std::vector<int32_t> tokens, positions;
-  std::vector<int64_t> rows;
-  tokens.reserve(static_cast<size_t>(total));
-  positions.reserve(static_cast<size_t>(total));
-  model::ForwardBatch b;
-  batch_kv.clear();
+  // Blocks for the new tokens (the pools may grow: captured graphs are then stale).
+  bool decode = true;
   for (size_t i = 0; i < items.size(); ++i) {
-    const StepItem& it = items[i];
-    const int64_t past = ss[i]->kv.length(), n = static_cast<int64_t>(it.tokens.size());
-    const int64_t row = static_cast<int64_t>(tokens.size());
-    ss[i]->kv.reserve(n);
-    batch_kv.add(&ss[i]->kv, past);
-    b.items.push_back({row, n, past});
-    tokens.insert(tokens.end(), it.tokens.begin(), it.tokens.end());
-    for (int64_t p = past; p < past + n; ++p) positions.push_back(static_cast<int32_t>(p));
-    if (it.all_logits)
-      for (int64_t r = row; r < row + n; ++r) rows.push_back(r);
-    else
-      rows.push_back(row + n - 1);
+    ss[i]->kv.reserve(static_cast<int64_t>(items[i].tokens.size()));
+    decode = decode && items[i].tokens.size() == 1;
   }
-  const Device dev = opts.device;
-  b.tokens = Tensor::from_vector(tokens, {total}, DType::i32).to(dev);
-  b.positions = Tensor::from_vector(positions, {total}, DType::i32).to(dev);
-  if (static_cast<int64_t>(rows.size()) != total)
-    b.logit_rows = Tensor::from_vector(rows, {static_cast<int64_t>(rows.size())}, DType::i64).to(dev);
-  b.kv = &batch_kv;
-  Tensor logits = lm->forward(b);
+  Tensor logits;
+  if (graphs && decode && static_cast<int64_t>(items.size()) <= next_pow2(opts.max_batch)) {
+    logits = forward_graph(ss, items);
+  } else {
+    Packed p;
+    p.rows = total;
+    p.items = static_cast<int64_t>(items.size());
+    for (const Sequence* s : ss)
+      p.max_blocks = std::max(p.max_blocks, static_cast<int64_t>(s->kv.blocks().size()));
+    pack(ss, items, p);
+    const Device dev = opts.device;
+    const Tensor meta = Tensor::from_vector(p.v, {p.size()}, DType::i32).to(dev);  // the one upload
+    model::ForwardBatch b = batch_views(meta, p);
+    b.kv.k = &pool->k();
+    b.kv.v = &pool->v();
+    std::vector<int64_t> rows;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const int64_t row = b.items.empty() ? 0 : b.items.back().row + b.items.back().count;
+      const int64_t n = static_cast<int64_t>(items[i].tokens.size());
+      b.items.push_back({row, n, ss[i]->kv.length()});
+      if (items[i].all_logits)
+        for (int64_t r = row; r < row + n; ++r) rows.push_back(r);
+      else
+        rows.push_back(row + n - 1);
+    }
+    b.dense_prefill = items.size() == 1 && ss[0]->kv.length() == 0;
+    if (static_cast<int64_t>(rows.size()) != total)
+      b.logit_rows = Tensor::from_vector(rows, {static_cast<int64_t>(rows.size())}, DType::i64).to(dev);
+    logits = lm->forward(b);
+  }
   for (size_t i = 0; i < items.size(); ++i) {
     ss[i]->kv.commit(static_cast<int64_t>(items[i].tokens.size()));
     ss[i]->tokens.insert(ss[i]->tokens.end(), items[i].tokens.begin(), items[i].tokens.end());
   }
   return logits.dtype() == DType::f32 ? logits : ops::cast(logits, DType::f32);
+}
+
+// Fills p.v for the items (p.rows >= their tokens and p.items >= their count: the rest are
+// padding rows, one per padding item, with slot -1 and no keys).
+void Engine::Impl::pack(const std::vector<Sequence*>& ss, const std::vector<StepItem>& items, Packed& p) const {
+  const int64_t R = p.rows, B = p.items, MB = p.max_blocks;
+  p.v.assign(static_cast<size_t>(p.size()), 0);
+  int32_t* tok = p.v.data();
+  int32_t* pos = tok + R;
+  int32_t* slot = pos + R;
+  int32_t* lens = slot + R;
+  int32_t* qs = lens + B;
+  int32_t* table = qs + B + 1;
+  int64_t row = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const SequenceKv& kv = ss[i]->kv;
+    const int64_t past = kv.length(), n = static_cast<int64_t>(items[i].tokens.size());
+    qs[i] = static_cast<int32_t>(row);
+    for (int64_t j = 0; j < n; ++j, ++row) {
+      tok[row] = items[i].tokens[static_cast<size_t>(j)];
+      pos[row] = static_cast<int32_t>(past + j);
+      slot[row] = kv.slot(past + j);
+    }
+    lens[i] = static_cast<int32_t>(past + n);
+    const std::vector<int32_t>& blocks = kv.blocks();
+    std::copy(blocks.begin(), blocks.end(), table + static_cast<int64_t>(i) * MB);
+  }
+  // Padding: one row per padding item (slot -1: not stored; seq_len 0: attends to nothing).
+  for (int64_t r = row; r < R; ++r) slot[r] = -1;
+  for (int64_t i = static_cast<int64_t>(items.size()); i < B; ++i) {
+    qs[i] = static_cast<int32_t>(std::min(row, R));
+    if (row < R) ++row;
+  }
+  qs[B] = static_cast<int32_t>(R);
+}
+
+// A decode step (one token per item) through the graph of its bucket.
+Tensor Engine::Impl::forward_graph(const std::vector<Sequence*>& ss, const std::vector<StepItem>& items) {
+  if (pool->generation() != graphs_generation) {  // the pools moved: captured addresses are stale
+    decode_graphs.clear();
+    graphs_generation = pool->generation();
+  }
+  const int64_t B = static_cast<int64_t>(items.size()), bucket = next_pow2(B);
+  int64_t need = 1;
+  for (const Sequence* s : ss) need = std::max(need, static_cast<int64_t>(s->kv.blocks().size()));
+  Packed p;
+  p.rows = bucket;
+  p.items = bucket;
+  p.max_blocks = next_pow2(need);
+  pack(ss, items, p);
+  DecodeGraph& g = decode_graphs[{bucket, p.max_blocks}];
+  const Device dev = opts.device;
+  if (!g.meta.defined()) g.meta = Tensor::empty({p.size()}, DType::i32, dev);
+  g.meta.copy_from(Tensor::from_blob(p.v.data(), {p.size()}, DType::i32));  // the one upload
+  if (!g.graph.valid()) {
+    model::ForwardBatch b = batch_views(g.meta, p);
+    b.kv.k = &pool->k();
+    b.kv.v = &pool->v();
+    if (!g.logits.defined()) {
+      // First use of this shape: eagerly (loads kernels, creates library handles and workspaces).
+      g.logits = lm->forward(b);
+    } else {
+      g.logits = Tensor();
+      try {
+        g.graph = Graph::capture(dev, [&] { g.logits = lm->forward(b); });
+        ++graphs_captured;
+      } catch (const std::exception& e) {
+        // Not capturable on this device/build: say so once and run eagerly from now on.
+        std::fprintf(stderr, "engine: decode graph capture failed, running without graphs: %s\n", e.what());
+        graphs = false;
+        g.logits = lm->forward(b);
+      }
+    }
+  }
+  if (g.graph.valid()) {
+    g.graph.replay();
+    ++graph_replays;
+  }
+  const Tensor logits = g.logits.narrow(0, 0, B);
+  // A copy: the graph's logits are overwritten by its next replay.
+  if (logits.dtype() != DType::f32) return ops::cast(logits, DType::f32);
+  Tensor out = Tensor::empty(logits.shape(), DType::f32, dev);
+  ops::copy(out, logits);
+  return out;
 }
 
 void Engine::Impl::check_request(const std::vector<int32_t>& prompt, const GenerationParams& p, size_t index) const {
@@ -207,15 +361,53 @@ bool Engine::Impl::is_stop_token(const Run& r, int32_t t) const {
   return std::find(eos.begin(), eos.end(), static_cast<int64_t>(t)) != eos.end() || (tokenizer && tokenizer->is_eog(t));
 }
 
-int32_t Engine::Impl::sample(Run& r, const Tensor& logits_row) {
-  SamplerParams sp = r.params->sampling;
-  sp.offset = static_cast<uint64_t>(r.result.generated_tokens);
-  Tensor history;
-  if (uses_history(sp)) {
-    const int64_t L = static_cast<int64_t>(r.history.size());
-    history = Tensor::from_blob(r.history.data(), {1, L}, DType::i32).to(opts.device);
+// Samples one token per row of logits [rows, V] for the runs: greedy rows with equal parameters
+// in one ops::sample call, drawing rows one call each (their own seed and draw counter), then the
+// ids of all rows in one device->host copy.
+std::vector<int32_t> Engine::Impl::sample(const std::vector<Run*>& rs, const Tensor& logits) {
+  const size_t B = rs.size();
+  std::vector<std::vector<size_t>> groups;
+  for (size_t i = 0; i < B; ++i) {
+    const SamplerParams& sp = rs[i]->params->sampling;
+    auto g = std::find_if(groups.begin(), groups.end(), [&](const std::vector<size_t>& grp) {
+      return same_greedy(rs[grp.front()]->params->sampling, sp);
+    });
+    if (g == groups.end())
+      groups.push_back({i});
+    else
+      g->push_back(i);
   }
-  return static_cast<int32_t>(ops::sample(logits_row, sp, history).item());
+  std::vector<Tensor> parts;
+  std::vector<size_t> order;
+  for (const std::vector<size_t>& grp : groups) {
+    const int64_t n = static_cast<int64_t>(grp.size());
+    const bool contiguous_rows = grp.back() - grp.front() + 1 == grp.size();
+    Tensor lg;
+    if (contiguous_rows) {
+      lg = logits.narrow(0, static_cast<int64_t>(grp.front()), n);
+    } else {
+      std::vector<int64_t> idx(grp.begin(), grp.end());
+      lg = ops::index_select(logits, 0, Tensor::from_vector(idx, {n}, DType::i64).to(opts.device));
+    }
+    SamplerParams sp = rs[grp.front()]->params->sampling;
+    sp.offset = static_cast<uint64_t>(rs[grp.front()]->result.generated_tokens);
+    Tensor history;
+    if (uses_history(sp)) {
+      size_t L = 1;
+      for (size_t i : grp) L = std::max(L, rs[i]->history.size());
+      std::vector<int32_t> h(static_cast<size_t>(n) * L, -1);
+      for (size_t r = 0; r < grp.size(); ++r)
+        std::copy(rs[grp[r]]->history.begin(), rs[grp[r]]->history.end(), h.begin() + static_cast<long>(r * L));
+      history = Tensor::from_vector(h, {n, static_cast<int64_t>(L)}, DType::i32).to(opts.device);
+    }
+    parts.push_back(ops::sample(lg, sp, history));
+    order.insert(order.end(), grp.begin(), grp.end());
+  }
+  const Tensor ids = parts.size() == 1 ? parts.front() : ops::cat(parts, 0);
+  const std::vector<int64_t> v = ids.to_vector<int64_t>();  // the step's one device->host copy
+  std::vector<int32_t> out(B);
+  for (size_t j = 0; j < B; ++j) out[order[j]] = static_cast<int32_t>(v[j]);
+  return out;
 }
 
 void Engine::Impl::on_token(Run& r, int32_t t, const BatchTokenCallback& cb) {
@@ -262,7 +454,6 @@ void Engine::Impl::start(Run& r, const std::vector<int32_t>& prompt, const Batch
   size_t common = 0;
   while (common < s.tokens.size() && common < prompt.size() && s.tokens[common] == prompt[common]) ++common;
   common = std::min(common, prompt.size() - 1);
-  if (!s.kv.can_truncate(static_cast<int64_t>(common))) common = 0;  // windowed layers dropped what it needs
   s.kv.truncate(static_cast<int64_t>(common));
   s.tokens.resize(common);
   r.history = prompt;
@@ -275,7 +466,7 @@ void Engine::Impl::start(Run& r, const std::vector<int32_t>& prompt, const Batch
                                                            prompt.begin() + static_cast<long>(e)),
                                false}});
   }
-  const int32_t t = sample(r, logits);
+  const int32_t t = sample({&r}, logits).front();
   r.first = Clock::now();
   r.result.prefill_seconds = seconds_between(r.start, r.first);
   on_token(r, t, cb);
@@ -285,11 +476,8 @@ void Engine::Impl::decode_step(std::vector<Run*>& active, const BatchTokenCallba
   std::vector<StepItem> items;
   items.reserve(active.size());
   for (Run* r : active) items.push_back(StepItem{r->seq, {r->next}, false});
-  const Tensor logits = forward(items);
-  for (size_t i = 0; i < active.size(); ++i) {
-    Run& r = *active[i];
-    on_token(r, sample(r, logits.narrow(0, static_cast<int64_t>(i), 1)), cb);
-  }
+  const std::vector<int32_t> next = sample(active, forward(items));
+  for (size_t i = 0; i < active.size(); ++i) on_token(*active[i], next[i], cb);
 }
 
 std::vector<GenerationResult> Engine::Impl::run(std::vector<Run>& runs,
@@ -348,6 +536,8 @@ Engine::Engine(model::LoadedModel m, EngineOptions opts) : impl_(std::make_uniqu
   FLAGOS_CHECK(opts.prefill_chunk >= 1, "engine: prefill_chunk must be >= 1, got ", opts.prefill_chunk);
   FLAGOS_CHECK(opts.max_batch >= 1, "engine: max_batch must be >= 1, got ", opts.max_batch);
   FLAGOS_CHECK(opts.kv_grow_tokens >= 1, "engine: kv_grow_tokens must be >= 1, got ", opts.kv_grow_tokens);
+  FLAGOS_CHECK(opts.kv_block_size >= 1 && opts.kv_block_size <= 1024, "engine: kv_block_size must be in [1, 1024], got ",
+               opts.kv_block_size);
   I.max_context = opts.max_context > 0 ? opts.max_context : (c.max_position > 0 ? c.max_position : 4096);
   // Weights not on the engine's device are copied there.
   bool moved = false;
@@ -360,10 +550,11 @@ Engine::Engine(model::LoadedModel m, EngineOptions opts) : impl_(std::make_uniqu
   }
   I.lm = model::create_causal_lm(c, m.weights, {opts.device, opts.compute_dtype});
   if (m.tokenizer) I.tokenizer.emplace(m.tokenizer);
-  I.kv_layout = KvLayout{c.num_layers, c.num_kv_heads, c.head_dim, opts.compute_dtype,
-                         opts.device, opts.kv_grow_tokens, I.max_context, I.lm->attention_windows()};
-  FLAGOS_CHECK(static_cast<int64_t>(I.kv_layout.windows.size()) == c.num_layers, "engine: the architecture reports ",
-               I.kv_layout.windows.size(), " attention windows for ", c.num_layers, " layers");
+  const int64_t bs = opts.kv_block_size;
+  I.pool = std::make_unique<KvPool>(KvLayout{c.num_layers, c.num_kv_heads, c.head_dim, opts.compute_dtype,
+                                             opts.device, bs, (opts.kv_grow_tokens + bs - 1) / bs, I.max_context});
+  I.graphs = opts.graphs && graphs_enabled_by_env() && !opts.device.is_cpu() && I.lm->graph_capturable() &&
+             Graph::supported(opts.device);
   I.model = std::move(m);
   I.opts = opts;
 }
@@ -395,6 +586,18 @@ void Engine::truncate_sequence(SeqId seq, int64_t length) {
   Sequence& s = impl_->get(seq);
   s.kv.truncate(length);
   s.tokens.resize(static_cast<size_t>(length));
+}
+
+EngineStats Engine::stats() const {
+  const Impl& I = *impl_;
+  EngineStats s;
+  s.kv_block_size = I.pool->block_size();
+  s.kv_blocks = I.pool->num_blocks();
+  s.kv_free_blocks = I.pool->free_blocks();
+  s.kv_pool_growths = I.pool->growths();
+  s.graphs_captured = I.graphs_captured;
+  s.graph_replays = I.graph_replays;
+  return s;
 }
 
 int64_t Engine::kv_cache_bytes() const {

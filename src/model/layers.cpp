@@ -39,8 +39,9 @@ Tensor output_weight(const WeightStore& w, const ModelConfig& c, const Tensor& e
 
 // ---------------------------------------------------------------- embedding / head
 
-Tensor embed(const Tensor& table, const Tensor& tokens, DType dtype, double scale) {
-  Tensor h = ops::embedding(table, tokens, dtype);
+Tensor embed(const Tensor& table, const ForwardBatch& batch, DType dtype, double scale) {
+  Tensor h = batch.tokens_checked ? ops::embedding_unchecked(table, batch.tokens, dtype)
+                                  : ops::embedding(table, batch.tokens, dtype);
   if (scale != 1.0) ops::mul(h, scale, h);
   return h;
 }
@@ -131,13 +132,19 @@ Tensor Attention::forward(const Tensor& x, const ForwardBatch& batch, int64_t la
   }
   ops::rope(q, batch.positions, rope, q);
   ops::rope(k, batch.positions, rope, k);
-  Tensor out = Tensor::empty({N, heads, head_dim}, x.dtype(), x.device());
-  for (size_t i = 0; i < batch.items.size(); ++i) {
-    const BatchItem& it = batch.items[i];
-    auto [kc, vc] = batch.kv->store(layer, i, k.narrow(0, it.row, it.count), v.narrow(0, it.row, it.count));
-    const Tensor qi = q.narrow(0, it.row, it.count).transpose(0, 1).unsqueeze(0);
-    const Tensor oi = out.narrow(0, it.row, it.count).transpose(0, 1).unsqueeze(0);
-    ops::attention(qi, kc, vc, params, {}, oi);
+  const PagedKv& kv = batch.kv;
+  const size_t l = static_cast<size_t>(layer);
+  const Tensor& kc = (*kv.k)[l];
+  const Tensor& vc = (*kv.v)[l];
+  ops::kv_cache_store(k, v, kc, vc, kv.slots);
+  Tensor out;
+  if (batch.dense_prefill) {
+    // One fresh sequence: its keys are exactly this pass's k and v.
+    out = Tensor::empty({N, heads, head_dim}, x.dtype(), x.device());
+    ops::attention(q.transpose(0, 1).unsqueeze(0), k.transpose(0, 1).unsqueeze(0), v.transpose(0, 1).unsqueeze(0),
+                   params, {}, out.transpose(0, 1).unsqueeze(0));
+  } else {
+    out = ops::paged_attention(q, kc, vc, kv.block_table, kv.seq_lens, kv.q_start, params);
   }
   return ops::linear(out.view({N, heads * head_dim}), o);
 }

@@ -1,6 +1,6 @@
 // Building blocks the architectures (src/model/archs) are made of: weight loading with shape
 // checks, embedding, the attention block (q/k/v/o projections, optional biases, QK-norm, rope,
-// KV-cache write, the attention op per sequence), gated MLPs, mixture-of-experts MLPs and the
+// paged KV-cache write and paged attention for the whole batch), gated MLPs, mixture-of-experts MLPs and the
 // output head. All work on a batch of N rows (every item's tokens concatenated, [N, hidden]).
 #pragma once
 #include <cstdint>
@@ -25,8 +25,9 @@ Tensor embedding_table(const WeightStore& w, const ModelConfig& c);
 Tensor output_weight(const WeightStore& w, const ModelConfig& c, const Tensor& embed);
 
 // ---------------------------------------------------------------- embedding / head
-// Token embeddings [N, hidden] in `dtype`, multiplied by `scale` when it is not 1.
-Tensor embed(const Tensor& table, const Tensor& tokens, DType dtype, double scale = 1.0);
+// Token embeddings [N, hidden] of batch.tokens in `dtype`, multiplied by `scale` when it is not 1
+// (ids read back and checked unless batch.tokens_checked).
+Tensor embed(const Tensor& table, const ForwardBatch& batch, DType dtype, double scale = 1.0);
 // Gemma's embedding scale: sqrt(hidden) rounded to the table's dtype, as Hugging Face multiplies
 // by a tensor of that dtype.
 double gemma_embed_scale(const ModelConfig& c, const Tensor& table);

@@ -1,6 +1,6 @@
 // Every architecture against Hugging Face transformers with f32 weights: logits of every prompt
 // position, greedy decode steps, a batch of two sequences of different lengths decoded together,
-// and prefill in chunks with a KV cache that regrows mid-sequence.
+// and prefill in chunks with a paged KV cache whose pools regrow mid-sequence.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -125,7 +125,8 @@ TEST_P(Golden_, ChunkedPrefillWithRegrowingCache) {
   const Golden g(GetParam());
   engine::EngineOptions o;
   o.prefill_chunk = 4;   // 13 prompt tokens: chunks of 4, 4, 4, 1
-  o.kv_grow_tokens = 3;  // the cache reallocates (copying what it holds) every 3 tokens
+  o.kv_block_size = 2;   // blocks of 2 positions,
+  o.kv_grow_tokens = 3;  // pools of 2 blocks at first: they reallocate (copying what they hold) as the prompt grows
   auto eng = open(g, o);
   const auto prompt = Golden::ids(g.index["prompt"]);
   const Matrix want = g.matrix(g.index["prefill_logits"]);

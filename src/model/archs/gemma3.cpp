@@ -45,7 +45,7 @@ class Gemma3 final : public CausalLM {
 
   Tensor forward(const ForwardBatch& batch) override {
     const double eps = config_.rms_eps;
-    Tensor h = layers::embed(embed_, batch.tokens, dtype_, embed_scale_);
+    Tensor h = layers::embed(embed_, batch, dtype_, embed_scale_);
     for (size_t i = 0; i < layers_.size(); ++i) {
       const Layer& l = layers_[i];
       Tensor a = l.attn.forward(ops::rms_norm(h, l.input_norm, eps), batch, static_cast<int64_t>(i));

@@ -28,7 +28,7 @@ PreNormDecoder::PreNormDecoder(const ModelConfig& c, const WeightStore& w, const
 
 Tensor PreNormDecoder::forward(const ForwardBatch& batch) {
   const double eps = config_.rms_eps;
-  Tensor h = layers::embed(embed_, batch.tokens, dtype_);
+  Tensor h = layers::embed(embed_, batch, dtype_);
   Tensor x = ops::rms_norm(h, layers_.front().attn_norm, eps);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
@@ -47,6 +47,12 @@ std::vector<int64_t> PreNormDecoder::attention_windows() const {
   std::vector<int64_t> w;
   for (const Layer& l : layers_) w.push_back(l.attn.params.window);
   return w;
+}
+
+bool PreNormDecoder::graph_capturable() const {
+  for (const Layer& l : layers_)
+    if (l.moe) return false;
+  return true;
 }
 
 }  // namespace flagos::model::archs

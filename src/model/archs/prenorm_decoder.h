@@ -15,6 +15,7 @@ class PreNormDecoder final : public CausalLM {
   PreNormDecoder(const ModelConfig& c, const WeightStore& w, const ArchOptions& o, layers::AttentionFlags flags);
   Tensor forward(const ForwardBatch& batch) override;
   std::vector<int64_t> attention_windows() const override;
+  bool graph_capturable() const override;  // false with MoE layers (routing reads the host)
 
  private:
   struct Layer {
