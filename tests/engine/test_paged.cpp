@@ -224,7 +224,7 @@ TEST_P(Paged, GraphReplayMatchesEager) {
     EXPECT_EQ(st.graph_replays, 0) << "MoE routing reads the host: it must run eagerly";
   } else {
     EXPECT_GT(st.graphs_captured, 4);  // every bucket, and again after growths
-    EXPECT_GT(st.graph_replays, 30);
+    EXPECT_GT(st.graph_replays, 10);
     EXPECT_GT(st.kv_pool_growths, 0);
   }
   // Sampled generation through graphs draws what the eager engine draws.
