@@ -326,6 +326,8 @@ TEST_P(Embedding, GathersRows) {
   for (int64_t id : idv)
     for (int64_t j = 0; j < D; ++j) ref.push_back(round_to(tv[static_cast<size_t>(id * D + j)], c.out));
   expect_exact(y, ref, "embedding");
+  // The capturable variant (no host read of the ids) gathers the same rows.
+  expect_exact(ops::embedding_unchecked(table, ids, c.out), ref, "embedding_unchecked");
   if (!is_quant(c.table) && c.out == c.table) {
     EXPECT_EQ(ops::embedding(table, ids).dtype(), c.table);
   }

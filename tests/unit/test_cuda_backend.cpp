@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "flagos/backend.h"
+#include "flagos/graph.h"
 #include "flagos/ops.h"
 #include "flagos/tensor.h"
 
@@ -180,6 +181,29 @@ TEST(CudaBackend, StridedCopiesAcrossDevices) {
   Tensor dst = ops::zeros({53, 37}, DType::f32, cuda0());
   dst.transpose(0, 1).copy_from(h);
   EXPECT_EQ(dst.transpose(0, 1).to_vector<float>(), h.to_vector<float>());
+}
+
+// The runtime's Graph wrapper over the backend: capture, replay, move, and an exception inside
+// the captured work (the capture is abandoned, the stream stays usable).
+TEST(CudaBackend, GraphWrapper) {
+  SKIP_WITHOUT_CUDA_DEVICE();
+  ASSERT_TRUE(Graph::supported(cuda0()));
+  OwnedStream s(cuda0());
+  StreamGuard guard(s);
+  Tensor x = ops::full({1000}, 2.0, DType::f32, cuda0());
+  Tensor y;
+  s.get().synchronize();
+  Graph g = Graph::capture(cuda0(), [&] { y = ops::mul(x, 5.0); });
+  ASSERT_TRUE(g.valid());
+  Graph moved = std::move(g);
+  EXPECT_FALSE(g.valid());
+  for (int r = 1; r <= 2; ++r) {
+    ops::fill(x, static_cast<double>(r));
+    moved.replay();
+    EXPECT_EQ(y.to_vector<float>().back(), 5.0f * static_cast<float>(r));
+  }
+  EXPECT_THROW(Graph::capture(cuda0(), [&] { throw InvalidArgument("stop"); }), InvalidArgument);
+  EXPECT_EQ(ops::add(x, 1.0).to_vector<float>().front(), 3.0f) << "the stream is unusable after an abandoned capture";
 }
 
 TEST(CudaBackend, GraphCaptureAndReplay) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "flagos/backend.h"
+#include "flagos/graph.h"
 #include "flagos/kernel.h"
 #include "flagos/ops.h"
 #include "flagos/tensor.h"
@@ -144,6 +145,16 @@ TEST(Runtime, StreamsEventsOnCpu) {
   EXPECT_GE(b.elapsed_ms_since(a), 0.0f);
   EXPECT_THROW(backend(0).begin_capture(0, nullptr), NotSupported);
   EXPECT_TRUE(Tensor::empty({2}, DType::f32).is_host_accessible());
+}
+
+TEST(Runtime, GraphsAreNotSupportedOnCpu) {
+  EXPECT_FALSE(Graph::supported(Device::cpu()));
+  bool ran = false;
+  EXPECT_THROW(Graph::capture(Device::cpu(), [&] { ran = true; }), NotSupported);
+  EXPECT_FALSE(ran) << "work ran although the capture could not begin";
+  Graph g;
+  EXPECT_FALSE(g.valid());
+  EXPECT_THROW(g.replay(), InvalidArgument);
 }
 
 TEST(Runtime, CrossDeviceCopyKeepsValuesAndStrides) {
