@@ -225,7 +225,8 @@ __global__ void __launch_bounds__(128) paged_general_kernel(PagedArgs a) {
 // ---- tensor-core path
 constexpr int kKeys = 32;        // keys per tile (one per lane)
 constexpr int kMaxSplits = 64;
-constexpr int kMinSplitKeys = 128;
+constexpr int kMinSplitKeys = 64;      // two key tiles: a split's loads are all in flight at once
+constexpr int kOldMinSplitKeys = 128;  // FLAGOS_CUDA_PAGED_OLD_MERGE=1
 
 template <typename T, int D>
 __global__ void __launch_bounds__(32) paged_mma_kernel(PagedArgs a) {
@@ -463,6 +464,95 @@ __global__ void __launch_bounds__(128) paged_merge_kernel(PagedArgs a, int nspli
   }
 }
 
+// A block of 128 threads per (query row, head), for split keys. The split maxima and sums are
+// read in parallel (a thread per split) and reduced across the block; the weights 2^(m_s - M) go
+// to shared memory. Then each thread owns 4 consecutive features (a float4) of one split group:
+// D / 4 threads per group, 128 / (D / 4) groups striding over the splits with the loop unrolled
+// so several independent 16-byte loads are in flight; the groups' sums are added in shared memory
+// and the row is written as bf16/f16 pairs. Rows at or past q_start[B] get zeros.
+template <typename T, int D>
+__global__ void __launch_bounds__(128) paged_merge_split_kernel(PagedArgs a, int nsplit) {
+  constexpr int kT = 128, LPG = D / 4, NG = kT / LPG;
+  static_assert(D % 4 == 0 && kT % LPG == 0 && NG >= 1, "paged_merge_split_kernel: head dim");
+  static_assert(kMaxSplits <= kT, "paged_merge_split_kernel: a thread per split");
+  __shared__ float wsm[kMaxSplits];
+  __shared__ float red_m[kT / 32], red_l[kT / 32];
+  __shared__ float4 red[NG > 1 ? NG - 1 : 1][LPG];
+  const int tid = threadIdx.x, lane = tid & 31, wid = tid >> 5;
+  const int64_t w = blockIdx.x;
+  const int64_t n = w / a.Hq, h = w % a.Hq;
+  T* orow = static_cast<T*>(a.o) + n * a.os[0] + h * a.os[1];
+  const int64_t qend =
+      a.dense_tk > 0 ? a.N : min(max(static_cast<int64_t>(a.q_start[a.B * a.qss]), int64_t{0}), a.N);
+  if (n >= qend) {  // uniform over the block
+    for (int d = tid; d < D; d += kT) orow[d] = from_f<T>(0.f);
+    return;
+  }
+  const int64_t pi = (n * a.Hq + h) * nsplit;
+  // ---- M = max_s m_s, L = sum_s 2^(m_s - M) l_s
+  float m = -INFINITY, l = 0.f;
+  if (tid < nsplit) {
+    m = a.part_ml[(pi + tid) * 2];
+    l = a.part_ml[(pi + tid) * 2 + 1];
+  }
+  float M = m;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o));
+  if (lane == 0) red_m[wid] = M;
+  __syncthreads();
+#pragma unroll
+  for (int i = 0; i < kT / 32; ++i) M = fmaxf(M, red_m[i]);
+  const float wt = m == -INFINITY ? 0.f : exp2f(m - M);  // empty splits (and all empty: M = -inf) weigh 0
+  if (tid < nsplit) wsm[tid] = wt;
+  float L = wt * l;
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) L += __shfl_xor_sync(0xffffffffu, L, o);
+  if (lane == 0) red_l[wid] = L;
+  __syncthreads();
+  L = 0.f;
+#pragma unroll
+  for (int i = 0; i < kT / 32; ++i) L += red_l[i];
+  const float inv = L > 0.f ? 1.f / L : 0.f;
+  // ---- sum_s w_s acc_s, a float4 per thread
+  const int li = tid % LPG, grp = tid / LPG;
+  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 8
+  for (int sp = grp; sp < nsplit; sp += NG) {
+    const float ws = wsm[sp];
+    if (ws != 0.f) {
+      const float4 v = *reinterpret_cast<const float4*>(a.part_acc + (pi + sp) * D + li * 4);
+      acc.x = fmaf(ws, v.x, acc.x);
+      acc.y = fmaf(ws, v.y, acc.y);
+      acc.z = fmaf(ws, v.z, acc.z);
+      acc.w = fmaf(ws, v.w, acc.w);
+    }
+  }
+  if constexpr (NG > 1) {
+    if (grp > 0) red[grp - 1][li] = acc;
+    __syncthreads();
+    if (grp > 0) return;
+#pragma unroll
+    for (int g2 = 0; g2 < NG - 1; ++g2) {
+      const float4 v = red[g2][li];
+      acc.x += v.x, acc.y += v.y, acc.z += v.z, acc.w += v.w;
+    }
+  }
+  uint32_t* op = reinterpret_cast<uint32_t*>(orow + li * 4);  // 4-byte aligned rows, unit feature stride
+  op[0] = pack2<T>(acc.x * inv, acc.y * inv);
+  op[1] = pack2<T>(acc.z * inv, acc.w * inv);
+}
+
+// FLAGOS_CUDA_PAGED_OLD_MERGE=1: the first version's split heuristic (>= 128 keys per split) and
+// merge kernel (a warp per (row, head), splits read one after another), kept to switch a
+// regression off without a rebuild.
+bool old_merge() {
+  static const bool f = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_PAGED_OLD_MERGE");
+    return e != nullptr && e[0] != '\0' && e[0] != '0';
+  }();
+  return f;
+}
+
 template <typename T, int D>
 constexpr size_t mma_smem() {
   return size_t{4} * kKeys * (D + 8) * sizeof(T);
@@ -494,8 +584,9 @@ void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
     const int64_t base = pa.B * pa.Hkv * slots;
     const int64_t wave = static_cast<int64_t>(sm_count(device)) * mma_blocks_per_sm<T, D>();
     const int64_t cap_keys = pa.dense_tk > 0 ? pa.dense_tk : pa.max_blocks * pa.bs;
+    const int64_t min_keys = old_merge() ? kOldMinSplitKeys : kMinSplitKeys;
     nsplit = std::clamp<int64_t>(wave / base, 1,
-                                 std::max<int64_t>(1, std::min<int64_t>(kMaxSplits, cap_keys / kMinSplitKeys)));
+                                 std::max<int64_t>(1, std::min<int64_t>(kMaxSplits, cap_keys / min_keys)));
   }
   Tensor part;
   if (nsplit > 1) {
@@ -509,7 +600,11 @@ void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
     paged_mma_kernel<T, D><<<grid, 32, mma_smem<T, D>(), s>>>(pa);
     CUDA_CHECK_LAUNCH();
   }
-  paged_merge_kernel<T><<<static_cast<unsigned>((rowsheads + 3) / 4), 128, 0, s>>>(pa, static_cast<int>(nsplit));
+  if (nsplit > 1 && !old_merge()) {
+    paged_merge_split_kernel<T, D><<<static_cast<unsigned>(rowsheads), 128, 0, s>>>(pa, static_cast<int>(nsplit));
+  } else {  // one split: only the rows past q_start[B] are left to zero
+    paged_merge_kernel<T><<<static_cast<unsigned>((rowsheads + 3) / 4), 128, 0, s>>>(pa, static_cast<int>(nsplit));
+  }
   CUDA_CHECK_LAUNCH();
 }
 
