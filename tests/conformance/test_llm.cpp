@@ -645,6 +645,11 @@ std::vector<PagedCase> paged_cases() {
     v.push_back({d, DType::f32, 28, 4, 128, 16, I{{1, 4096}}, 1, true, 0, 0, 0});
     v.push_back({d, DType::f16, 14, 2, 128, 16, I{{40, 2100}, {1, 1500}}, 0, true, 0, 0, 0});
     v.push_back({d, DType::f32, 8, 1, 64, 5, I{{2, 1800}}, 0, true, 700, 0, 0});  // window on a long cache
+    // prefill with several row tiles per item (CUDA: warps sharing K/V tiles), per-warp key ranges
+    // that differ (G 1: a 16-row tile is 16 positions), a window, softcap, not causal, a one-row item
+    v.push_back({d, DType::bf16, 4, 4, 64, 16, I{{200, 700}, {1, 40}}, 2, true, 50, 0, 0});
+    v.push_back({d, DType::f16, 8, 8, 128, 16, I{{70, 70}, {64, 300}}, 0, false, 0, 2.0, 0});
+    v.push_back({d, DType::bf16, 16, 2, 128, 5, I{{100, 900}, {3, 50}, {0, 7}}, 1, true, 0, 0, 0});
   }
   return v;
 }

@@ -6,17 +6,23 @@
 // slots skip the row.
 //
 // paged_attention, tensor-core path (bf16/f16, D in {64, 128}, unit feature strides, 16-byte
-// aligned cache rows): a block is one warp that owns a tile of 16 "rows" of one (item, kv head):
-// rows are (query position, query head of the GQA group) pairs, position-major, so each K/V byte
-// a warp reads serves every head of the group (decode: the 7 heads of a 28/4 group in one tile).
+// aligned cache rows): a warp owns a tile of 16 "rows" of one (item, kv head): rows are (query
+// position, query head of the GQA group) pairs, position-major, so each K/V byte a warp reads
+// serves every head of the group (decode: the 7 heads of a 28/4 group in one tile). A block is one
+// warp (decode), or 4 warps with consecutive row tiles of the same (item, kv head) sharing every
+// K/V tile in shared memory when items average >= 4 row tiles (prefill: 4x less K/V traffic).
 // Keys come in tiles of 32 (one per lane: the lane looks its key's block up in the block table,
 // the warp shares the row offsets by shuffles), double-buffered in shared memory with cp.async;
 // S = Q K^T and O += P V run on mma.sync m16n8k16 with f32 accumulation and an online softmax in
 // registers (as attention_mma.cu). Grid = (item x kv head, row-tile slots, key splits): the item's
 // row tiles are strided over the slots (their number is on the device), and each split takes an
 // equal share of the item's keys (split-KV / flash-decoding when items x heads cannot fill the
-// GPU); split partials (max, sum, acc) are merged by a second kernel, which also zeros rows past
-// q_start[B].
+// GPU, >= 64 keys each); split partials (max, sum, acc) are merged by a second kernel (a block per
+// (row, head) reading all splits in parallel), which also zeros rows past q_start[B].
+// Switches (read once per process), to turn a regression off without a rebuild:
+//   FLAGOS_CUDA_PAGED_GENERIC=1    the general path for everything
+//   FLAGOS_CUDA_PAGED_OLD_MERGE=1  the first version's merge kernel and split heuristic (>= 128 keys)
+//   FLAGOS_CUDA_PAGED_ONE_WARP=1   one-warp blocks for prefill too (no K/V tile sharing)
 // General path (f32, other head dims, any strides): a warp per (query row, head), the owning item
 // found by binary search over q_start, one key at a time (correct everywhere, not fast).
 #include <cuda_bf16.h>
@@ -228,16 +234,21 @@ constexpr int kMaxSplits = 64;
 constexpr int kMinSplitKeys = 64;      // two key tiles: a split's loads are all in flight at once
 constexpr int kOldMinSplitKeys = 128;  // FLAGOS_CUDA_PAGED_OLD_MERGE=1
 
-template <typename T, int D>
-__global__ void __launch_bounds__(32) paged_mma_kernel(PagedArgs a) {
+// NW warps per block: warp w owns row tile (group * NW + w) of the block's group of NW tiles, and
+// the warps share each K/V tile in shared memory (loaded by all of them, for the union of their
+// key ranges; every score is still masked per row, and a warp skips the math of a key tile that
+// none of its rows can see).
+template <typename T, int D, int NW>
+__global__ void __launch_bounds__(32 * NW) paged_mma_kernel(PagedArgs a) {
   constexpr int P = D + 8;     // padded smem row pitch (elements): conflict-free ldmatrix
   constexpr int KS = D / 16;   // k-steps over the head dim
   constexpr int NT = D / 8;    // n-tiles of the output
   constexpr int CPR = D / 8;   // 16-byte pieces per row
+  static_assert(CPR % NW == 0, "paged_mma_kernel: 16-byte pieces of a key row split over the warps");
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* ksm = reinterpret_cast<T*>(smem_raw);  // [2][kKeys][P]
   T* vsm = ksm + 2 * kKeys * P;              // [2][kKeys][P]
-  const int lane = threadIdx.x, g = lane >> 2, t4 = lane & 3;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int64_t b = blockIdx.x / a.Hkv, hkv = blockIdx.x % a.Hkv;
   const Item it = item_of(a, b);
   const int64_t rows = it.nq * a.G, ntile = (rows + 15) / 16;
@@ -247,7 +258,8 @@ __global__ void __launch_bounds__(32) paged_mma_kernel(PagedArgs a) {
   const T* kb = static_cast<const T*>(a.kc) + hkv * a.ks[1];
   const T* vb = static_cast<const T*>(a.vc) + hkv * a.vs[1];
 
-  for (int64_t tile = blockIdx.y; tile < ntile; tile += gridDim.y) {
+  for (int64_t grp = blockIdx.y; grp * NW < ntile; grp += gridDim.y) {  // uniform over the block
+    const int64_t tile = grp * NW + warp;  // past ntile: the warp only helps load
     const int64_t r0 = tile * 16;
     const int64_t rr[2] = {r0 + g, r0 + g + 8};  // this thread's rows
     int64_t qpos[2], qn[2], qh[2];
@@ -258,11 +270,18 @@ __global__ void __launch_bounds__(32) paged_mma_kernel(PagedArgs a) {
       qn[hr] = it.q0 + r / a.G;
       qh[hr] = hkv * a.G + r % a.G;
     }
-    // key range of the tile within this split
-    const int64_t jlo = r0 / a.G, jhi = (min(r0 + 16, rows) - 1) / a.G;
-    int64_t kbeg = s_beg, kend = s_end;
-    if (a.causal) kend = min(kend, it.off + jhi + 1);
-    if (a.window > 0) kbeg = max(kbeg, it.off + jlo - a.window + 1);
+    // key range of the block's tiles within this split (uniform), and of this warp's tile
+    int64_t kbeg = s_beg, kend = s_end, wbeg = s_beg, wend = s_end;
+    {
+      const int64_t g0 = grp * NW * 16;
+      const int64_t jlo = g0 / a.G, jhi = (min(g0 + NW * 16, rows) - 1) / a.G;
+      if (a.causal) kend = min(kend, it.off + jhi + 1);
+      if (a.window > 0) kbeg = max(kbeg, it.off + jlo - a.window + 1);
+      const int64_t wlo = min(r0, rows - 1) / a.G, whi = (min(r0 + 16, rows) - 1) / a.G;
+      if (a.causal) wend = min(wend, it.off + whi + 1);
+      if (a.window > 0) wbeg = max(wbeg, it.off + wlo - a.window + 1);
+      if (r0 >= rows) wend = wbeg;  // no rows: no math
+    }
 
     // Q fragments (A operand, row-major 16 x D) straight from global memory; padding rows are zeros
     uint32_t qa[KS][4];
@@ -297,8 +316,8 @@ __global__ void __launch_bounds__(32) paged_mma_kernel(PagedArgs a) {
         T* kd = ksm + buf * kKeys * P;
         T* vd = vsm + buf * kKeys * P;
 #pragma unroll 4
-        for (int c = 0; c < CPR; ++c) {
-          const int idx = c * 32 + lane, key = idx / CPR, ch = idx % CPR;
+        for (int c = 0; c < CPR / NW; ++c) {
+          const int idx = (c * NW + warp) * 32 + lane, key = idx / CPR, ch = idx % CPR;
           const int64_t ko = __shfl_sync(0xffffffffu, koff, key), vo = __shfl_sync(0xffffffffu, voff, key);
           const int nb = (valid >> key) & 1u ? 16 : 0;
           cp_async16(kd + key * P + ch * 8, kb + ko + ch * 8, nb);
@@ -315,87 +334,91 @@ __global__ void __launch_bounds__(32) paged_mma_kernel(PagedArgs a) {
         if (ti + 1 < ntiles) vmask[buf ^ 1] = load(buf ^ 1, j0 + kKeys);
         cp_async_commit();
         cp_async_wait_1();  // this tile's group is complete
-        __syncwarp();
+        if constexpr (NW == 1) __syncwarp();
+        else __syncthreads();  // every warp's pieces of the tile are in
         const T* kt = ksm + buf * kKeys * P;
         const T* vt = vsm + buf * kKeys * P;
         const uint32_t valid = vmask[buf];
-        // ---- S = Q K^T (16 rows x 32 keys)
-        float s[kKeys / 8][4];
+        if (j0 < wend && j0 + kKeys > wbeg) {  // some key of the tile is in the warp's range (uniform over the warp)
+          // ---- S = Q K^T (16 rows x 32 keys)
+          float s[kKeys / 8][4];
 #pragma unroll
-        for (int nt = 0; nt < kKeys / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+          for (int nt = 0; nt < kKeys / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
 #pragma unroll
-        for (int kk = 0; kk < KS; ++kk) {
+          for (int kk = 0; kk < KS; ++kk) {
 #pragma unroll
-          for (int nt = 0; nt < kKeys / 8; nt += 2) {
-            uint32_t bf[4];
-            const int mi = lane >> 3;
-            ldmatrix_x4(bf, kt + (8 * (nt + (mi >> 1)) + (lane & 7)) * P + kk * 16 + (mi & 1) * 8);
-            mma16816<T>(s[nt], qa[kk], bf[0], bf[1]);
-            mma16816<T>(s[nt + 1], qa[kk], bf[2], bf[3]);
+            for (int nt = 0; nt < kKeys / 8; nt += 2) {
+              uint32_t bf[4];
+              const int mi = lane >> 3;
+              ldmatrix_x4(bf, kt + (8 * (nt + (mi >> 1)) + (lane & 7)) * P + kk * 16 + (mi & 1) * 8);
+              mma16816<T>(s[nt], qa[kk], bf[0], bf[1]);
+              mma16816<T>(s[nt + 1], qa[kk], bf[2], bf[3]);
+            }
+          }
+          // ---- scale (log2 domain), softcap, visibility
+#pragma unroll
+          for (int nt = 0; nt < kKeys / 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              const int kj = nt * 8 + 2 * t4 + (e & 1);
+              const int64_t p = j0 + kj, qp = qpos[e >> 1];
+              float x = s[nt][e];
+              if (a.cap > 0.f) x = a.cap * tanhf(x * a.scale / a.cap) * 1.4426950408889634f;
+              else x *= a.scale_log2;
+              bool vis = (valid >> kj) & 1u;
+              if (a.causal && p > qp) vis = false;
+              if (a.window > 0 && qp - p >= a.window) vis = false;
+              s[nt][e] = vis ? x : -INFINITY;
+            }
+          // ---- online softmax (rows g and g + 8)
+          float alpha[2];
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) {
+            float mt = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < kKeys / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt][2 * hr], s[nt][2 * hr + 1]));
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+            const float mnew = fmaxf(mrow[hr], mt);
+            const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
+            alpha[hr] = exp2f(mrow[hr] - base);
+            mrow[hr] = mnew;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < kKeys / 8; ++nt) {
+              s[nt][2 * hr] = exp2f(s[nt][2 * hr] - base);
+              s[nt][2 * hr + 1] = exp2f(s[nt][2 * hr + 1] - base);
+              sum += s[nt][2 * hr] + s[nt][2 * hr + 1];
+            }
+            lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
+          }
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            o[nt][0] *= alpha[0];
+            o[nt][1] *= alpha[0];
+            o[nt][2] *= alpha[1];
+            o[nt][3] *= alpha[1];
+          }
+          // ---- O += P V
+#pragma unroll
+          for (int kk = 0; kk < kKeys / 16; ++kk) {
+            uint32_t pa[4];
+            pa[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+            pa[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+            pa[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+            pa[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt += 2) {
+              uint32_t bf[4];
+              const int mi = lane >> 3;
+              ldmatrix_x4_trans(bf, vt + (kk * 16 + (mi & 1) * 8 + (lane & 7)) * P + 8 * (nt + (mi >> 1)));
+              mma16816<T>(o[nt], pa, bf[0], bf[1]);
+              mma16816<T>(o[nt + 1], pa, bf[2], bf[3]);
+            }
           }
         }
-        // ---- scale (log2 domain), softcap, visibility
-#pragma unroll
-        for (int nt = 0; nt < kKeys / 8; ++nt)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int kj = nt * 8 + 2 * t4 + (e & 1);
-            const int64_t p = j0 + kj, qp = qpos[e >> 1];
-            float x = s[nt][e];
-            if (a.cap > 0.f) x = a.cap * tanhf(x * a.scale / a.cap) * 1.4426950408889634f;
-            else x *= a.scale_log2;
-            bool vis = (valid >> kj) & 1u;
-            if (a.causal && p > qp) vis = false;
-            if (a.window > 0 && qp - p >= a.window) vis = false;
-            s[nt][e] = vis ? x : -INFINITY;
-          }
-        // ---- online softmax (rows g and g + 8)
-        float alpha[2];
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          float mt = -INFINITY;
-#pragma unroll
-          for (int nt = 0; nt < kKeys / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt][2 * hr], s[nt][2 * hr + 1]));
-          mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
-          mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
-          const float mnew = fmaxf(mrow[hr], mt);
-          const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
-          alpha[hr] = exp2f(mrow[hr] - base);
-          mrow[hr] = mnew;
-          float sum = 0.f;
-#pragma unroll
-          for (int nt = 0; nt < kKeys / 8; ++nt) {
-            s[nt][2 * hr] = exp2f(s[nt][2 * hr] - base);
-            s[nt][2 * hr + 1] = exp2f(s[nt][2 * hr + 1] - base);
-            sum += s[nt][2 * hr] + s[nt][2 * hr + 1];
-          }
-          lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
-        }
-#pragma unroll
-        for (int nt = 0; nt < NT; ++nt) {
-          o[nt][0] *= alpha[0];
-          o[nt][1] *= alpha[0];
-          o[nt][2] *= alpha[1];
-          o[nt][3] *= alpha[1];
-        }
-        // ---- O += P V
-#pragma unroll
-        for (int kk = 0; kk < kKeys / 16; ++kk) {
-          uint32_t pa[4];
-          pa[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-          pa[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-          pa[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-          pa[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-          for (int nt = 0; nt < NT; nt += 2) {
-            uint32_t bf[4];
-            const int mi = lane >> 3;
-            ldmatrix_x4_trans(bf, vt + (kk * 16 + (mi & 1) * 8 + (lane & 7)) * P + 8 * (nt + (mi >> 1)));
-            mma16816<T>(o[nt], pa, bf[0], bf[1]);
-            mma16816<T>(o[nt + 1], pa, bf[2], bf[3]);
-          }
-        }
-        __syncwarp();  // every lane is done with `buf` before the next load overwrites it
+        if constexpr (NW == 1) __syncwarp();  // every lane is done with `buf` before the next load overwrites it
+        else __syncthreads();
       }
       cp_async_wait_all();
     }
@@ -558,20 +581,34 @@ constexpr size_t mma_smem() {
   return size_t{4} * kKeys * (D + 8) * sizeof(T);
 }
 
-// Resident blocks of paged_mma_kernel<T, D> per multiprocessor (registers and shared memory).
-template <typename T, int D>
+// Resident blocks of paged_mma_kernel<T, D, NW> per multiprocessor (registers and shared memory).
+template <typename T, int D, int NW>
 int mma_blocks_per_sm() {
   static const int n = [] {
     int b = 0;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, paged_mma_kernel<T, D>, 32, mma_smem<T, D>()));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, paged_mma_kernel<T, D, NW>, 32 * NW,
+                                                             mma_smem<T, D>()));
     return b > 0 ? b : 1;
   }();
   return n;
 }
 
-// The tensor-core path for a filled PagedArgs: grid (item x kv head, row-tile slots, splits), then
-// the merge (and zero-rows) kernel. Splits: as many as fill one wave of resident blocks, at least
-// kMinSplitKeys keys of the largest possible item each.
+constexpr int kPrefillWarps = 4;  // warps sharing K/V tiles when items have >= this many row tiles
+
+// FLAGOS_CUDA_PAGED_ONE_WARP=1: one warp per block always (the first version's kernel shape), kept
+// to switch a regression of the shared-tile prefill path off without a rebuild.
+bool one_warp() {
+  static const bool f = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_PAGED_ONE_WARP");
+    return e != nullptr && e[0] != '\0' && e[0] != '0';
+  }();
+  return f;
+}
+
+// The tensor-core path for a filled PagedArgs: grid (item x kv head, row-tile-group slots, splits),
+// then the merge (and zero-rows) kernel. Blocks are one warp, or kPrefillWarps warps sharing K/V
+// tiles when the items average that many row tiles (prefill). Splits: as many as fill one wave of
+// resident blocks, at least kMinSplitKeys keys of the largest possible item each.
 template <typename T, int D>
 void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
   static_assert(mma_smem<T, D>() <= 48 * 1024, "paged_mma_kernel: shared memory above the default limit");
@@ -579,10 +616,14 @@ void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
   const int device = a.stream.device().index;
   const int64_t rowsheads = pa.N * pa.Hq;
   int64_t slots = 1, nsplit = 1;
+  int nw = 1;
   if (pa.B > 0) {
-    slots = std::clamp<int64_t>((pa.G * pa.N + 16 * pa.B - 1) / (16 * pa.B), 1, 65535);
+    const int64_t tiles = (pa.G * pa.N + 16 * pa.B - 1) / (16 * pa.B);  // row tiles of an average item
+    nw = tiles >= kPrefillWarps && !one_warp() ? kPrefillWarps : 1;
+    slots = std::clamp<int64_t>((tiles + nw - 1) / nw, 1, 65535);
     const int64_t base = pa.B * pa.Hkv * slots;
-    const int64_t wave = static_cast<int64_t>(sm_count(device)) * mma_blocks_per_sm<T, D>();
+    const int per_sm = nw == 1 ? mma_blocks_per_sm<T, D, 1>() : mma_blocks_per_sm<T, D, kPrefillWarps>();
+    const int64_t wave = static_cast<int64_t>(sm_count(device)) * per_sm;
     const int64_t cap_keys = pa.dense_tk > 0 ? pa.dense_tk : pa.max_blocks * pa.bs;
     const int64_t min_keys = old_merge() ? kOldMinSplitKeys : kMinSplitKeys;
     nsplit = std::clamp<int64_t>(wave / base, 1,
@@ -597,7 +638,10 @@ void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
   }
   if (pa.B > 0) {
     const dim3 grid(static_cast<unsigned>(pa.B * pa.Hkv), static_cast<unsigned>(slots), static_cast<unsigned>(nsplit));
-    paged_mma_kernel<T, D><<<grid, 32, mma_smem<T, D>(), s>>>(pa);
+    if (nw == 1)
+      paged_mma_kernel<T, D, 1><<<grid, 32, mma_smem<T, D>(), s>>>(pa);
+    else
+      paged_mma_kernel<T, D, kPrefillWarps><<<grid, 32 * kPrefillWarps, mma_smem<T, D>(), s>>>(pa);
     CUDA_CHECK_LAUNCH();
   }
   if (nsplit > 1 && !old_merge()) {
