@@ -650,6 +650,7 @@ std::vector<PagedCase> paged_cases() {
     v.push_back({d, DType::bf16, 4, 4, 64, 16, I{{200, 700}, {1, 40}}, 2, true, 50, 0, 0});
     v.push_back({d, DType::f16, 8, 8, 128, 16, I{{70, 70}, {64, 300}}, 0, false, 0, 2.0, 0});
     v.push_back({d, DType::bf16, 16, 2, 128, 5, I{{100, 900}, {3, 50}, {0, 7}}, 1, true, 0, 0, 0});
+    v.push_back({d, DType::bf16, 8, 4, 256, 16, I{{40, 300}}, 0, true, 0, 0, 0});  // D 256, split prefill
   }
   return v;
 }

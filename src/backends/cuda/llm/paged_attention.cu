@@ -5,7 +5,7 @@
 // with unit feature stride, else a thread per element (any strides). Negative or out-of-range
 // slots skip the row.
 //
-// paged_attention, tensor-core path (bf16/f16, D in {64, 128}, unit feature strides, 16-byte
+// paged_attention, tensor-core path (bf16/f16, D in {64, 128, 256}, unit feature strides, 16-byte
 // aligned cache rows): a warp owns a tile of 16 "rows" of one (item, kv head): rows are (query
 // position, query head of the GQA group) pairs, position-major, so each K/V byte a warp reads
 // serves every head of the group (decode: the 7 heads of a 28/4 group in one tile). A block is one
@@ -245,9 +245,12 @@ __global__ void __launch_bounds__(32 * NW) paged_mma_kernel(PagedArgs a) {
   constexpr int NT = D / 8;    // n-tiles of the output
   constexpr int CPR = D / 8;   // 16-byte pieces per row
   static_assert(CPR % NW == 0, "paged_mma_kernel: 16-byte pieces of a key row split over the warps");
+  constexpr bool QS = D > 128;  // Q fragments in shared memory (registers go to the D = 256 accumulators)
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* ksm = reinterpret_cast<T*>(smem_raw);  // [2][kKeys][P]
   T* vsm = ksm + 2 * kKeys * P;              // [2][kKeys][P]
+  // QS: [NW][KS][4][32] Q fragment words, each lane reading back only the words it wrote
+  uint32_t* qf = reinterpret_cast<uint32_t*>(vsm + 2 * kKeys * P) + (threadIdx.x >> 5) * (KS * 4 * 32);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t4 = lane & 3;
   const int64_t b = blockIdx.x / a.Hkv, hkv = blockIdx.x % a.Hkv;
   const Item it = item_of(a, b);
@@ -284,7 +287,7 @@ __global__ void __launch_bounds__(32 * NW) paged_mma_kernel(PagedArgs a) {
     }
 
     // Q fragments (A operand, row-major 16 x D) straight from global memory; padding rows are zeros
-    uint32_t qa[KS][4];
+    uint32_t qa[QS ? 1 : KS][4];
     {
       const T* qp[2];
 #pragma unroll
@@ -294,7 +297,9 @@ __global__ void __launch_bounds__(32 * NW) paged_mma_kernel(PagedArgs a) {
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int hr = i & 1, col = kk * 16 + (i >> 1) * 8 + 2 * t4;
-          qa[kk][i] = rr[hr] < rows ? *reinterpret_cast<const uint32_t*>(qp[hr] + col) : 0u;
+          const uint32_t qw = rr[hr] < rows ? *reinterpret_cast<const uint32_t*>(qp[hr] + col) : 0u;
+          if constexpr (QS) qf[(kk * 4 + i) * 32 + lane] = qw;
+          else qa[kk][i] = qw;
         }
     }
     float o[NT][4];
@@ -346,13 +351,19 @@ __global__ void __launch_bounds__(32 * NW) paged_mma_kernel(PagedArgs a) {
           for (int nt = 0; nt < kKeys / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
 #pragma unroll
           for (int kk = 0; kk < KS; ++kk) {
+            uint32_t qk[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+              if constexpr (QS) qk[i] = qf[(kk * 4 + i) * 32 + lane];
+              else qk[i] = qa[kk][i];
+            }
 #pragma unroll
             for (int nt = 0; nt < kKeys / 8; nt += 2) {
               uint32_t bf[4];
               const int mi = lane >> 3;
               ldmatrix_x4(bf, kt + (8 * (nt + (mi >> 1)) + (lane & 7)) * P + kk * 16 + (mi & 1) * 8);
-              mma16816<T>(s[nt], qa[kk], bf[0], bf[1]);
-              mma16816<T>(s[nt + 1], qa[kk], bf[2], bf[3]);
+              mma16816<T>(s[nt], qk, bf[0], bf[1]);
+              mma16816<T>(s[nt + 1], qk, bf[2], bf[3]);
             }
           }
           // ---- scale (log2 domain), softcap, visibility
@@ -576,9 +587,22 @@ bool old_merge() {
   return f;
 }
 
-template <typename T, int D>
+// K/V double buffers, and for D > 128 the Q fragments of each warp.
+template <typename T, int D, int NW>
 constexpr size_t mma_smem() {
-  return size_t{4} * kKeys * (D + 8) * sizeof(T);
+  return size_t{4} * kKeys * (D + 8) * sizeof(T) + (D > 128 ? size_t{NW} * 16 * D * sizeof(T) : 0);
+}
+
+// paged_mma_kernel<T, D, NW> with its shared memory allowed (above 48 KiB: D = 256); per call, as
+// attention_mma.cu does (the attribute belongs to the current device).
+template <typename T, int D, int NW>
+auto* mma_kernel() {
+  auto* fn = &paged_mma_kernel<T, D, NW>;
+  constexpr size_t smem = mma_smem<T, D, NW>();
+  static_assert(smem <= 200 * 1024, "paged_mma_kernel: shared memory");
+  if constexpr (smem > 48 * 1024)
+    CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  return fn;
 }
 
 // Resident blocks of paged_mma_kernel<T, D, NW> per multiprocessor (registers and shared memory).
@@ -586,8 +610,8 @@ template <typename T, int D, int NW>
 int mma_blocks_per_sm() {
   static const int n = [] {
     int b = 0;
-    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, paged_mma_kernel<T, D, NW>, 32 * NW,
-                                                             mma_smem<T, D>()));
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&b, mma_kernel<T, D, NW>(), 32 * NW,
+                                                             mma_smem<T, D, NW>()));
     return b > 0 ? b : 1;
   }();
   return n;
@@ -611,7 +635,6 @@ bool one_warp() {
 // resident blocks, at least kMinSplitKeys keys of the largest possible item each.
 template <typename T, int D>
 void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
-  static_assert(mma_smem<T, D>() <= 48 * 1024, "paged_mma_kernel: shared memory above the default limit");
   const cudaStream_t s = kernel_stream(a);
   const int device = a.stream.device().index;
   const int64_t rowsheads = pa.N * pa.Hq;
@@ -639,9 +662,9 @@ void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
   if (pa.B > 0) {
     const dim3 grid(static_cast<unsigned>(pa.B * pa.Hkv), static_cast<unsigned>(slots), static_cast<unsigned>(nsplit));
     if (nw == 1)
-      paged_mma_kernel<T, D, 1><<<grid, 32, mma_smem<T, D>(), s>>>(pa);
+      mma_kernel<T, D, 1>()<<<grid, 32, mma_smem<T, D, 1>(), s>>>(pa);
     else
-      paged_mma_kernel<T, D, kPrefillWarps><<<grid, 32 * kPrefillWarps, mma_smem<T, D>(), s>>>(pa);
+      mma_kernel<T, D, kPrefillWarps>()<<<grid, 32 * kPrefillWarps, mma_smem<T, D, kPrefillWarps>(), s>>>(pa);
     CUDA_CHECK_LAUNCH();
   }
   if (nsplit > 1 && !old_merge()) {
@@ -652,10 +675,10 @@ void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
   CUDA_CHECK_LAUNCH();
 }
 
-// Whether the tensor-core path takes these operands: 16-bit, D in {64, 128}, q/o rows 4-byte aligned
+// Whether the tensor-core path takes these operands: 16-bit, D in {64, 128, 256}, q/o rows 4-byte aligned
 // with unit feature stride, cache rows 16-byte aligned with unit feature stride.
 bool mma_layout_ok(const Tensor& q, const Tensor& o, const Tensor& kc, const Tensor& vc, int64_t D, int qdims) {
-  if ((q.dtype() != DType::bf16 && q.dtype() != DType::f16) || (D != 64 && D != 128)) return false;
+  if ((q.dtype() != DType::bf16 && q.dtype() != DType::f16) || (D != 64 && D != 128 && D != 256)) return false;
   const int64_t es = 2;
   for (const Tensor* t : {&q, &o}) {
     if (t->stride(qdims - 1) != es || !aligned_to(t->data(), 4)) return false;
@@ -709,7 +732,8 @@ void paged_attention_launch(const KernelArgs& a) {
   }
   if constexpr (!std::is_same_v<T, float>) {
     if (pa.D == 64) run_paged_mma<T, 64>(pa, a);
-    else run_paged_mma<T, 128>(pa, a);
+    else if (pa.D == 128) run_paged_mma<T, 128>(pa, a);
+    else run_paged_mma<T, 256>(pa, a);
   }
 }
 
@@ -736,10 +760,12 @@ bool attention_decode_mma(const KernelArgs& a, const AttentionParams& p) {
   pa.scale_log2 = static_cast<float>(p.scale * 1.4426950408889634);
   if (q.dtype() == DType::bf16) {
     if (D == 64) run_paged_mma<__nv_bfloat16, 64>(pa, a);
-    else run_paged_mma<__nv_bfloat16, 128>(pa, a);
+    else if (D == 128) run_paged_mma<__nv_bfloat16, 128>(pa, a);
+    else run_paged_mma<__nv_bfloat16, 256>(pa, a);
   } else {
     if (D == 64) run_paged_mma<__half, 64>(pa, a);
-    else run_paged_mma<__half, 128>(pa, a);
+    else if (D == 128) run_paged_mma<__half, 128>(pa, a);
+    else run_paged_mma<__half, 256>(pa, a);
   }
   return true;
 }
