@@ -115,6 +115,7 @@ void cases_llm(std::vector<Case>& out, const Options& o) {
   add_paged(1, 28, 4, 1, 4096, 128, 16, DType::bf16);
   add_paged(16, 28, 4, 1, 4096, 128, 16, DType::bf16);
   add_paged(4, 28, 4, 512, 4096, 128, 16, DType::bf16);  // chunked prefill: 512 new rows on a 3584 past
+  if (!d.is_cpu()) add_paged(16, 16, 8, 1, 4096, 256, 16, DType::bf16);  // head dim 256 (Gemma 3 12B heads)
   add_sample(1, 152064);
   add_sample(16, 152064);
   add_sample(1, 152064, true);
