@@ -23,6 +23,7 @@
 //   FLAGOS_CUDA_PAGED_GENERIC=1    the general path for everything
 //   FLAGOS_CUDA_PAGED_OLD_MERGE=1  the first version's merge kernel and split heuristic (>= 128 keys)
 //   FLAGOS_CUDA_PAGED_ONE_WARP=1   one-warp blocks for prefill too (no K/V tile sharing)
+//   FLAGOS_CUDA_PAGED_NO_D256=1    head dim 256 on the general path (and dense decode as before)
 // General path (f32, other head dims, any strides): a warp per (query row, head), the owning item
 // found by binary search over q_start, one key at a time (correct everywhere, not fast).
 #include <cuda_bf16.h>
@@ -675,10 +676,20 @@ void run_paged_mma(PagedArgs pa, const KernelArgs& a) {
   CUDA_CHECK_LAUNCH();
 }
 
+// FLAGOS_CUDA_PAGED_NO_D256=1: head dim 256 takes the paths it took before it had a tensor-core one.
+bool no_d256() {
+  static const bool f = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_PAGED_NO_D256");
+    return e != nullptr && e[0] != '\0' && e[0] != '0';
+  }();
+  return f;
+}
+
 // Whether the tensor-core path takes these operands: 16-bit, D in {64, 128, 256}, q/o rows 4-byte aligned
 // with unit feature stride, cache rows 16-byte aligned with unit feature stride.
 bool mma_layout_ok(const Tensor& q, const Tensor& o, const Tensor& kc, const Tensor& vc, int64_t D, int qdims) {
   if ((q.dtype() != DType::bf16 && q.dtype() != DType::f16) || (D != 64 && D != 128 && D != 256)) return false;
+  if (D == 256 && no_d256()) return false;
   const int64_t es = 2;
   for (const Tensor* t : {&q, &o}) {
     if (t->stride(qdims - 1) != es || !aligned_to(t->data(), 4)) return false;
