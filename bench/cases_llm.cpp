@@ -111,7 +111,11 @@ void cases_llm(std::vector<Case>& out, const Options& o) {
   add_attn(1, 28, 4, 1, 4096, 128, true, DType::f32);
   add_attn(1, 28, 4, 1, 4096, 128, true, DType::bf16);
   add_attn(1, 28, 4, 512, 512, 128, true, DType::f32);
-  if (!d.is_cpu()) add_attn(1, 28, 4, 4096, 4096, 128, true, DType::bf16);  // prefill on an accelerator
+  if (!d.is_cpu()) {  // prefill on an accelerator: engine-sized, long, and without the causal mask
+    add_attn(1, 28, 4, 512, 512, 128, true, DType::bf16);
+    add_attn(1, 28, 4, 4096, 4096, 128, true, DType::bf16);
+    add_attn(1, 28, 4, 4096, 4096, 128, false, DType::bf16);
+  }
   add_paged(1, 28, 4, 1, 4096, 128, 16, DType::bf16);
   add_paged(16, 28, 4, 1, 4096, 128, 16, DType::bf16);
   add_paged(4, 28, 4, 512, 4096, 128, 16, DType::bf16);  // chunked prefill: 512 new rows on a 3584 past

@@ -114,11 +114,12 @@ def torch_cases():
         q, k, v = rnd((1, 28, Tq, 128), dt), rnd((1, 4, Tk, 128), dt), rnd((1, 4, Tk, 128), dt)
         return lambda: F.scaled_dot_product_attention(q, k, v, is_causal=causal and Tq > 1, enable_gqa=True)
 
-    for Tq, Tk, dt, tag in ((1, 4096, f32, "f32"), (1, 4096, bf16, "bf16"), (512, 512, f32, "f32"),
-                            (4096, 4096, bf16, "bf16")):
+    for Tq, Tk, dt, tag, causal in ((1, 4096, f32, "f32", True), (1, 4096, bf16, "bf16", True),
+                                    (512, 512, f32, "f32", True), (512, 512, bf16, "bf16", True),
+                                    (4096, 4096, bf16, "bf16", True), (4096, 4096, bf16, "bf16", False)):
         kind = "decode" if Tq == 1 else "prefill"
-        cases[f"attention {kind} [B1,Hq28,Hkv4,Tq{Tq},Tk{Tk},D128] causal {tag}"] = (
-            lambda Tq=Tq, Tk=Tk, dt=dt: attn(Tq, Tk, dt, True))
+        cases[f"attention {kind} [B1,Hq28,Hkv4,Tq{Tq},Tk{Tk},D128] {'causal ' if causal else ''}{tag}"] = (
+            lambda Tq=Tq, Tk=Tk, dt=dt, causal=causal: attn(Tq, Tk, dt, causal))
 
     # paged_attention cases: the same bytes as dense SDPA over contiguous K/V (torch has no paged
     # attention); chunked prefill uses a lower-right causal mask (queries are the last Tq positions)

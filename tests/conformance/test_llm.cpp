@@ -463,6 +463,11 @@ std::vector<AttnCase> attn_cases() {
       v.push_back({d, t, 1, 6, 2, 70, 75, 128, 128, true, 0, 0, 0, false, 0});
       v.push_back({d, t, 2, 4, 1, 33, 33, 64, 64, true, 20, 4.0, 0, true, 0});
       v.push_back({d, t, 1, 2, 2, 17, 130, 64, 64, false, 0, 0, 0, false, 0.1});
+      // several query blocks and key tiles (3-stage K/V pipeline on Hopper): causal MQA, a window
+      // on a cache through views, softcap without causal mask
+      v.push_back({d, t, 1, 4, 1, 300, 300, 128, 128, true, 0, 0, 0, false, 0});
+      v.push_back({d, t, 2, 4, 2, 200, 457, 64, 64, true, 150, 0, 0, true, 0});
+      v.push_back({d, t, 1, 2, 1, 130, 260, 128, 128, false, 0, 30.0, 0, false, 0});
     }
     // decode over a long cache (split-KV), GQA 7:1 and head dim 128, f32 and bf16
     v.push_back({d, DType::f32, 1, 7, 1, 1, 3000, 128, 128, true, 0, 0, 0, false, 0});
