@@ -22,12 +22,12 @@ ninja -C "$B" -j"$(nproc)" flagos_cli flagos_conformance flagos_unit flagos_engi
 summary+=("build: ok ($(( $(date +%s) - t0 )) s)")
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
 if [[ " $STAGES " == *" tests "* ]]; then
-  FLAGOS_TEST_BACKENDS=cuda timeout $(cap 300) "$B/bin/flagos_conformance" --gtest_brief=1 >"$OUT/conformance.log" 2>&1
+  FLAGOS_TEST_BACKENDS=cuda timeout $(cap 300) "$B/tests/flagos_conformance" --gtest_brief=1 >"$OUT/conformance.log" 2>&1
   summary+=("conformance (cuda): rc=$? $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]+ test' "$OUT/conformance.log" | tr '\n' ' ')")
   grep -E '^\[  FAILED  \] [A-Z]' "$OUT/conformance.log" | head -20
-  timeout $(cap 120) "$B/bin/flagos_unit" --gtest_brief=1 >"$OUT/unit.log" 2>&1
+  timeout $(cap 120) "$B/tests/flagos_unit" --gtest_brief=1 >"$OUT/unit.log" 2>&1
   summary+=("unit: rc=$? $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]+ test' "$OUT/unit.log" | tr '\n' ' ')")
-  FLAGOS_ENGINE_TEST_DEVICE=cuda timeout $(cap 300) "$B/bin/flagos_engine_tests" --gtest_brief=1 >"$OUT/engine_tests.log" 2>&1
+  FLAGOS_ENGINE_TEST_DEVICE=cuda timeout $(cap 300) "$B/tests/engine/flagos_engine_tests" --gtest_brief=1 >"$OUT/engine_tests.log" 2>&1
   summary+=("engine tests (cuda): rc=$? $(grep -E '^\[  PASSED|^\[  FAILED  \] [0-9]+ test|SKIPPED' "$OUT/engine_tests.log" | tr '\n' ' ')")
   grep -E '^\[  FAILED  \] [A-Z]' "$OUT/engine_tests.log" | head -20
   "$B/bin/flagos" ops --coverage >"$OUT/coverage.txt" 2>&1; summary+=("coverage: $(tail -1 "$OUT/coverage.txt")")
@@ -60,7 +60,7 @@ if [[ " $STAGES " == *" profile "* ]] && command -v nsys >/dev/null; then
 fi
 rm -f "$OUT"/*.nsys-rep
 if [ "${PACK:-0}" = 1 ]; then
-  (cd "$OUT" && tar -czf logs.tar.gz --exclude=logs.tar.gz ./*.log ./*.txt ./*.json ./*.csv 2>/dev/null &&
-   find . -maxdepth 1 -type f \( -name '*.log' -o -name '*.json' -o -name '*.csv' \) -delete)
+  (cd "$OUT" && tar -czf logs.tar.gz --exclude=logs.tar.gz --exclude=sm_90.table ./* ;
+   find . -maxdepth 1 -type f ! -name logs.tar.gz ! -name sm_90.table ! -name side_by_side.txt ! -name flagos_engine.json -delete)
 fi
 echo; echo "== summary ($(( $(date +%s) - t0 )) s)"; printf '%s\n' "${summary[@]}"
