@@ -159,14 +159,16 @@ Activation activation_of(const ModelConfig& c) {
 
 static Tensor gated(const Tensor& x, const Tensor& gate, const Tensor& up, const Tensor& down, Activation act,
                     const Tensor& out = {}) {
-  Tensor g = ops::linear(x, gate);
-  const Tensor u = ops::linear(x, up);
-  if (act == Activation::silu)
-    ops::silu(g, g);
-  else
-    ops::gelu_tanh(g, g);
-  ops::mul(g, u, g);
-  return ops::linear(g, down, {}, out);
+  // gate and up write the two halves of one [rows, 2 * inter] buffer, so the activation and the
+  // product are one fused op (silu_and_mul / gelu_and_mul) instead of an activation pass and a mul.
+  const int64_t inter = gate.size(0);
+  Dims shape = x.shape();
+  shape[shape.size() - 1] = 2 * inter;
+  const Tensor gu = Tensor::empty(shape, x.dtype(), x.device());
+  ops::linear(x, gate, {}, gu.narrow(-1, 0, inter));
+  ops::linear(x, up, {}, gu.narrow(-1, inter, inter));
+  const Tensor h = act == Activation::silu ? ops::silu_and_mul(gu) : ops::gelu_and_mul(gu, /*tanh_approx=*/true);
+  return ops::linear(h, down, {}, out);
 }
 
 GatedMlp GatedMlp::load(const WeightStore& w, const std::string& prefix, int64_t hidden, int64_t inter,

@@ -134,12 +134,12 @@ int64_t now_ns() {
 }
 
 // The communicator is created non-blocking, so init is polled against the timeout (a rank that
-// never joins turns into flagosTimeout), and by default the calls use it too: every enqueue is
-// polled until NCCL reports it done. That costs ~45-50 us per call (measured 2026-11-29 on
-// 2 x H200): on a non-blocking communicator each ncclGroupEnd hands the launch to a fresh
-// background thread and returns ncclInProgress.
-// FLAGOS_COMM_NCCL_BLOCKING=1 (opt-in, not yet verified on GPUs) splits a blocking child off the
-// non-blocking communicator for the calls. A watchdog thread then bounds the host calls that may
+// never joins turns into flagosTimeout). Calls on it would be polled too, which costs ~45-50 us per
+// call (measured 2026-11-29 on 2 x H200: on a non-blocking communicator each ncclGroupEnd hands the
+// launch to a fresh background thread and returns ncclInProgress). So by default a blocking child
+// is split off the non-blocking communicator for the calls (FLAGOS_COMM_NCCL_BLOCKING=0 keeps the
+// polled path); measured 2026-11-29 on 2 x H200: 8-10 us per small all-reduce (direct NCCL 10-11
+// us) and 97-102% of direct NCCL's busbw from 1 MiB to 256 MiB. A watchdog thread then bounds the host calls that may
 // wait for other ranks (the split, ncclGroupEnd: connections are set up lazily on first use,
 // ncclCommFinalize): one still inside such a call after the timeout gets its communicator aborted
 // from the watchdog (ncclCommAbort), so the call returns and the caller gets flagosTimeout; the hot
@@ -161,7 +161,7 @@ class NcclAdaptor final : public Adaptor {
     check_cuda(cudaMalloc(&scratch_small_, 64 * sizeof(int64_t)), "cudaMalloc");
     control_event_ = events_.get();
     const char* e = std::getenv("FLAGOS_COMM_NCCL_BLOCKING");
-    if (!e || std::strcmp(e, "1") != 0) {  // opt-in until verified on GPUs (see the class comment)
+    if (e && std::strcmp(e, "0") == 0) {  // the polled non-blocking path (see the class comment)
       coll_ = comm_;
       return;
     }
