@@ -4,6 +4,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 
@@ -56,6 +57,66 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   } else {
     const __half2 v = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&v);
+  }
+}
+
+// The inner step of the mma.sync flash-attention kernels for one key tile on a warp's 16 query
+// rows: s[KT][4] holds the tile's scores (log2 domain, masked = -inf) as m16n8 accumulator
+// fragments (KT = keys / 8) and becomes P = exp2(s - running max); mrow / lrow are the running max
+// and this thread's partial sum of rows g and g + 8 (quad-reduced by the caller at the end); the
+// output fragments o[NT][4] (NT = head_dim / 8) are rescaled by the change of the max.
+template <int KT, int NT>
+__device__ __forceinline__ void online_softmax_tile(float (&s)[KT][4], float (&mrow)[2], float (&lrow)[2],
+                                                    float (&o)[NT][4]) {
+  float alpha[2];
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    float mt = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < KT; ++nt) mt = fmaxf(mt, fmaxf(s[nt][2 * hr], s[nt][2 * hr + 1]));
+    mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+    mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+    const float mnew = fmaxf(mrow[hr], mt);
+    const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
+    alpha[hr] = exp2f(mrow[hr] - base);
+    mrow[hr] = mnew;
+    float sum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < KT; ++nt) {
+      s[nt][2 * hr] = exp2f(s[nt][2 * hr] - base);
+      s[nt][2 * hr + 1] = exp2f(s[nt][2 * hr + 1] - base);
+      sum += s[nt][2 * hr] + s[nt][2 * hr + 1];
+    }
+    lrow[hr] = lrow[hr] * alpha[hr] + sum;
+  }
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    o[nt][0] *= alpha[0];
+    o[nt][1] *= alpha[0];
+    o[nt][2] *= alpha[1];
+    o[nt][3] *= alpha[1];
+  }
+}
+
+// O += P V for the tile: P from s (online_softmax_tile's output) as 16-bit A fragments, V^T via
+// ldmatrix.trans from the tile's V rows in shared memory (row r = key r, pitch P elements).
+template <typename T, int P, int KT, int NT>
+__device__ __forceinline__ void accumulate_pv(float (&o)[NT][4], const float (&s)[KT][4], const T* vt, int lane) {
+#pragma unroll
+  for (int kk = 0; kk < KT / 2; ++kk) {
+    uint32_t pa[4];
+    pa[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
+    pa[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
+    pa[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+    pa[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+    for (int nt = 0; nt < NT; nt += 2) {
+      uint32_t bf[4];
+      const int mi = lane >> 3;
+      ldmatrix_x4_trans(bf, vt + (kk * 16 + (mi & 1) * 8 + (lane & 7)) * P + 8 * (nt + (mi >> 1)));
+      mma16816<T>(o[nt], pa, bf[0], bf[1]);
+      mma16816<T>(o[nt + 1], pa, bf[2], bf[3]);
+    }
   }
 }
 

@@ -382,52 +382,8 @@ __global__ void __launch_bounds__(32 * NW) paged_mma_kernel(PagedArgs a) {
               if (a.window > 0 && qp - p >= a.window) vis = false;
               s[nt][e] = vis ? x : -INFINITY;
             }
-          // ---- online softmax (rows g and g + 8)
-          float alpha[2];
-#pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            float mt = -INFINITY;
-#pragma unroll
-            for (int nt = 0; nt < kKeys / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt][2 * hr], s[nt][2 * hr + 1]));
-            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
-            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
-            const float mnew = fmaxf(mrow[hr], mt);
-            const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
-            alpha[hr] = exp2f(mrow[hr] - base);
-            mrow[hr] = mnew;
-            float sum = 0.f;
-#pragma unroll
-            for (int nt = 0; nt < kKeys / 8; ++nt) {
-              s[nt][2 * hr] = exp2f(s[nt][2 * hr] - base);
-              s[nt][2 * hr + 1] = exp2f(s[nt][2 * hr + 1] - base);
-              sum += s[nt][2 * hr] + s[nt][2 * hr + 1];
-            }
-            lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
-          }
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt) {
-            o[nt][0] *= alpha[0];
-            o[nt][1] *= alpha[0];
-            o[nt][2] *= alpha[1];
-            o[nt][3] *= alpha[1];
-          }
-          // ---- O += P V
-#pragma unroll
-          for (int kk = 0; kk < kKeys / 16; ++kk) {
-            uint32_t pa[4];
-            pa[0] = pack2<T>(s[2 * kk][0], s[2 * kk][1]);
-            pa[1] = pack2<T>(s[2 * kk][2], s[2 * kk][3]);
-            pa[2] = pack2<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-            pa[3] = pack2<T>(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-#pragma unroll
-            for (int nt = 0; nt < NT; nt += 2) {
-              uint32_t bf[4];
-              const int mi = lane >> 3;
-              ldmatrix_x4_trans(bf, vt + (kk * 16 + (mi & 1) * 8 + (lane & 7)) * P + 8 * (nt + (mi >> 1)));
-              mma16816<T>(o[nt], pa, bf[0], bf[1]);
-              mma16816<T>(o[nt + 1], pa, bf[2], bf[3]);
-            }
-          }
+          online_softmax_tile(s, mrow, lrow, o);  // s becomes P
+          accumulate_pv<T, P>(o, s, vt, lane);     // O += P V
         }
         if constexpr (NW == 1) __syncwarp();  // every lane is done with `buf` before the next load overwrites it
         else __syncthreads();
