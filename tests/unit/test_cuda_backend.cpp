@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda_test_util.h"
 #include "flagos/backend.h"
 #include "flagos/graph.h"
 #include "flagos/ops.h"
@@ -17,17 +18,10 @@ using namespace flagos;
 
 namespace {
 
-// The CUDA backend's id, or -1 when this build has none.
-int cuda_id() { return find_backend("cuda"); }
+using cudatest::cuda_id;
+using cudatest::cuda0;
 
-#define SKIP_WITHOUT_CUDA_DEVICE()                                             \
-  do {                                                                         \
-    if (cuda_id() < 0) GTEST_SKIP() << "built without the CUDA backend";       \
-    if (backend(static_cast<uint16_t>(cuda_id())).device_count() == 0)         \
-      GTEST_SKIP() << "no CUDA device";                                        \
-  } while (0)
 
-Device cuda0() { return Device{static_cast<uint16_t>(cuda_id()), 0}; }
 
 }  // namespace
 

@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "cuda_test_util.h"
 #include "flagos/backend.h"
 #include "flagos/ops.h"
 #include "flagos/tensor.h"
@@ -20,16 +21,10 @@ using namespace flagos;
 
 namespace {
 
-int cuda_id() { return find_backend("cuda"); }
+using cudatest::cuda_id;
 
-#define SKIP_WITHOUT_CUDA_DEVICE()                                             \
-  do {                                                                         \
-    if (cuda_id() < 0) GTEST_SKIP() << "built without the CUDA backend";       \
-    if (backend(static_cast<uint16_t>(cuda_id())).device_count() == 0)         \
-      GTEST_SKIP() << "no CUDA device";                                        \
-  } while (0)
 
-Device gpu() { return Device{static_cast<uint16_t>(cuda_id()), 0}; }
+Device gpu() { return cudatest::cuda0(); }
 
 std::mt19937_64 seeded_rng() {
   static const uint64_t seed = [] {

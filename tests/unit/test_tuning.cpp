@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include "cuda_test_util.h"
 #include "flagos/backend.h"
 #include "flagos/error.h"
 #include "flagos/ops.h"
@@ -26,6 +27,8 @@ using namespace flagos;
 namespace ft = flagos::tuning;
 
 namespace {
+
+using cudatest::cuda_id;
 
 // A family like the CUDA ones, without a device: key (m, n) bucketed pow2 / half-octave, config
 // (a, b) with a in 1..4 and b even.
@@ -57,14 +60,6 @@ std::string parse_error(const std::string& text, bool validate = true) {
   return "";
 }
 
-int cuda_id() { return find_backend("cuda"); }
-
-#define SKIP_WITHOUT_CUDA_DEVICE()                                             \
-  do {                                                                         \
-    if (cuda_id() < 0) GTEST_SKIP() << "built without the CUDA backend";       \
-    if (backend(static_cast<uint16_t>(cuda_id())).device_count() == 0)         \
-      GTEST_SKIP() << "no CUDA device";                                        \
-  } while (0)
 
 std::mt19937_64 seeded_rng() {
   static const uint64_t seed = [] {
