@@ -3,13 +3,18 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "flagos/device.h"
+#include "flagos/engine.h"
 #include "flagos/error.h"
+#include "flagos/model.h"
 #include "flagos/tensor.h"
 
 namespace flagos::test {
@@ -80,6 +85,30 @@ inline double max_rel_err(const Tensor& logits, const Matrix& want, int64_t want
   for (int64_t r = 0; r < rows; ++r)
     worst = std::max(worst, rel_l2(got.data() + r * V, want.row(want_row0 + r), V));
   return worst;
+}
+
+// FLAGOS_ENGINE_TEST_DEVICE (e.g. "cuda") runs the engine on that device (weights loaded onto it);
+// default the CPU. The reference and the tolerance are the same on every device.
+inline Device test_device() {
+  const char* d = std::getenv("FLAGOS_ENGINE_TEST_DEVICE");
+  return d && *d ? parse_device(d) : Device::cpu();
+}
+
+// The engine of the model in `dir`, its weights loaded onto `device` (and the engine run there).
+inline std::unique_ptr<engine::Engine> open_engine(const std::string& dir, engine::EngineOptions o = {},
+                                                   Device device = test_device()) {
+  model::LoadOptions lo;
+  lo.device = o.device = device;
+  return std::make_unique<engine::Engine>(model::load_model(dir, lo), o);
+}
+
+// Greedy decoding of exactly n tokens (end-of-sequence ignored).
+inline engine::GenerationParams greedy(int64_t n) {
+  engine::GenerationParams p;
+  p.sampling.temperature = 0;
+  p.max_new_tokens = n;
+  p.ignore_eos = true;
+  return p;
 }
 
 inline int32_t argmax_row(const Tensor& logits, int64_t row) {

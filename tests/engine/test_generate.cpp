@@ -19,17 +19,10 @@ using engine::Engine;
 using engine::FinishReason;
 using engine::GenerationParams;
 using test::Golden;
+using test::greedy;
 
 std::unique_ptr<Engine> open(const std::string& arch, engine::EngineOptions o = {}) {
   return std::make_unique<Engine>(model::load_model(test::fixture_dir(arch)), o);
-}
-
-GenerationParams greedy(int64_t n) {
-  GenerationParams p;
-  p.sampling.temperature = 0;
-  p.max_new_tokens = n;
-  p.ignore_eos = true;
-  return p;
 }
 
 // Runs generate and checks the streamed pieces add up to the result's text.

@@ -14,30 +14,14 @@ namespace flagos {
 namespace {
 
 using test::Golden;
+using test::greedy;
 using test::Matrix;
 using test::max_rel_err;
 
 constexpr double kTol = 1e-4;  // relative L2 error of each logits row
 
-// FLAGOS_ENGINE_TEST_DEVICE (e.g. "cuda") runs the engine on that device (weights loaded onto it);
-// default the CPU. The reference and the tolerance are the same on every device.
-Device test_device() {
-  const char* d = std::getenv("FLAGOS_ENGINE_TEST_DEVICE");
-  return d && *d ? parse_device(d) : Device::cpu();
-}
-
 std::unique_ptr<engine::Engine> open(const Golden& g, engine::EngineOptions o = {}) {
-  model::LoadOptions lo;
-  lo.device = o.device = test_device();
-  return std::make_unique<engine::Engine>(model::load_model(g.dir, lo), o);
-}
-
-engine::GenerationParams greedy(int64_t n) {
-  engine::GenerationParams p;
-  p.sampling.temperature = 0;
-  p.max_new_tokens = n;
-  p.ignore_eos = true;
-  return p;
+  return test::open_engine(g.dir, o);
 }
 
 class Golden_ : public ::testing::TestWithParam<std::string> {};

@@ -21,26 +21,13 @@ using engine::Engine;
 using engine::SeqId;
 using engine::StepItem;
 using test::Golden;
+using test::greedy;
+using test::test_device;
 
 constexpr double kTol = 1e-4;  // relative L2 error of a logits row against the same row run alone
 
-Device test_device() {
-  const char* d = std::getenv("FLAGOS_ENGINE_TEST_DEVICE");
-  return d && *d ? parse_device(d) : Device::cpu();
-}
-
 std::unique_ptr<Engine> open(const std::string& arch, engine::EngineOptions o = {}) {
-  model::LoadOptions lo;
-  lo.device = o.device = test_device();
-  return std::make_unique<Engine>(model::load_model(test::fixture_dir(arch), lo), o);
-}
-
-engine::GenerationParams greedy(int64_t n) {
-  engine::GenerationParams p;
-  p.sampling.temperature = 0;
-  p.max_new_tokens = n;
-  p.ignore_eos = true;
-  return p;
+  return test::open_engine(test::fixture_dir(arch), o);
 }
 
 // Row-wise relative L2 error of two f32 logits tensors of the same shape (NaN never passes).
