@@ -23,6 +23,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "backends/cuda/llm/attention.cuh"
@@ -328,6 +330,28 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4],
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
   }
 }
+// Warp-specialized kernel helpers: mbarriers with an arrival count, named barriers, register
+// reallocation between warpgroups (setmaxnreg, sm_90a).
+__device__ __forceinline__ void mbar_init_n(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void named_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void named_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_inc() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+template <int N>
+__device__ __forceinline__ void setmaxnreg_dec() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
 #undef FLAGOS_WG_ACC
 #undef FLAGOS_WG_OUT
 #undef FLAGOS_WG_ACC64
@@ -577,6 +601,259 @@ __global__ void __launch_bounds__(NWG * 128, 1) attn_wgmma_kernel(const __grid_c
 #endif  // FLAGOS_ATTN_WGMMA
 }
 
+// ---------------------------------------------------------------- warp-specialized variant
+// 3 warpgroups per block, 128 query rows. Warpgroup 0 is the producer: setmaxnreg shrinks it to
+// 24 registers and one of its threads issues the TMA loads of the K/V tiles into a ring of S
+// stages (full[st]: one arrival + the transaction bytes; empty[st]: the 8 consumer warps done with
+// the stage). Warpgroups 1 and 2 are consumers of 64 query rows each, grown to 240 registers;
+// they never load K/V and never meet at a block-wide barrier. Per tile a consumer issues Q K^T of
+// tile it + 1 and P V of tile it as two commit groups, runs the softmax of tile it + 1 while the
+// P V runs, then rescales O. PP: the two consumers take turns issuing their GEMMs (two named
+// barriers, ids 3 and 4), so one's softmax runs while the other's GEMMs do. Same masks, softcap,
+// GQA and grid order (heaviest causal query tiles first) as attn_wgmma_kernel.
+template <int D, int S>
+constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [128 keys], 2 S mbarriers; + 1024 alignment
+  return static_cast<size_t>(128 + S * 2 * 128) * D * 2 + 128 + 1024;
+}
+
+template <typename T, int D, int S, bool PP>
+__global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__ WgArgs w) {
+#ifdef FLAGOS_ATTN_WGMMA
+  static_assert(2 * S * 8 <= 128, "mbarrier area");
+  const MmaArgs& a = w.a;
+  constexpr int BM = 128, BN = 128, DR = D / 64, NS = BN / 2;  // NS: S accumulators per thread
+  constexpr uint32_t kQBytes = BM * D * 2, kTile = BN * D * 2;
+  extern __shared__ __align__(16) unsigned char ws_smem_raw[];
+  const uint32_t sq = (smem_addr(ws_smem_raw) + 1023u) & ~1023u;
+  auto sk = [&](int st) { return sq + kQBytes + static_cast<uint32_t>(st) * 2 * kTile; };
+  auto sv = [&](int st) { return sq + kQBytes + static_cast<uint32_t>(st) * 2 * kTile + kTile; };
+  const uint32_t full = sq + kQBytes + S * 2 * kTile, empty = full + 8 * S;
+  const int tid = threadIdx.x, wg = tid >> 7;
+  const int64_t nqt = (a.Tq + BM - 1) / BM, BH = a.B * a.Hq, bid = blockIdx.x;
+  const int64_t qt = nqt - 1 - bid / BH, bh = bid % BH;
+  const int64_t h = bh % a.Hq, b = bh / a.Hq, hkv = h / a.G;
+  const int64_t q0 = qt * BM;
+
+  // key range of the block (both consumers run the same tiles)
+  int64_t jbeg = 0, jend = a.Tk;
+  const int64_t qlast = min(a.Tq, q0 + BM) - 1;
+  if (a.causal) jend = min(a.Tk, qlast + a.off + 1);
+  if (a.window > 0) jbeg = max(int64_t{0}, q0 + a.off - a.window + 1);
+  jbeg = jbeg / BN * BN;
+  const int ntiles = jend > jbeg ? static_cast<int>((jend - jbeg + BN - 1) / BN) : 0;
+
+  if (tid == 0) {
+    for (int st = 0; st < S; ++st) {
+      mbar_init_n(full + 8 * st, 1);
+      mbar_init_n(empty + 8 * st, 8);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();  // the only block-wide barrier
+
+  if (wg == 0) {  // ---- producer
+    setmaxnreg_dec<24>();
+    if (tid == 0) {
+      for (int t = 0; t < ntiles; ++t) {
+        const int st = t % S;
+        if (t >= S) mbar_wait(empty + 8 * st, static_cast<uint32_t>(t / S - 1) & 1u);
+        const uint32_t bar = full + 8 * st;
+        mbar_expect_tx(bar, 2 * kTile);
+        const int j0 = static_cast<int>(jbeg + static_cast<int64_t>(t) * BN);
+#pragma unroll
+        for (int r = 0; r < DR; ++r) {
+          tma_load4(sk(st) + r * (BN * 128), &w.tk, r * 64, j0, static_cast<int>(hkv), static_cast<int>(b), bar);
+          tma_load4(sv(st) + r * (BN * 128), &w.tv, r * 64, j0, static_cast<int>(hkv), static_cast<int>(b), bar);
+        }
+      }
+    }
+  } else {  // ---- consumers
+    setmaxnreg_inc<240>();
+    const int cw = wg - 1, ct = tid & 127, lane = tid & 31, wi = (tid >> 5) & 3;
+    const int g = lane >> 2, t4 = lane & 3;
+    {  // this warpgroup's 64 Q rows (zeros past Tq), swizzled like the TMA tiles
+      const T* qb = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1];
+      constexpr int C = D / 8;
+#pragma unroll 4
+      for (int i = ct; i < 64 * C; i += 128) {
+        const int r = cw * 64 + i / C, c = i % C;
+        const int64_t row = q0 + r;
+        const bool ok = row < a.Tq;
+        cp_async16_s(sq + (c >> 3) * (BM * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4),
+                     qb + (ok ? row : 0) * a.qs[2] + c * 8, ok ? 16 : 0);
+      }
+      cp_async_commit();
+      cp_async_wait_all();
+      fence_proxy_async();
+      named_sync(1 + cw, 128);
+    }
+    const int64_t wr0 = q0 + cw * 64, wlast = wr0 + 63;  // this warpgroup's rows
+    const int64_t qi0 = wr0 + wi * 16 + g;               // this thread's rows qi0, qi0 + 8
+    float o[DR][32];
+#pragma unroll
+    for (int n = 0; n < DR; ++n)
+#pragma unroll
+      for (int i = 0; i < 32; ++i) o[n][i] = 0.f;
+    float s[NS];
+    uint32_t pa[BN / 16][4];
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f}, alpha[2] = {1.f, 1.f};
+
+    // GEMM turns (PP): step k of nsteps; consumer 0 goes first; each waits for the other's
+    // previous turn and hands the turn over after issuing (the last hand-over is dropped so that
+    // every arrival has a matching wait)
+    const int nsteps = ntiles > 0 ? ntiles + 1 : 0;
+    int step = 0;
+    auto turn = [&] {
+      if constexpr (PP)
+        if (cw == 1 || step > 0) named_sync(3 + cw, 256);
+    };
+    auto pass = [&] {
+      if constexpr (PP)
+        if (cw == 0 || step + 1 < nsteps) named_arrive(4 - cw, 256);
+      ++step;
+    };
+    auto ready = [&](int tile) { mbar_wait(full + 8 * (tile % S), static_cast<uint32_t>(tile / S) & 1u); };
+    auto release = [&](int tile) {  // after wgmma.wait_group: this warp is done with the stage
+      if (lane == 0) mbar_arrive(empty + 8 * (tile % S));
+    };
+    auto qk = [&](int tile) {  // issue S = Q K^T of a tile (one commit group)
+      const int st = tile % S;
+#pragma unroll
+      for (int i = 0; i < NS; ++i) s[i] = 0.f;
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < D / 16; ++kk) {
+        const uint32_t qa = sq + (kk >> 2) * (BM * 128) + cw * (64 * 128) + (kk & 3) * 32;
+        const uint32_t ka = sk(st) + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
+        wgmma_ss<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
+      }
+      wg_commit();
+    };
+    auto pv = [&](int tile) {  // issue O += P V of a tile (one commit group)
+      const int st = tile % S;
+      wg_fence();
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+        for (int n = 0; n < DR; ++n)
+          wgmma_rs<T>(o[n], pa[kk], sdesc(sv(st) + n * (BN * 128) + kk * (16 * 128), 1024, 1024));
+      wg_commit();
+    };
+    // scale, softcap, masks and the online softmax of S (tile at key j0): s becomes P, alpha the
+    // rescale of the rows' previous O
+    auto softmax = [&](int64_t j0) {
+      const bool edge = j0 + BN > a.Tk || (a.causal && j0 + BN - 1 > wr0 + a.off) ||
+                        (a.window > 0 && j0 <= wlast + a.off - a.window);
+      if (a.cap > 0.f) {
+#pragma unroll
+        for (int i = 0; i < NS; ++i) s[i] = a.cap * tanhf(s[i] * a.scale_cap) * 1.4426950408889634f;
+      } else {
+#pragma unroll
+        for (int i = 0; i < NS; ++i) s[i] *= a.scale_log2;
+      }
+      if (edge) {  // diagonal / window / last tiles only
+        const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
+        const int64_t dq = qi0 + a.off - j0;                           // row qi0 sees keys j - j0 <= dq
+#pragma unroll
+        for (int i = 0; i < NS; ++i) {
+          const int jj = (i >> 2) * 8 + 2 * t4 + (i & 1);
+          const int64_t lim = dq + ((i >> 1) & 1) * 8;
+          bool vis = jj < jl;
+          if (a.causal && jj > lim) vis = false;
+          if (a.window > 0 && jj <= lim - a.window) vis = false;
+          if (!vis) s[i] = -INFINITY;
+        }
+      }
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        float mt = -INFINITY;
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt * 4 + 2 * hr], s[nt * 4 + 2 * hr + 1]));
+        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+        const float mnew = fmaxf(mrow[hr], mt);
+        const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
+        alpha[hr] = ex2(mrow[hr] - base);
+        mrow[hr] = mnew;
+        float sum = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < BN / 8; ++nt) {
+          s[nt * 4 + 2 * hr] = ex2(s[nt * 4 + 2 * hr] - base);
+          s[nt * 4 + 2 * hr + 1] = ex2(s[nt * 4 + 2 * hr + 1] - base);
+          sum += s[nt * 4 + 2 * hr] + s[nt * 4 + 2 * hr + 1];
+        }
+        lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
+      }
+    };
+    auto to_p = [&] {  // P as the A fragments of P V
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+        pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+        pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+        pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+      }
+    };
+
+    if (ntiles > 0) {
+      ready(0);
+      turn();
+      qk(0);
+      pass();
+      wg_wait<0>();
+      reg_fence(s);
+      softmax(jbeg);
+      to_p();
+    }
+    for (int it = 0; it + 1 < ntiles; ++it) {
+      ready(it + 1);
+      turn();
+      qk(it + 1);
+      pv(it);
+      pass();
+      wg_wait<1>();  // S of tile it + 1 (the P V may still run)
+      reg_fence(s);
+      softmax(jbeg + static_cast<int64_t>(it + 1) * BN);
+      wg_wait<0>();
+#pragma unroll
+      for (int n = 0; n < DR; ++n) reg_fence(o[n]);
+      reg_fence(pa);
+      release(it);  // K (Q K^T of tile it) and V (P V of tile it) read
+#pragma unroll
+      for (int n = 0; n < DR; ++n)
+#pragma unroll
+        for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
+      to_p();
+    }
+    if (ntiles > 0) {
+      turn();
+      pv(ntiles - 1);
+      pass();
+      wg_wait<0>();
+#pragma unroll
+      for (int n = 0; n < DR; ++n) reg_fence(o[n]);
+    }
+    // ---- normalize and store
+#pragma unroll
+    for (int hr = 0; hr < 2; ++hr) {
+      float l = lrow[hr];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const int64_t qi = qi0 + hr * 8;
+      if (qi >= a.Tq) continue;
+      T* orow = static_cast<T*>(a.o) + b * a.os[0] + h * a.os[1] + qi * a.os[2];
+#pragma unroll
+      for (int n = 0; n < DR; ++n)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          *reinterpret_cast<uint32_t*>(orow + n * 64 + nt * 8 + 2 * t4) =
+              pack2<T>(o[n][nt * 4 + 2 * hr] * inv, o[n][nt * 4 + 2 * hr + 1] * inv);
+    }
+  }
+#endif  // FLAGOS_ATTN_WGMMA
+}
+
 // K or V [B, H, T, D] (byte strides rs, hs, bs) as a 4-D tensor map of boxes [BN rows][64
 // columns] with the 128-byte swizzle; rows past T read as zeros. False when the driver refuses.
 bool make_map(CUtensorMap& m, const void* base, DType dt, int64_t B, int64_t H, int64_t T, int64_t D, int64_t rs,
@@ -613,6 +890,32 @@ void launch_wgmma(const WgArgs& w, cudaStream_t s) {
   const int64_t blocks = (w.a.Tq + 64 * NWG - 1) / (64 * NWG) * w.a.B * w.a.Hq;
   fn<<<static_cast<unsigned>(blocks), NWG * 128, smem, s>>>(w);
   CUDA_CHECK_LAUNCH();
+}
+
+template <typename T, int D, int S, bool PP>
+void launch_ws(const WgArgs& w, cudaStream_t s) {
+  constexpr size_t smem = ws_smem<D, S>();
+  static_assert(smem <= 227 * 1024, "shared memory per block");
+  auto* fn = &attn_ws_kernel<T, D, S, PP>;
+  CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  const int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
+  fn<<<static_cast<unsigned>(blocks), 384, smem, s>>>(w);
+  CUDA_CHECK_LAUNCH();
+}
+
+// Hopper prefill kernel choice, read once: FLAGOS_CUDA_FATTN_OLD=1 keeps the PR-1 kernel
+// (attn_wgmma_kernel, both warpgroups loading and meeting at a barrier per tile);
+// FLAGOS_CUDA_FATTN_VARIANT=ws runs the warp-specialized kernel without the ping-pong turns.
+enum class HopperKernel { ws_pingpong, ws, old };
+HopperKernel hopper_kernel() {
+  static const HopperKernel k = [] {
+    const char* old = std::getenv("FLAGOS_CUDA_FATTN_OLD");
+    if (old && std::string_view(old) == "1") return HopperKernel::old;
+    const char* var = std::getenv("FLAGOS_CUDA_FATTN_VARIANT");
+    if (var && std::string_view(var) == "ws") return HopperKernel::ws;
+    return HopperKernel::ws_pingpong;
+  }();
+  return k;
 }
 
 // Whether the warpgroup-MMA kernel runs on this device: built for sm_90a (FLAGOS_CUDA_SM90A, set
@@ -668,9 +971,14 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     const bool tma =
         make_map(w.tk, k.data(), dt, B, k.size(1), k.size(2), D, k.stride(2), k.stride(1), k.stride(0), 128) &&
         make_map(w.tv, v.data(), dt, B, v.size(1), v.size(2), D, v.stride(2), v.stride(1), v.stride(0), 128);
+    const HopperKernel hk = hopper_kernel();
     auto go = [&](auto tag) {
       using TT = decltype(tag);
-      if (tma) D == 64 ? launch_wgmma<TT, 64, 2, 128, 3, true>(w, s) : launch_wgmma<TT, 128, 2, 128, 3, true>(w, s);
+      if (tma && hk == HopperKernel::ws_pingpong)
+        D == 64 ? launch_ws<TT, 64, 4, true>(w, s) : launch_ws<TT, 128, 3, true>(w, s);
+      else if (tma && hk == HopperKernel::ws)
+        D == 64 ? launch_ws<TT, 64, 4, false>(w, s) : launch_ws<TT, 128, 3, false>(w, s);
+      else if (tma) D == 64 ? launch_wgmma<TT, 64, 2, 128, 3, true>(w, s) : launch_wgmma<TT, 128, 2, 128, 3, true>(w, s);
       else D == 64 ? launch_wgmma<TT, 64, 3, 64, 3, false>(w, s) : launch_wgmma<TT, 128, 3, 64, 3, false>(w, s);
     };
     if (dt == DType::bf16) go(__nv_bfloat16{});
