@@ -468,6 +468,13 @@ std::vector<AttnCase> attn_cases() {
       v.push_back({d, t, 1, 4, 1, 300, 300, 128, 128, true, 0, 0, 0, false, 0});
       v.push_back({d, t, 2, 4, 2, 200, 457, 64, 64, true, 150, 0, 0, true, 0});
       v.push_back({d, t, 1, 2, 1, 130, 260, 128, 128, false, 0, 30.0, 0, false, 0});
+      // warp-specialized Hopper kernel: more key tiles than twice its stages (the mbarrier
+      // phases wrap: 8 tiles over 3 stages at D 128, 9 over 4 at D 64), a block whose second
+      // consumer has no rows (Tq 64 and Tq 16), a window that starts and cuts tiles with softcap
+      v.push_back({d, t, 1, 2, 1, 1000, 1000, 128, 128, true, 0, 0, 0, false, 0});
+      v.push_back({d, t, 1, 2, 2, 64, 1100, 64, 64, false, 0, 0, 0, true, 0});
+      v.push_back({d, t, 1, 4, 2, 700, 700, 128, 128, true, 300, 20.0, 0, false, 0});
+      v.push_back({d, t, 2, 2, 1, 16, 16, 128, 128, true, 0, 0, 0, false, 0});
     }
     // decode over a long cache (split-KV), GQA 7:1 and head dim 128, f32 and bf16
     v.push_back({d, DType::f32, 1, 7, 1, 1, 3000, 128, 128, true, 0, 0, 0, false, 0});

@@ -18,6 +18,10 @@
 // H200, causal T4096 GQA 28/4 D128 bf16: 287 us (419 TFLOP/s) against 1090 us for the mma.sync
 // kernel (run 2026-11-29; TMA rather than cp.async: 1.2-1.3x; 128-key tiles with 2 warpgroups
 // rather than 64 with 3: 1.1x; masks and softcap outside the per-element loop: 1.4x).
+// The default Hopper kernel is now the warp-specialized attn_ws_kernel (a producer warpgroup on
+// TMA with a full/empty mbarrier ring, setmaxnreg 24/240, the two consumer warpgroups taking turns
+// at the tensor cores; no block-wide barrier per tile); FLAGOS_CUDA_FATTN_OLD=1 runs the kernel
+// above, FLAGOS_CUDA_FATTN_VARIANT=ws the new one without the turns. Not yet measured on a GPU.
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_bf16.h>
@@ -744,12 +748,13 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
     auto softmax = [&](int64_t j0) {
       const bool edge = j0 + BN > a.Tk || (a.causal && j0 + BN - 1 > wr0 + a.off) ||
                         (a.window > 0 && j0 <= wlast + a.off - a.window);
+      // softcap: s moves to the log2 domain here; else the scale is folded into the exponent's
+      // FMA (scale > 0, so max(s) * scale is the max of the scaled row)
+      float scl = a.scale_log2;
       if (a.cap > 0.f) {
 #pragma unroll
         for (int i = 0; i < NS; ++i) s[i] = a.cap * tanhf(s[i] * a.scale_cap) * 1.4426950408889634f;
-      } else {
-#pragma unroll
-        for (int i = 0; i < NS; ++i) s[i] *= a.scale_log2;
+        scl = 1.f;
       }
       if (edge) {  // diagonal / window / last tiles only
         const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
@@ -771,15 +776,15 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
         for (int nt = 0; nt < BN / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt * 4 + 2 * hr], s[nt * 4 + 2 * hr + 1]));
         mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
         mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
-        const float mnew = fmaxf(mrow[hr], mt);
+        const float mnew = fmaxf(mrow[hr], mt * scl);  // log2 domain
         const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
         alpha[hr] = ex2(mrow[hr] - base);
         mrow[hr] = mnew;
         float sum = 0.f;
 #pragma unroll
         for (int nt = 0; nt < BN / 8; ++nt) {
-          s[nt * 4 + 2 * hr] = ex2(s[nt * 4 + 2 * hr] - base);
-          s[nt * 4 + 2 * hr + 1] = ex2(s[nt * 4 + 2 * hr + 1] - base);
+          s[nt * 4 + 2 * hr] = ex2(fmaf(s[nt * 4 + 2 * hr], scl, -base));
+          s[nt * 4 + 2 * hr + 1] = ex2(fmaf(s[nt * 4 + 2 * hr + 1], scl, -base));
           sum += s[nt * 4 + 2 * hr] + s[nt * 4 + 2 * hr + 1];
         }
         lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
@@ -819,10 +824,12 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       for (int n = 0; n < DR; ++n) reg_fence(o[n]);
       reg_fence(pa);
       release(it);  // K (Q K^T of tile it) and V (P V of tile it) read
+      if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
 #pragma unroll
-      for (int n = 0; n < DR; ++n)
+        for (int n = 0; n < DR; ++n)
 #pragma unroll
-        for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
+          for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
+      }
       to_p();
     }
     if (ntiles > 0) {
@@ -972,11 +979,12 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
         make_map(w.tk, k.data(), dt, B, k.size(1), k.size(2), D, k.stride(2), k.stride(1), k.stride(0), 128) &&
         make_map(w.tv, v.data(), dt, B, v.size(1), v.size(2), D, v.stride(2), v.stride(1), v.stride(0), 128);
     const HopperKernel hk = hopper_kernel();
+    const bool pos_scale = ma.scale_log2 > 0.f;  // the warp-specialized kernel folds it into exp2
     auto go = [&](auto tag) {
       using TT = decltype(tag);
-      if (tma && hk == HopperKernel::ws_pingpong)
+      if (tma && pos_scale && hk == HopperKernel::ws_pingpong)
         D == 64 ? launch_ws<TT, 64, 4, true>(w, s) : launch_ws<TT, 128, 3, true>(w, s);
-      else if (tma && hk == HopperKernel::ws)
+      else if (tma && pos_scale && hk == HopperKernel::ws)
         D == 64 ? launch_ws<TT, 64, 4, false>(w, s) : launch_ws<TT, 128, 3, false>(w, s);
       else if (tma) D == 64 ? launch_wgmma<TT, 64, 2, 128, 3, true>(w, s) : launch_wgmma<TT, 128, 2, 128, 3, true>(w, s);
       else D == 64 ? launch_wgmma<TT, 64, 3, 64, 3, false>(w, s) : launch_wgmma<TT, 128, 3, 64, 3, false>(w, s);
