@@ -117,6 +117,8 @@ void cases_llm(std::vector<Case>& out, const Options& o) {
     add_attn(1, 28, 4, 4096, 4096, 128, false, DType::bf16);
     add_attn(1, 28, 4, 4096, 4096, 128, true, DType::f16);
     add_attn(1, 28, 4, 1024, 1024, 128, true, DType::bf16);
+    add_attn(1, 28, 4, 512, 512, 128, false, DType::f32);
+    add_attn(1, 28, 4, 4096, 4096, 128, true, DType::f32);
   }
   add_paged(1, 28, 4, 1, 4096, 128, 16, DType::bf16);
   add_paged(16, 28, 4, 1, 4096, 128, 16, DType::bf16);

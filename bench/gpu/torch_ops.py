@@ -117,7 +117,8 @@ def torch_cases():
     for Tq, Tk, dt, tag, causal in ((1, 4096, f32, "f32", True), (1, 4096, bf16, "bf16", True),
                                     (512, 512, f32, "f32", True), (512, 512, bf16, "bf16", True),
                                     (4096, 4096, bf16, "bf16", True), (4096, 4096, bf16, "bf16", False),
-                                    (4096, 4096, f16, "f16", True), (1024, 1024, bf16, "bf16", True)):
+                                    (4096, 4096, f16, "f16", True), (1024, 1024, bf16, "bf16", True),
+                                    (512, 512, f32, "f32", False), (4096, 4096, f32, "f32", True)):
         kind = "decode" if Tq == 1 else "prefill"
         cases[f"attention {kind} [B1,Hq28,Hkv4,Tq{Tq},Tk{Tk},D128] {'causal ' if causal else ''}{tag}"] = (
             lambda Tq=Tq, Tk=Tk, dt=dt, causal=causal: attn(Tq, Tk, dt, causal))

@@ -476,6 +476,22 @@ std::vector<AttnCase> attn_cases() {
       v.push_back({d, t, 1, 4, 2, 700, 700, 128, 128, true, 300, 20.0, 0, false, 0});
       v.push_back({d, t, 2, 2, 1, 16, 16, 128, 128, true, 0, 0, 0, false, 0});
     }
+    // f32 prefill on the register-tiled CUDA kernel (>= 16 query rows, D = Dv in {64, 128}; 64-row
+    // query tiles, 32-key tiles): the minimum 16 rows, partial tiles on a cache with GQA 3:1, a
+    // window + softcap through views, no causal mask on a long cache, several row tiles (MQA), a
+    // window cutting tiles on a cache, softcap without mask, a window of 1; then shapes that stay on
+    // the general kernel (15 rows, D 256, D != Dv)
+    v.push_back({d, DType::f32, 1, 7, 1, 16, 16, 128, 128, true, 0, 0, 0, false, 0});
+    v.push_back({d, DType::f32, 1, 6, 2, 70, 75, 128, 128, true, 0, 0, 0, false, 0});
+    v.push_back({d, DType::f32, 2, 4, 1, 33, 33, 64, 64, true, 20, 4.0, 0, true, 0});
+    v.push_back({d, DType::f32, 1, 2, 2, 17, 130, 64, 64, false, 0, 0, 0, false, 0.1});
+    v.push_back({d, DType::f32, 1, 4, 1, 300, 300, 128, 128, true, 0, 0, 0, false, 0});
+    v.push_back({d, DType::f32, 2, 4, 2, 200, 457, 64, 64, true, 150, 0, 0, true, 0});
+    v.push_back({d, DType::f32, 1, 2, 1, 130, 260, 128, 128, false, 0, 30.0, 0, false, 0});
+    v.push_back({d, DType::f32, 1, 2, 2, 65, 65, 64, 64, true, 1, 0, 0, false, 0});
+    v.push_back({d, DType::f32, 1, 4, 2, 15, 40, 128, 128, true, 0, 0, 0, false, 0});
+    v.push_back({d, DType::f32, 1, 2, 1, 40, 40, 256, 256, true, 0, 0, 0, false, 0});
+    v.push_back({d, DType::f32, 1, 2, 2, 40, 40, 64, 128, true, 0, 0, 0, false, 0});
     // decode over a long cache (split-KV), GQA 7:1 and head dim 128, f32 and bf16
     v.push_back({d, DType::f32, 1, 7, 1, 1, 3000, 128, 128, true, 0, 0, 0, false, 0});
     v.push_back({d, DType::bf16, 2, 14, 2, 1, 2500, 128, 128, true, 0, 0, 0, true, 0});

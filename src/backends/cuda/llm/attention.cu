@@ -13,6 +13,8 @@
 // kernel with a log-sum-exp rescale. Rows with no visible key give zeros.
 // bf16/f16 without a mask and D = Dv in {64, 128} runs on the tensor cores instead: prefill in
 // attention_mma.cu, decode (Tq = 1) in the split-KV kernel of paged_attention.cu.
+// f32 without a mask, D = Dv in {64, 128} and >= 16 query rows runs on the register-tiled kernel of
+// attention_f32.cu (FLAGOS_CUDA_F32ATTN_OLD=1 keeps it here).
 #include <cmath>
 
 #include "backends/cuda/llm/attention.cuh"
@@ -370,6 +372,9 @@ void attention_launch(const KernelArgs& a) {
   if constexpr (MK == kNoMask && !std::is_same_v<T, float>) {
     if (attention_decode_mma(a, p)) return;
     if (attention_mma(a, p)) return;
+  }
+  if constexpr (MK == kNoMask && std::is_same_v<T, float>) {
+    if (attention_f32(a, p)) return;
   }
   AttnArgs<T> aa{};
   aa.q = q.data_as<T>(), aa.k = k.data_as<T>(), aa.v = v.data_as<T>(), aa.o = o.data_as<T>();

@@ -1,6 +1,7 @@
 // Internal interface between the attention kernels of the CUDA backend (attention.cu: the general
 // CUDA-core flash kernel with split-KV; attention_mma.cu: the tensor-core prefill kernel;
-// paged_attention.cu: the tensor-core split-KV decode kernel, shared with paged_attention).
+// attention_f32.cu: the register-tiled f32 prefill kernel; paged_attention.cu: the tensor-core
+// split-KV decode kernel, shared with paged_attention).
 #pragma once
 #include "flagos/kernel.h"
 #include "flagos/op_params.h"
@@ -15,5 +16,10 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p);
 // cache of B blocks of Tk keys: bf16/f16, no mask, D == Dv in {64, 128}, unit feature strides,
 // 16-byte aligned K/V rows; returns false otherwise.
 bool attention_decode_mma(const KernelArgs& a, const AttentionParams& p);
+
+// f32 prefill on the register-tiled CUDA-core kernel (attention_f32.cu) when it applies: no mask,
+// D == Dv in {64, 128}, unit feature strides, 16-byte aligned rows, at least 16 query rows, and
+// FLAGOS_CUDA_F32ATTN_OLD unset; returns false otherwise.
+bool attention_f32(const KernelArgs& a, const AttentionParams& p);
 
 }  // namespace flagos::cuda::llm
