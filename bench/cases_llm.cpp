@@ -1,6 +1,6 @@
 // LLM op cases: rope (prefill 4096 tokens and decode, Qwen2-7B heads), silu_and_mul (decode /
 // prefill / intermediate 18944), attention decode (GQA 28:4 over a 4096 cache) and causal
-// prefill, paged_attention decode (B 1 / 16) and chunked prefill over a shuffled block table, topk
+// prefill (on accelerators also long and unmasked, bf16 and f32), paged_attention decode (B 1 / 16) and chunked prefill over a shuffled block table, topk
 // over the vocabulary and the fused sampler.
 #include <memory>
 #include <vector>

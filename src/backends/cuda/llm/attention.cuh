@@ -18,7 +18,8 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p);
 bool attention_decode_mma(const KernelArgs& a, const AttentionParams& p);
 
 // f32 prefill on the register-tiled CUDA-core kernel (attention_f32.cu) when it applies: no mask,
-// D == Dv in {64, 128}, unit feature strides, 16-byte aligned rows, at least 16 query rows, and
+// D == Dv in {64, 128}, unit feature strides, 16-byte aligned rows, at least 16 query rows (and not
+// a few row tiles on a long cache, where the general kernel splits the keys), and
 // FLAGOS_CUDA_F32ATTN_OLD unset; returns false otherwise.
 bool attention_f32(const KernelArgs& a, const AttentionParams& p);
 

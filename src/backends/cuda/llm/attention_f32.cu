@@ -1,8 +1,8 @@
 // f32 prefill attention on the CUDA cores (f32 FMA throughout, no tensor cores), flash style:
 // online softmax in base 2, f32 accumulation, O(tile) memory. Taken by attention.cu for f32
 // without a mask, D == Dv in {64, 128}, unit feature strides and 16-byte aligned rows, at least
-// kMinRows query rows (decode and short chunks keep the general kernel with its split-KV);
-// causal, sliding window, softcap and GQA/MQA supported.
+// kMinRows query rows (decode, short chunks and a few row tiles on a long cache keep the general
+// kernel with its split-KV); causal, sliding window, softcap and GQA/MQA supported.
 //
 // A block of 128 threads owns 64 query rows of one (batch, head); the threads form a 16 x 8 grid
 // (ty = tid / 8, tx = tid % 8): thread (ty, tx) owns rows ty + 16 i (i < 4) of every tile. Q stays in
@@ -308,8 +308,10 @@ bool attention_f32(const KernelArgs& a, const AttentionParams& p) {
   fa.cap_l2 = static_cast<float>(p.softcap * 1.4426950408889634);
   const int64_t blocks = fa.nqt * fa.BH;
   if (blocks > std::numeric_limits<int32_t>::max()) return false;
-  const cudaStream_t s = kernel_stream(a);
   const int device = a.stream.device().index;
+  // a handful of row tiles on a long cache: the general kernel splits the keys over the GPU
+  if (blocks * 8 < sm_count(device) && Tk >= 2048) return false;
+  const cudaStream_t s = kernel_stream(a);
   if (D == 64) launch_f32<64>(fa, blocks, device, s);
   else launch_f32<128>(fa, blocks, device, s);
   return true;
