@@ -261,8 +261,11 @@ void launch_f32(F32Args fa, int64_t blocks, int device, cudaStream_t s) {
   constexpr size_t smem = f32_smem<D>();
   auto* fn = &attn_f32_kernel<D>;
   if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  int per_sm = 0;
-  CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, kThreads, smem));
+  static const int per_sm = [fn] {  // resident blocks per SM (the first device's arch)
+    int n = 0;
+    CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, fn, kThreads, smem));
+    return n;
+  }();
   const int64_t nsm = sm_count(device);
   fa.flip0 = blocks, fa.flip1 = 0;
   if (fa.causal && !heavy_order() && per_sm >= 2 && blocks > nsm && blocks <= 2 * nsm)
