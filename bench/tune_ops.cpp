@@ -128,7 +128,8 @@ struct Inputs {
   Tensor sbuf2;  // bf16 logits
 };
 
-// (N, K) of the linear layers of LLMs with hidden 896 .. 8192: qkv, o, gate/up, down, lm_head.
+// (N, K) of the linear layers of LLMs with hidden 896 .. 8192: qkv (stacked q/k/v), o, gate or
+// up alone, stacked gate/up (the engine's fused projection), down, lm_head.
 std::vector<std::pair<int64_t, int64_t>> gemv_nk(bool quick) {
   struct M {
     int64_t hidden, qkv, inter, vocab;
@@ -144,6 +145,7 @@ std::vector<std::pair<int64_t, int64_t>> gemv_nk(bool quick) {
     nk.push_back({m.qkv, m.hidden});
     nk.push_back({m.hidden, m.hidden});
     nk.push_back({m.inter, m.hidden});
+    nk.push_back({2 * m.inter, m.hidden});
     nk.push_back({m.hidden, m.inter});
     if (m.vocab) nk.push_back({m.vocab, m.hidden});
   }

@@ -45,6 +45,11 @@ struct EngineOptions {
   // FLAGOS_CUDA_GRAPHS=0 turns them off as well. Architectures that read device data on the host
   // in their forward pass (mixture of experts) always run eagerly.
   bool graphs = true;
+  // One linear for the q/k/v projections and one for gate/up of each layer, over weights stacked
+  // once at load where they share dtype and layout (q, k, v then are views of the one output).
+  // FLAGOS_ENGINE_FUSED_QKV=0 / FLAGOS_ENGINE_FUSED_GATE_UP=0 turn them off as well.
+  bool fused_qkv = true;
+  bool fused_gate_up = true;
 };
 
 using SeqId = int64_t;

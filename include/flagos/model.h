@@ -73,6 +73,9 @@ struct ModelConfig {
 class WeightStore {
  public:
   void add(const std::string& name, Tensor t);
+  // Replaces an existing tensor by one of the same shape and dtype (e.g. a view of a larger
+  // allocation); throws naming the tensor otherwise.
+  void replace(const std::string& name, Tensor t);
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
   // Throws InvalidArgument naming the tensor, the model file and (if close) similar names.
   const Tensor& get(const std::string& name) const;

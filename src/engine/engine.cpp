@@ -18,6 +18,7 @@
 #include "flagos/graph.h"
 #include "flagos/ops.h"
 #include "model/causal_lm.h"
+#include "model/layers.h"
 
 namespace flagos::engine {
 namespace {
@@ -59,10 +60,13 @@ bool same_greedy(const SamplerParams& a, const SamplerParams& b) {
          a.frequency_penalty == b.frequency_penalty && a.presence_penalty == b.presence_penalty;
 }
 
-bool graphs_enabled_by_env() {
-  const char* e = std::getenv("FLAGOS_CUDA_GRAPHS");
+// An on-by-default switch: "0", "off" or "false" turn it off.
+bool enabled_by_env(const char* name) {
+  const char* e = std::getenv(name);
   return !(e && (std::strcmp(e, "0") == 0 || std::strcmp(e, "off") == 0 || std::strcmp(e, "false") == 0));
 }
+
+bool graphs_enabled_by_env() { return enabled_by_env("FLAGOS_CUDA_GRAPHS"); }
 
 int64_t next_pow2(int64_t x) {
   int64_t p = 1;
@@ -539,6 +543,11 @@ Engine::Engine(model::LoadedModel m, EngineOptions opts) : impl_(std::make_uniqu
   FLAGOS_CHECK(opts.kv_block_size >= 1 && opts.kv_block_size <= 1024, "engine: kv_block_size must be in [1, 1024], got ",
                opts.kv_block_size);
   I.max_context = opts.max_context > 0 ? opts.max_context : (c.max_position > 0 ? c.max_position : 4096);
+  // Stacked q/k/v and gate/up weights, laid out straight on the engine's device.
+  static const bool fused_qkv_env = enabled_by_env("FLAGOS_ENGINE_FUSED_QKV");
+  static const bool fused_gate_up_env = enabled_by_env("FLAGOS_ENGINE_FUSED_GATE_UP");
+  const bool fused_qkv = opts.fused_qkv && fused_qkv_env, fused_gate_up = opts.fused_gate_up && fused_gate_up_env;
+  model::layers::fuse_projection_weights(m.weights, c, fused_qkv, fused_gate_up, opts.device);
   // Weights not on the engine's device are copied there.
   bool moved = false;
   for (const std::string& n : m.weights.names()) moved = moved || !(m.weights.get(n).device() == opts.device);
@@ -548,7 +557,7 @@ Engine::Engine(model::LoadedModel m, EngineOptions opts) : impl_(std::make_uniqu
     for (const std::string& n : m.weights.names()) w.add(n, m.weights.get(n).to(opts.device));
     m.weights = std::move(w);
   }
-  I.lm = model::create_causal_lm(c, m.weights, {opts.device, opts.compute_dtype});
+  I.lm = model::create_causal_lm(c, m.weights, {opts.device, opts.compute_dtype, fused_qkv, fused_gate_up});
   if (m.tokenizer) I.tokenizer.emplace(m.tokenizer);
   const int64_t bs = opts.kv_block_size;
   I.pool = std::make_unique<KvPool>(KvLayout{c.num_layers, c.num_kv_heads, c.head_dim, opts.compute_dtype,

@@ -63,6 +63,11 @@ class CausalLM {
 struct ArchOptions {
   Device device = Device::cpu();
   DType compute_dtype = DType::f32;
+  // One linear for the q/k/v projections and one for gate/up (stacked weights, layers.h) where
+  // their weights share dtype and layout. Free when the store was laid out by
+  // layers::fuse_projection_weights (the engine does it), else the stacked weights are copies.
+  bool fused_qkv = true;
+  bool fused_gate_up = true;
 };
 
 // Builds the architecture named by config.arch from the weights (which must be on opts.device).

@@ -37,6 +37,61 @@ Tensor output_weight(const WeightStore& w, const ModelConfig& c, const Tensor& e
   return embed;
 }
 
+Tensor stack_rows(const std::vector<Tensor>& parts, Device device) {
+  if (parts.empty()) return {};
+  const Tensor& f = parts.front();
+  int64_t rows = 0, next = f.offset();
+  bool adjacent = f.device() == device;
+  for (const Tensor& t : parts) {
+    if (!t.defined() || t.dim() != 2 || !t.is_contiguous() || t.dtype() != f.dtype() || t.size(1) != f.size(1) ||
+        !(t.device() == f.device()))
+      return {};
+    adjacent = adjacent && t.storage() == f.storage() && t.offset() == next;
+    next = t.offset() + static_cast<int64_t>(t.nbytes());
+    rows += t.size(0);
+  }
+  const Shape shape{rows, f.size(1)};
+  if (adjacent) return f.as_strided(shape, contiguous_strides(shape, f.dtype()), f.offset());
+  Tensor r = Tensor::empty(shape, f.dtype(), device);
+  int64_t r0 = 0;
+  for (const Tensor& t : parts) {
+    if (t.size(0) > 0) r.narrow(0, r0, t.size(0)).copy_from(t);
+    r0 += t.size(0);
+  }
+  return r;
+}
+
+Tensor stack_rows(const std::vector<Tensor>& parts) {
+  return parts.empty() ? Tensor() : stack_rows(parts, parts.front().device());
+}
+
+// Replaces the tensors `names` of `w` by row views of one stacked allocation on `device`.
+static void fuse_group(WeightStore& w, const std::vector<std::string>& names, Device device) {
+  std::vector<Tensor> parts;
+  for (const std::string& n : names) {
+    const Tensor* t = w.find(n);
+    if (!t) return;
+    parts.push_back(*t);
+  }
+  const Tensor s = stack_rows(parts, device);
+  if (!s.defined()) return;
+  int64_t r0 = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    w.replace(names[i], s.narrow(0, r0, parts[i].size(0)));
+    r0 += parts[i].size(0);
+  }
+}
+
+void fuse_projection_weights(WeightStore& w, const ModelConfig& c, bool qkv, bool gate_up, Device device) {
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = layer_prefix(i);
+    if (qkv)
+      fuse_group(w, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"},
+                 device);
+    if (gate_up) fuse_group(w, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}, device);
+  }
+}
+
 // ---------------------------------------------------------------- embedding / head
 
 Tensor embed(const Tensor& table, const ForwardBatch& batch, DType dtype, double scale) {
@@ -107,6 +162,10 @@ Attention Attention::load(const WeightStore& w, const std::string& prefix, const
     a.k_bias = vector_param(w, prefix + ".k_proj.bias", kvd);
     a.v_bias = vector_param(w, prefix + ".v_proj.bias", kvd);
   }
+  if (flags.fused_qkv) {
+    a.qkv = stack_rows({a.q, a.k, a.v});
+    if (a.qkv.defined() && flags.bias) a.qkv_bias = ops::cat({a.q_bias, a.k_bias, a.v_bias});
+  }
   if (flags.qk_norm) {
     a.q_norm = vector_param(w, prefix + ".q_norm.weight", a.head_dim);
     a.k_norm = vector_param(w, prefix + ".k_norm.weight", a.head_dim);
@@ -123,15 +182,38 @@ Attention Attention::load(const WeightStore& w, const std::string& prefix, const
 
 Tensor Attention::forward(const Tensor& x, const ForwardBatch& batch, int64_t layer) const {
   const int64_t N = x.size(0);
-  Tensor q = ops::linear(x, this->q, q_bias).view({N, heads, head_dim});
-  Tensor k = ops::linear(x, this->k, k_bias).view({N, kv_heads, head_dim});
-  Tensor v = ops::linear(x, this->v, v_bias).view({N, kv_heads, head_dim});
-  if (q_norm.defined()) {
-    ops::rms_norm(q, q_norm, norm_eps, q);
-    ops::rms_norm(k, k_norm, norm_eps, k);
+  Tensor q, k, v;
+  if (qkv.defined()) {
+    // One projection [N, (heads + 2 kv_heads) * head_dim]; q, k, v are views of its head columns.
+    const Tensor all = ops::linear(x, qkv, qkv_bias).view({N, heads + 2 * kv_heads, head_dim});
+    q = all.narrow(1, 0, heads);
+    k = all.narrow(1, heads, kv_heads);
+    v = all.narrow(1, heads + kv_heads, kv_heads);
+    // QK-norm in place when the heads of q (k) form one 2-D view, i.e. a single row; with several
+    // rows the norm writes new contiguous q and k (the op would copy the strided view anyway).
+    const bool views = !q_norm.defined() || N == 1;
+    if (q_norm.defined()) {
+      q = views ? ops::rms_norm(q, q_norm, norm_eps, q) : ops::rms_norm(q, q_norm, norm_eps);
+      k = views ? ops::rms_norm(k, k_norm, norm_eps, k) : ops::rms_norm(k, k_norm, norm_eps);
+    }
+    if (views) {  // q and k are adjacent heads of each row: one rope over both
+      const Tensor qk = all.narrow(1, 0, heads + kv_heads);
+      ops::rope(qk, batch.positions, rope, qk);
+    } else {
+      ops::rope(q, batch.positions, rope, q);
+      ops::rope(k, batch.positions, rope, k);
+    }
+  } else {
+    q = ops::linear(x, this->q, q_bias).view({N, heads, head_dim});
+    k = ops::linear(x, this->k, k_bias).view({N, kv_heads, head_dim});
+    v = ops::linear(x, this->v, v_bias).view({N, kv_heads, head_dim});
+    if (q_norm.defined()) {
+      ops::rms_norm(q, q_norm, norm_eps, q);
+      ops::rms_norm(k, k_norm, norm_eps, k);
+    }
+    ops::rope(q, batch.positions, rope, q);
+    ops::rope(k, batch.positions, rope, k);
   }
-  ops::rope(q, batch.positions, rope, q);
-  ops::rope(k, batch.positions, rope, k);
   const PagedKv& kv = batch.kv;
   const size_t l = static_cast<size_t>(layer);
   const Tensor& kc = (*kv.k)[l];
@@ -158,30 +240,37 @@ Activation activation_of(const ModelConfig& c) {
 }
 
 static Tensor gated(const Tensor& x, const Tensor& gate, const Tensor& up, const Tensor& down, Activation act,
-                    const Tensor& out = {}) {
+                    const Tensor& out = {}, const Tensor& gate_up = {}) {
   // gate and up write the two halves of one [rows, 2 * inter] buffer, so the activation and the
-  // product are one fused op (silu_and_mul / gelu_and_mul) instead of an activation pass and a mul.
+  // product are one fused op (silu_and_mul / gelu_and_mul) instead of an activation pass and a mul;
+  // with the stacked weight one linear writes both halves.
   const int64_t inter = gate.size(0);
-  Dims shape = x.shape();
-  shape[shape.size() - 1] = 2 * inter;
-  const Tensor gu = Tensor::empty(shape, x.dtype(), x.device());
-  ops::linear(x, gate, {}, gu.narrow(-1, 0, inter));
-  ops::linear(x, up, {}, gu.narrow(-1, inter, inter));
+  Tensor gu;
+  if (gate_up.defined()) {
+    gu = ops::linear(x, gate_up);
+  } else {
+    Dims shape = x.shape();
+    shape[shape.size() - 1] = 2 * inter;
+    gu = Tensor::empty(shape, x.dtype(), x.device());
+    ops::linear(x, gate, {}, gu.narrow(-1, 0, inter));
+    ops::linear(x, up, {}, gu.narrow(-1, inter, inter));
+  }
   const Tensor h = act == Activation::silu ? ops::silu_and_mul(gu) : ops::gelu_and_mul(gu, /*tanh_approx=*/true);
   return ops::linear(h, down, {}, out);
 }
 
 GatedMlp GatedMlp::load(const WeightStore& w, const std::string& prefix, int64_t hidden, int64_t inter,
-                        Activation act) {
+                        Activation act, bool fused) {
   GatedMlp m;
   m.gate = linear_weight(w, prefix + ".gate_proj.weight", inter, hidden);
   m.up = linear_weight(w, prefix + ".up_proj.weight", inter, hidden);
   m.down = linear_weight(w, prefix + ".down_proj.weight", hidden, inter);
   m.act = act;
+  if (fused) m.gate_up = stack_rows({m.gate, m.up});
   return m;
 }
 
-Tensor GatedMlp::forward(const Tensor& x) const { return gated(x, gate, up, down, act); }
+Tensor GatedMlp::forward(const Tensor& x) const { return gated(x, gate, up, down, act, {}, gate_up); }
 
 // Stacked experts [E, out, in] under `name` (with or without ".weight"); empty when absent.
 static std::vector<Tensor> stacked_experts(const WeightStore& w, const std::string& name, int64_t E, int64_t out,

@@ -23,6 +23,20 @@ Tensor vector_param(const WeightStore& w, const std::string& name, int64_t n);
 Tensor embedding_table(const WeightStore& w, const ModelConfig& c);
 // lm_head.weight, or the embedding table when the model ties them.
 Tensor output_weight(const WeightStore& w, const ModelConfig& c, const Tensor& embed);
+// The 2-D weights `parts` ([r_i, in], one dtype, contiguous) stacked by rows into one
+// [sum r_i, in] tensor: a view when they already sit back to back in one storage (as
+// fuse_projection_weights lays them out), else a new tensor holding copies. Undefined when they
+// cannot be stacked (dtypes, inner sizes or devices differ, a part is not contiguous).
+Tensor stack_rows(const std::vector<Tensor>& parts);
+// The same with the stacked tensor on `device` (a view only when the parts already are there).
+Tensor stack_rows(const std::vector<Tensor>& parts, Device device);
+// Lays the q/k/v projections of every layer ("model.layers.<i>.self_attn.{q,k,v}_proj.weight",
+// when `qkv`) and the gate/up projections of every dense MLP ("...mlp.{gate,up}_proj.weight",
+// when `gate_up`) out back to back in one allocation each and replaces the store's tensors by views
+// of it on `device` (parts elsewhere are copied straight into it), so an architecture loading with
+// fusion on (ArchOptions) stacks them without a copy and without holding the weights twice.
+// Groups whose parts differ in dtype or inner size stay as they are.
+void fuse_projection_weights(WeightStore& w, const ModelConfig& c, bool qkv, bool gate_up, Device device);
 
 // ---------------------------------------------------------------- embedding / head
 // Token embeddings [N, hidden] of batch.tokens in `dtype`, multiplied by `scale` when it is not 1
@@ -40,11 +54,15 @@ Tensor output_logits(const Tensor& hidden, const ForwardBatch& batch, const Tens
 struct AttentionFlags {
   bool bias = false;     // q/k/v projection biases (qwen2)
   bool qk_norm = false;  // RMSNorm over head_dim on q and k before rope (qwen3, gemma3)
+  bool fused_qkv = false;  // one [q | k | v] projection (ArchOptions::fused_qkv)
 };
 
 struct Attention {
   Tensor q, k, v, o;
   Tensor q_bias, k_bias, v_bias;  // undefined when absent
+  // With fusion: the stacked [q | k | v] weight [(heads + 2 kv_heads) * head_dim, hidden] and its
+  // bias (undefined when absent); q, k, v are then row views of it and one linear computes all three.
+  Tensor qkv, qkv_bias;
   Tensor q_norm, k_norm;          // [head_dim], undefined when absent
   int64_t heads = 0, kv_heads = 0, head_dim = 0;
   double norm_eps = 1e-6;
@@ -69,10 +87,11 @@ Activation activation_of(const ModelConfig& c);  // throws for an unknown hidden
 // down(act(gate(x)) * up(x))
 struct GatedMlp {
   Tensor gate, up, down;
+  Tensor gate_up;  // with fusion: the stacked [gate | up] weight [2 * inter, hidden], one linear
   Activation act = Activation::silu;
-  // `prefix` e.g. "model.layers.3.mlp"
+  // `prefix` e.g. "model.layers.3.mlp"; `fused`: stack gate and up (when they share dtype and layout).
   static GatedMlp load(const WeightStore& w, const std::string& prefix, int64_t hidden, int64_t inter,
-                       Activation act);
+                       Activation act, bool fused = false);
   Tensor forward(const Tensor& x) const;
 };
 

@@ -12,6 +12,15 @@ void WeightStore::add(const std::string& name, Tensor t) {
   if (!inserted) fail<InvalidArgument>(source, ": duplicate tensor name '", name, "'");
 }
 
+void WeightStore::replace(const std::string& name, Tensor t) {
+  auto it = tensors_.find(name);
+  FLAGOS_CHECK(it != tensors_.end(), "weights: cannot replace tensor '", name, "' of ", source, ": it is absent");
+  FLAGOS_CHECK(t.defined() && t.shape() == it->second.shape() && t.dtype() == it->second.dtype(), "weights: tensor '",
+               name, "' of ", source, " is ", it->second.describe(), ", cannot replace it by ",
+               t.defined() ? t.describe() : std::string("an undefined tensor"));
+  it->second = std::move(t);
+}
+
 const Tensor* WeightStore::find(const std::string& name) const {
   auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;

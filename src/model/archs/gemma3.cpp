@@ -30,13 +30,14 @@ class Gemma3 final : public CausalLM {
       l.post_attn_norm = layers::vector_param(w, p + "post_attention_layernorm.weight", c.hidden_size);
       l.pre_mlp_norm = layers::vector_param(w, p + "pre_feedforward_layernorm.weight", c.hidden_size);
       l.post_mlp_norm = layers::vector_param(w, p + "post_feedforward_layernorm.weight", c.hidden_size);
-      l.attn = layers::Attention::load(w, p + "self_attn", c, i, {.bias = c.attention_bias, .qk_norm = true});
+      l.attn = layers::Attention::load(w, p + "self_attn", c, i,
+                                       {.bias = c.attention_bias, .qk_norm = true, .fused_qkv = o.fused_qkv});
       if (layers::layer_is_sliding(c, i)) {
         if (c.rope_local_theta > 0) l.attn.rope.theta = c.rope_local_theta;
         l.attn.rope.scaling = RopeScaling::none;
         l.attn.rope.factor = 1.0;
       }
-      l.mlp = layers::GatedMlp::load(w, p + "mlp", c.hidden_size, c.intermediate_size, act);
+      l.mlp = layers::GatedMlp::load(w, p + "mlp", c.hidden_size, c.intermediate_size, act, o.fused_gate_up);
       layers_.push_back(std::move(l));
     }
     norm_ = layers::vector_param(w, "model.norm.weight", c.hidden_size);

@@ -9,6 +9,7 @@ PreNormDecoder::PreNormDecoder(const ModelConfig& c, const WeightStore& w, const
                                layers::AttentionFlags flags)
     : config_(c), dtype_(o.compute_dtype) {
   const layers::Activation act = layers::activation_of(c);
+  flags.fused_qkv = o.fused_qkv;
   embed_ = layers::embedding_table(w, c);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = layers::layer_prefix(i);
@@ -19,7 +20,7 @@ PreNormDecoder::PreNormDecoder(const ModelConfig& c, const WeightStore& w, const
     if (layers::layer_is_moe(c, i))
       l.moe = layers::MoeMlp::load(w, p + "mlp", c, act);
     else
-      l.mlp = layers::GatedMlp::load(w, p + "mlp", c.hidden_size, c.intermediate_size, act);
+      l.mlp = layers::GatedMlp::load(w, p + "mlp", c.hidden_size, c.intermediate_size, act, o.fused_gate_up);
     layers_.push_back(std::move(l));
   }
   norm_ = layers::vector_param(w, "model.norm.weight", c.hidden_size);
