@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -64,6 +65,12 @@ bool back_to_back(const model::WeightStore& w, const std::vector<std::string>& n
   return true;
 }
 
+// FLAGOS_ENGINE_FUSED_QKV / _GATE_UP = 0 (off, false) turn fusion off over EngineOptions.
+bool env_off(const char* name) {
+  const char* e = std::getenv(name);
+  return e && (std::string(e) == "0" || std::string(e) == "off" || std::string(e) == "false");
+}
+
 class Fused : public ::testing::TestWithParam<Case> {};
 
 TEST_P(Fused, MatchesSeparateProjections) {
@@ -73,9 +80,11 @@ TEST_P(Fused, MatchesSeparateProjections) {
   // The stacked weights are the store's tensors (views of one allocation, not a second copy).
   const model::WeightStore& wf = fused->model().weights;
   const std::string p = "model.layers.0.";
-  EXPECT_TRUE(back_to_back(wf, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
-                                p + "self_attn.v_proj.weight"}));
-  if (wf.has(p + "mlp.gate_proj.weight")) {
+  if (!env_off("FLAGOS_ENGINE_FUSED_QKV")) {
+    EXPECT_TRUE(back_to_back(wf, {p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight",
+                                  p + "self_attn.v_proj.weight"}));
+  }
+  if (wf.has(p + "mlp.gate_proj.weight") && !env_off("FLAGOS_ENGINE_FUSED_GATE_UP")) {
     EXPECT_TRUE(back_to_back(wf, {p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"}));
   }
   const double tol = c.weights == DType::bf16 ? 2e-2 : 1e-4;  // bf16: rounding order of other GEMV splits
