@@ -51,9 +51,15 @@ void cases_norm(std::vector<Case>& out, const Options& o) {
   add_rms(16, DType::f32);
   add_rms(4096, DType::f32);
   add_rms(4096, DType::bf16);
+  add_rms(1, DType::bf16);
+  add_rms(16, DType::bf16);
+  add_rms(4096, DType::f16);
   add_add_rms(4096, DType::f32);
   add_add_rms(4096, DType::bf16);
+  add_add_rms(16, DType::bf16);
+  add_add_rms(4096, DType::f16);
   add_ln(4096, DType::f32);
+  add_ln(4096, DType::bf16);
 }
 
 }  // namespace flagos::bench

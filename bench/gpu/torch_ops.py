@@ -57,25 +57,27 @@ def torch_cases():
         return lambda: a @ b
 
     # norms
-    for rows, dt, tag in ((4096, f32, "f32"), (4096, bf16, "bf16"), (1, f32, "f32"), (16, f32, "f32")):
+    for rows, dt, tag in ((4096, f32, "f32"), (4096, bf16, "bf16"), (1, f32, "f32"), (16, f32, "f32"),
+                          (1, bf16, "bf16"), (16, bf16, "bf16"), (4096, f16, "f16")):
         def mk(rows=rows, dt=dt):
             x, w = rnd((rows, 3584), dt), rnd((3584,), dt, 0.5, 1.5)
             return lambda: F.rms_norm(x, (3584,), w, 1e-6)
         cases[f"rms_norm [{rows},3584] {tag}"] = mk
-    for dt, tag in ((f32, "f32"), (bf16, "bf16")):
-        def mk(dt=dt):
-            x, r, w = rnd((4096, 3584), dt), rnd((4096, 3584), dt), rnd((3584,), dt, 0.5, 1.5)
+    for rows, dt, tag in ((4096, f32, "f32"), (4096, bf16, "bf16"), (16, bf16, "bf16"), (4096, f16, "f16")):
+        def mk(rows=rows, dt=dt):
+            x, r, w = rnd((rows, 3584), dt), rnd((rows, 3584), dt), rnd((3584,), dt, 0.5, 1.5)
 
             def run():
                 r.add_(x)
                 return F.rms_norm(r, (3584,), w, 1e-6)
             return run
-        cases[f"add_rms_norm [4096,3584] {tag}"] = mk
+        cases[f"add_rms_norm [{rows},3584] {tag}"] = mk
 
-    @case("layer_norm [4096,3584] f32")
-    def _():
-        x, w, b = rnd((4096, 3584), f32), rnd((3584,), f32, 0.5, 1.5), rnd((3584,), f32, -0.5, 0.5)
-        return lambda: F.layer_norm(x, (3584,), w, b, 1e-5)
+    for dt, tag in ((f32, "f32"), (bf16, "bf16")):
+        def mk(dt=dt):
+            x, w, b = rnd((4096, 3584), dt), rnd((3584,), dt, 0.5, 1.5), rnd((3584,), dt, -0.5, 0.5)
+            return lambda: F.layer_norm(x, (3584,), w, b, 1e-5)
+        cases[f"layer_norm [4096,3584] {tag}"] = mk
 
     # gated activation (unfused in torch)
     for rows, dt, tag in ((16, f32, "f32"), (4096, f32, "f32"), (4096, bf16, "bf16")):

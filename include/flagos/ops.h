@@ -97,10 +97,15 @@ Tensor matmul(const Tensor& a, const Tensor& b, const Tensor& out = {});
 // block-quantized type (dequantized inside the kernel). x is f32/f16/bf16 [..., in_features].
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, const Tensor& out = {});
 // table [vocab, dim] (f32/f16/bf16/quantized), ids i32/i64 of any shape -> [..., dim] in `out_dtype`
-// (default: f32 for quantized tables, else the table's dtype).
+// (default: f32 for quantized tables, else the table's dtype). Ids the host can read (CPU) are
+// checked before the gather (InvalidArgument naming id, position and vocabulary size). Ids in device
+// memory are checked by the kernel on the device, without a round trip: a bad id's output row is
+// NaN and the same message is raised as InvalidArgument ("deferred device error ...") at the
+// device's next synchronization (stream/event/device sync, any synchronous copy such as to_vector),
+// like CUDA's own asynchronous errors but recoverable: the device stays usable.
 Tensor embedding(const Tensor& table, const Tensor& ids, std::optional<DType> out_dtype = {});
-// embedding without reading the ids back to the host to check them (so it can be captured in a
-// CUDA graph): the caller guarantees 0 <= id < vocab (an id out of range reads outside the table).
+// embedding without the host check of host-readable ids (the engine, which checked the token ids
+// itself): the caller guarantees 0 <= id < vocab. Device kernels still check as above.
 Tensor embedding_unchecked(const Tensor& table, const Tensor& ids, std::optional<DType> out_dtype = {});
 
 // ---------------------------------------------------------------- quantization (GGUF block formats)

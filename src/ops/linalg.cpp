@@ -124,7 +124,10 @@ static Tensor embedding_impl(const Tensor& table, const Tensor& ids, std::option
   Tensor o = Tensor::empty(rshape, odt, dev);
   if (ids.numel() == 0) return o;
   const Tensor idc = ids.contiguous();
-  if (check_ids) {  // validate the ids (a host copy; cheap next to the gather)
+  // Ids the host can read are checked here; ids in device memory are checked by the backend's
+  // kernel on the device (no device->host round trip): a bad id gets a NaN row and the error is
+  // raised at the device's next synchronization (see ops.h).
+  if (check_ids && idc.is_host_accessible()) {
     const std::vector<int64_t> v = idc.to_vector<int64_t>();
     for (size_t i = 0; i < v.size(); ++i)
       FLAGOS_CHECK(v[i] >= 0 && v[i] < V, "embedding: id ", v[i], " at position ", i,

@@ -9,6 +9,8 @@
 // (e.g. 3.6e-3 q4_0, 4.0e-3 q8_0 at K = 512), so it is checked at 1e-2; the same output is
 // also checked at 1e-5 against a reference that emulates the activation rounding, which pins
 // the integer kernels down exactly.
+#include <cmath>
+
 #include "harness.h"
 
 namespace flagos::test {
@@ -363,21 +365,67 @@ INSTANTIATE_TEST_SUITE_P(All, Embedding, ::testing::ValuesIn(emb_cases()),
                                            std::string(dtype_name(i.param.out)));
                          });
 
+// Bad ids give InvalidArgument naming the op, the id, its position and the vocabulary size: at the
+// call for ids the host can read (CPU), at the device's next synchronization for ids in device
+// memory (checked by the kernel; the bad rows are NaN, the good ones gathered, the device usable).
 TEST(EmbeddingErrors, OutOfRangeIds) {
+  auto rng = rng_for_current_test();
   for (Device dev : test_devices()) {
-    const Tensor table = ops::zeros({10, 32}, DType::f32, dev);
-    for (int64_t bad : {10, -1, 1000}) {
-      const Tensor ids = Tensor::from_vector(std::vector<int64_t>{1, bad}, {2}, DType::i64).to(dev);
-      try {
-        ops::embedding(table, ids);
-        ADD_FAILURE() << "no error for id " << bad;
-      } catch (const InvalidArgument& e) {
-        const std::string m = e.what();
-        EXPECT_NE(m.find("embedding"), std::string::npos) << m;
-        EXPECT_NE(m.find(std::to_string(bad)), std::string::npos) << m;
-        EXPECT_NE(m.find("10"), std::string::npos) << m;
+    const Tensor table = make_input({10, 32}, DType::f32, dev, rng);
+    const auto tv = to_f64(table);
+    const bool deferred = !table.is_host_accessible();
+    for (DType it : {DType::i32, DType::i64})
+      for (int64_t bad : {10, -1, 1000, -7}) {
+        const std::string what = std::string(dtype_name(it)) + " id " + std::to_string(bad) + " on " + device_tag(dev);
+        const Tensor ids = Tensor::from_vector(std::vector<int64_t>{1, 4, bad, 9, bad}, {5}, it).to(dev);
+        for (bool unchecked : {false, true}) {
+          if (unchecked && !deferred) continue;  // the host-side variant trusts its caller
+          Tensor y;
+          std::string m;
+          try {
+            y = unchecked ? ops::embedding_unchecked(table, ids) : ops::embedding(table, ids);
+            if (deferred) current_stream(dev).synchronize();
+            ADD_FAILURE() << "no error for " << what;
+          } catch (const InvalidArgument& e) {
+            m = e.what();
+          }
+          EXPECT_NE(m.find("embedding"), std::string::npos) << m;
+          EXPECT_NE(m.find("id " + std::to_string(bad) + " "), std::string::npos) << what << ": " << m;
+          EXPECT_NE(m.find("position 2 "), std::string::npos) << what << ": " << m;  // the first bad one
+          EXPECT_NE(m.find("vocabulary of 10 rows"), std::string::npos) << what << ": " << m;
+          if (!deferred) continue;
+          ASSERT_TRUE(y.defined()) << what;
+          const auto yv = to_f64(y);  // a synchronization with no error left to raise
+          ASSERT_EQ(yv.size(), 5u * 32u);
+          const int64_t good[3][2] = {{0, 1}, {1, 4}, {3, 9}};  // (position, id)
+          for (const auto& g : good)
+            for (int64_t j = 0; j < 32; ++j)
+              EXPECT_EQ(yv[static_cast<size_t>(g[0] * 32 + j)], tv[static_cast<size_t>(g[1] * 32 + j)]) << what;
+          for (int64_t p : {2, 4})
+            for (int64_t j = 0; j < 32; ++j) EXPECT_TRUE(std::isnan(yv[static_cast<size_t>(p * 32 + j)])) << what;
+        }
+        // The device stays usable: a good gather right after (16-bit table: the 16-byte copy kernel).
+        const Tensor t16 = ops::cast(table, DType::bf16);
+        const Tensor ok = ops::embedding(t16, Tensor::from_vector(std::vector<int64_t>{9, 0}, {2}, it).to(dev));
+        const auto ov = to_f64(ok), t16v = to_f64(t16);
+        for (int64_t j = 0; j < 32; ++j) {
+          EXPECT_EQ(ov[static_cast<size_t>(j)], t16v[static_cast<size_t>(9 * 32 + j)]) << what;
+          EXPECT_EQ(ov[static_cast<size_t>(32 + j)], t16v[static_cast<size_t>(j)]) << what;
+        }
+        if (deferred) {  // a bad id in a 16-bit table: NaN row, error raised by to_vector itself
+          Tensor y16;
+          try {
+            y16 = ops::embedding(t16, ids);
+            (void)y16.to_vector<float>();
+            ADD_FAILURE() << "no error from to_vector for " << what;
+          } catch (const InvalidArgument& e) {
+            EXPECT_NE(std::string(e.what()).find("id " + std::to_string(bad) + " at position 2 "), std::string::npos)
+                << e.what();
+          }
+          const auto y16v = to_f64(y16);
+          for (int64_t j = 0; j < 32; ++j) EXPECT_TRUE(std::isnan(y16v[static_cast<size_t>(2 * 32 + j)])) << what;
+        }
       }
-    }
     EXPECT_THROW(ops::embedding(table, ops::zeros({2}, DType::f32, dev)), InvalidArgument);
     EXPECT_THROW(ops::embedding(ops::zeros({10}, DType::f32, dev), ops::zeros({2}, DType::i64, dev)), InvalidArgument);
   }

@@ -22,6 +22,7 @@ struct NCase {
   Shape shape;
   Layout layout;
   bool use_out;
+  bool row_pad = false;  // x (and the residual) rows padded by 8 elements: row-strided views
 };
 
 class Norm : public ::testing::TestWithParam<NCase> {};
@@ -31,7 +32,12 @@ TEST_P(Norm, MatchesReference) {
   auto rng = rng_for_current_test();
   const double eps = 1e-5;
   const bool has_w = c.wdt != DType::count_;
-  Tensor x = make_input(c.shape, c.dt, c.dev, rng, {-2, 2}, c.layout);
+  auto padded = [&](const Shape& s) {  // [rows, H] view of [rows, H + 8]
+    Shape b = s;
+    b.back() += 8;
+    return make_input(b, c.dt, c.dev, rng, {-2, 2}).narrow(-1, 0, s.back());
+  };
+  Tensor x = c.row_pad ? padded(c.shape) : make_input(c.shape, c.dt, c.dev, rng, {-2, 2}, c.layout);
   const int nd = c.shape.size();
   const int64_t h = c.op == N::group ? c.shape[1] : c.shape[nd - 1];
   Tensor w, b;
@@ -46,7 +52,7 @@ TEST_P(Norm, MatchesReference) {
   Tensor residual;
   std::vector<double> rref;
   if (c.op == N::add_rms) {
-    residual = make_input(c.shape, c.dt, c.dev, rng, {-2, 2}, Layout::contiguous);
+    residual = c.row_pad ? padded(c.shape) : make_input(c.shape, c.dt, c.dev, rng, {-2, 2}, Layout::contiguous);
     const auto rv = to_f64(residual);
     rref.resize(rv.size());
     for (size_t i = 0; i < rv.size(); ++i) rref[i] = round_to(rv[i] + xv[i], c.dt);
@@ -119,6 +125,18 @@ std::vector<NCase> norm_cases() {
           v.push_back({d, op, t, t, {2, 1}, Layout::contiguous, false});
           v.push_back({d, op, t, t, {3, 20001}, Layout::contiguous, true});
         }
+        // LLM rows, sized to select each CUDA path (norm.cu's norm_launch; FLAGOS_CUDA_NORM_PATH
+        // forces one): many 16-bit rows -> ring (rows not a multiple of the 4 rows per block, 193
+        // vectors: lanes with one vector fewer), few -> a warp per row, one row, odd widths
+        // (strided), row-strided views, f32 -> a block per row.
+        if (op != N::group && t != DType::f64) {
+          v.push_back({d, op, t, t, {1061, 1544}, Layout::contiguous, false});
+          v.push_back({d, op, t, DType::f32, {37, 3584}, Layout::contiguous, true});
+          v.push_back({d, op, t, t, {1, 3584}, Layout::contiguous, true});
+          v.push_back({d, op, t, t, {5, 3585}, Layout::contiguous, false});
+          v.push_back({d, op, t, t, {603, 1544}, Layout::contiguous, true, true});
+          v.push_back({d, op, t, DType::count_, {9, 2056}, Layout::contiguous, false, true});
+        }
         if (op == N::group)  // 2 groups: make the channel count even
           for (size_t i = first; i < v.size(); ++i)
             if (v[i].shape[1] % 2) v[i].shape[1] += 1;
@@ -131,7 +149,7 @@ std::string norm_name(const ::testing::TestParamInfo<NCase>& i) {
   const auto& c = i.param;
   os << device_tag(c.dev) << "_" << nname(c.op) << "_" << dtype_name(c.dt) << "_w"
      << (c.wdt == DType::count_ ? std::string("none") : std::string(dtype_name(c.wdt))) << "_" << c.shape << "_"
-     << layout_name(c.layout) << (c.use_out ? "_out" : "") << "_" << i.index;
+     << layout_name(c.layout) << (c.row_pad ? "_rowpad" : "") << (c.use_out ? "_out" : "") << "_" << i.index;
   return sanitize(os.str());
 }
 

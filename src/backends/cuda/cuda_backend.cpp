@@ -12,6 +12,7 @@
 
 #include "backends/cuda/allocator.h"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/device_error.h"
 #include "backends/cuda/kernels/families.h"
 #include "backends/cuda/llm/llm_kernels.h"
 #include "backends/cuda/tuning.h"
@@ -51,13 +52,38 @@ int device_count_cached() {
   return n;
 }
 
-// Lazily created per-device state: properties, the default stream, the allocator.
+// Lazily created per-device state: properties, the default stream, the allocator, the deferred
+// error record (device_error.h).
 struct DeviceState {
   explicit DeviceState(int index) : allocator(index) {}
   cudaDeviceProp props{};
   cudaStream_t stream = nullptr;  // the backend's default stream (non-blocking)
   DeviceAllocator allocator;
+  DeviceErrorRecord* err_host = nullptr;  // mapped pinned memory
+  DeviceErrorSlot err{};                  // its device pointer and the lock (device memory)
+  std::mutex err_mutex;
 };
+
+// Throws the error a kernel recorded on this device since the last check, clearing it first.
+void raise_deferred_error(DeviceState& d, int device) {
+  volatile DeviceErrorRecord* r = d.err_host;
+  if (!r || !r->set) return;
+  long long a = 0, b = 0, c = 0;
+  int kind = 0;
+  {
+    std::lock_guard<std::mutex> lk(d.err_mutex);
+    if (!r->set) return;
+    kind = r->kind, a = r->a, b = r->b, c = r->c;
+    r->set = 0;
+  }
+  const std::string where = detail::concat("deferred device error (cuda:", device, ", checked on the device, raised at this synchronization): ");
+  switch (static_cast<DeviceErrorKind>(kind)) {
+    case DeviceErrorKind::embedding_id:
+      fail(where, "embedding: id ", b, " at position ", a, " is out of range for a vocabulary of ", c,
+           " rows (the output rows of bad ids are NaN)");
+    default: fail<RuntimeError>(where, "unknown error kind ", kind, " (values ", a, ", ", b, ", ", c, ")");
+  }
+}
 
 struct Graph {
   cudaGraphExec_t exec = nullptr;
@@ -134,13 +160,19 @@ class CudaBackend final : public Backend {
       CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), dst.nbytes(), cudaMemcpyDeviceToDevice, st));
     else
       copy_strided_async(dst, src, st);
-    if (!s) CUDA_CHECK(cudaStreamSynchronize(st));
+    if (!s) {
+      CUDA_CHECK(cudaStreamSynchronize(st));
+      raise_deferred_error(d, dst.device().index);
+    }
   }
   void memset(int device, void* dst, int value, size_t n, StreamHandle s) override {
     DeviceState& d = state(device);
     cudaStream_t st = stream_or_default(d, s);
     CUDA_CHECK(cudaMemsetAsync(dst, value, n, st));
-    if (!s) CUDA_CHECK(cudaStreamSynchronize(st));
+    if (!s) {
+      CUDA_CHECK(cudaStreamSynchronize(st));
+      raise_deferred_error(d, device);
+    }
   }
 
   // ---- streams and events ----
@@ -161,10 +193,12 @@ class CudaBackend final : public Backend {
   void synchronize_stream(int device, StreamHandle s) override {
     DeviceState& d = state(device);
     CUDA_CHECK(cudaStreamSynchronize(stream_or_default(d, s)));
+    raise_deferred_error(d, device);
   }
   void synchronize_device(int device) override {
-    state(device);
+    DeviceState& d = state(device);
     CUDA_CHECK(cudaDeviceSynchronize());
+    raise_deferred_error(d, device);
   }
   EventHandle create_event(int device, bool timing) override {
     state(device);
@@ -186,8 +220,9 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaStreamWaitEvent(stream_or_default(d, s), static_cast<cudaEvent_t>(e), 0));
   }
   void synchronize_event(int device, EventHandle e) override {
-    state(device);
+    DeviceState& d = state(device);
     CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(e)));
+    raise_deferred_error(d, device);
   }
   float elapsed_ms(int device, EventHandle start, EventHandle end) override {
     state(device);
@@ -240,6 +275,7 @@ class CudaBackend final : public Backend {
   }
 
   PinnedHostPool& pinned() { return pinned_; }
+  DeviceErrorSlot error_slot(int device) { return state(device).err; }
 
  private:
   // The state of `index`, created on first use; makes the device current on this thread.
@@ -252,6 +288,17 @@ class CudaBackend final : public Backend {
       auto d = std::make_unique<DeviceState>(index);
       CUDA_CHECK(cudaGetDeviceProperties(&d->props, index));
       CUDA_CHECK(cudaStreamCreateWithFlags(&d->stream, cudaStreamNonBlocking));
+      void* host = nullptr;
+      CUDA_CHECK(cudaHostAlloc(&host, sizeof(DeviceErrorRecord), cudaHostAllocMapped | cudaHostAllocPortable));
+      d->err_host = static_cast<DeviceErrorRecord*>(host);
+      *d->err_host = DeviceErrorRecord{};
+      void* dev_rec = nullptr;
+      CUDA_CHECK(cudaHostGetDevicePointer(&dev_rec, host, 0));
+      d->err.rec = static_cast<DeviceErrorRecord*>(dev_rec);
+      void* lock = nullptr;
+      CUDA_CHECK(cudaMalloc(&lock, 256));
+      CUDA_CHECK(cudaMemset(lock, 0, 256));
+      d->err.lock = static_cast<unsigned*>(lock);
       slot = std::move(d);
     });
     return *slot;
@@ -264,7 +311,10 @@ class CudaBackend final : public Backend {
     DeviceState& d = state(device);
     cudaStream_t st = stream_or_default(d, s);
     CUDA_CHECK(cudaMemcpyAsync(dst, src, n, kind, st));
-    if (!s) CUDA_CHECK(cudaStreamSynchronize(st));
+    if (!s) {
+      CUDA_CHECK(cudaStreamSynchronize(st));
+      raise_deferred_error(d, device);
+    }
   }
 
   uint16_t id_ = 0;
@@ -291,6 +341,11 @@ std::unique_ptr<Backend> make_cuda_backend() {
   auto b = std::make_unique<CudaBackend>();
   g_backend = b.get();
   return b;
+}
+
+DeviceErrorSlot device_error_slot(int device) {
+  FLAGOS_CHECK(g_backend != nullptr, "device_error_slot: the CUDA backend is not registered");
+  return g_backend->error_slot(device);
 }
 
 void* alloc_pinned(size_t bytes) {

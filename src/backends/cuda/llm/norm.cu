@@ -1,10 +1,20 @@
 // rms_norm, add_rms_norm (residual += x fused), layer_norm over the last dim of [rows, H] views,
 // and group_norm over contiguous [N, C, S] (see src/ops/norm.cpp for the argument layout).
-// Fast path (contiguous 16-byte aligned rows, contiguous weight, H fitting the registers): each
-// thread keeps its VPT 16-byte vectors of the row in registers, so the row is read once and written
-// once; one block per row, or one warp per row for 16-bit rows of 1K..4K elements. Otherwise a strided path reads the row per pass.
-// Compute is f32 (f64 for f64), sums reduced over the block, 1/sqrt in double; f16/bf16 rounded
-// once at the store. add_rms_norm normalizes the residual as stored (rounded to its dtype).
+// Fast paths (contiguous 16-byte aligned rows, contiguous weight), chosen in norm_launch:
+//  - ring: a persistent grid, one warp per row; each warp streams its rows into a shared-memory ring
+//    with 16-byte cp.async (sm_80+), the next row loading while the current one is reduced and
+//    stored, so the bytes in flight do not depend on registers. Default for many 16-bit rows.
+//  - warp: one warp per row, the row's 16-byte vectors in registers (few 16-bit rows of 1K..4K).
+//  - block: one block per row, VPT vectors per thread in registers (everything else that fits).
+// Otherwise a strided path reads the row per pass. FLAGOS_CUDA_NORM_PATH=ring|ring3|warp|block|
+// strided (read once) forces a path wherever it applies (A/B in one job); ring3 is a 3-stage ring.
+// Compute is f32 (f64 for f64), sums reduced over the warp/block, 1/sqrt in double; f16/bf16
+// rounded once at the store. add_rms_norm normalizes the residual as stored (rounded to its dtype).
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
 #include "backends/cuda/llm/llm_common.cuh"
 #include "flagos/op_params.h"
 
@@ -138,6 +148,114 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a, int64_t rows) {
   }
 }
 
+// Ring path: a persistent grid of kRingWarps-warp blocks, one warp per row; warp g of G takes rows
+// g, g + G, ... Each warp owns S shared-memory stages (one row of x, plus the residual for add_rms)
+// and keeps S - 1 rows loading (16-byte cp.async, L2 only) while it reduces and stores the current
+// one. Lane l copies, reads and rewrites only vectors l, l + 32, ... of a stage, so a lane's own
+// cp.async.wait_group orders everything it reads: no barrier at all; sums reduced by shuffles.
+constexpr int kRingWarps = 4;
+
+__device__ __forceinline__ void ring_cp16(void* dst, const void* src) {
+  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void ring_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void ring_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+template <NormKind K, typename T, typename W, int S>
+__global__ void __launch_bounds__(kRingWarps * 32) norm_ring_kernel(NormArgs<T, W> a, int64_t rows, int nvec) {
+  using C = compute_t<T>;
+  using P = Pack<T, 16 / sizeof(T)>;
+  constexpr int VE = 16 / sizeof(T);
+  constexpr int NIN = K == NormKind::add_rms ? 2 : 1;
+  extern __shared__ uint4 ring_smem[];
+  const int warp = static_cast<int>(threadIdx.x >> 5), lane = static_cast<int>(threadIdx.x & 31);
+  P* ring = reinterpret_cast<P*>(ring_smem) + static_cast<int64_t>(warp) * S * NIN * nvec;
+  const int64_t nw = static_cast<int64_t>(gridDim.x) * kRingWarps;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kRingWarps + warp;
+  auto issue = [&](int64_t row, int slot) {  // always commits a group (empty past the end)
+    if (row < rows) {
+      P* dst = ring + static_cast<int64_t>(slot) * NIN * nvec;
+      const T* xr = a.x + row * a.xs;
+      for (int v = lane; v < nvec; v += 32) ring_cp16(dst + v, xr + static_cast<int64_t>(v) * VE);
+      if constexpr (K == NormKind::add_rms) {
+        const T* rr = a.res + row * a.rs;
+        for (int v = lane; v < nvec; v += 32) ring_cp16(dst + nvec + v, rr + static_cast<int64_t>(v) * VE);
+      }
+    }
+    ring_commit();
+  };
+#pragma unroll
+  for (int k = 0; k < S - 1; ++k) issue(first + k * nw, k);
+  int slot = 0;
+  for (int64_t row = first; row < rows; row += nw) {
+    issue(row + (S - 1) * nw, slot == 0 ? S - 1 : slot - 1);  // the stage this lane finished last
+    ring_wait<S - 1>();                                          // this row's group has landed
+    P* st = ring + static_cast<int64_t>(slot) * NIN * nvec;
+    C s1 = 0;
+#pragma unroll 4
+    for (int v = lane; v < nvec; v += 32) {
+      P pv = st[v];
+      if constexpr (K == NormKind::add_rms) {
+        const P px = pv, pr = st[nvec + v];
+#pragma unroll
+        for (int e = 0; e < VE; ++e)  // the rounded residual is what gets normalized
+          pv.v[e] = store_c<T>(static_cast<C>(to_f(pr.v[e])) + static_cast<C>(to_f(px.v[e])));
+        *reinterpret_cast<P*>(a.res + row * a.rs + static_cast<int64_t>(v) * VE) = pv;
+        st[v] = pv;
+      }
+#pragma unroll
+      for (int e = 0; e < VE; ++e) {
+        const C x = static_cast<C>(to_f(pv.v[e]));
+        s1 += K == NormKind::layer ? x : x * x;
+      }
+    }
+    s1 = warp_sum(s1);
+    C mean = 0, r;
+    if constexpr (K == NormKind::layer) {
+      mean = s1 / static_cast<C>(a.H);
+      C s2 = 0;
+#pragma unroll 4
+      for (int v = lane; v < nvec; v += 32) {
+        const P pv = st[v];
+#pragma unroll
+        for (int e = 0; e < VE; ++e) {
+          const C d = static_cast<C>(to_f(pv.v[e])) - mean;
+          s2 += d * d;
+        }
+      }
+      s2 = warp_sum(s2);
+      r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
+    } else {
+      r = static_cast<C>(1.0 / sqrt(static_cast<double>(s1) / static_cast<double>(a.H) + a.eps));
+    }
+    T* orow = a.out + row * a.os;
+#pragma unroll 4
+    for (int v = lane; v < nvec; v += 32) {
+      const P pv = st[v];
+      const int64_t i0 = static_cast<int64_t>(v) * VE;
+      C wv[VE] = {}, bv[VE] = {};
+      if (a.w) load_params<C, W, VE>(a.w, i0, wv);
+      if (K == NormKind::layer && a.bias) load_params<C, W, VE>(a.bias, i0, bv);
+      P po;
+#pragma unroll
+      for (int e = 0; e < VE; ++e) {
+        const C x = static_cast<C>(to_f(pv.v[e]));
+        C y = K == NormKind::layer ? (x - mean) * r : x * r;
+        if (a.w) y = y * wv[e];
+        if (K == NormKind::layer && a.bias) y = y + bv[e];
+        po.v[e] = store_c<T>(y);
+      }
+      *reinterpret_cast<P*>(orow + i0) = po;
+    }
+    slot = slot == S - 1 ? 0 : slot + 1;
+  }
+  ring_wait<0>();  // no copy may still target shared memory when the block exits
+}
+
 // Strided path: any strides, any H; one block per row, the row re-read per pass.
 template <NormKind K, typename T, typename W>
 __global__ void norm_strided_kernel(NormArgs<T, W> a) {
@@ -196,6 +314,71 @@ void launch_warp(const NormArgs<T, W>& na, int64_t rows, cudaStream_t s) {
   norm_vec_kernel<K, T, W, VPT, true><<<grid, 32 * kWarpRows, 0, s>>>(na, rows);
 }
 
+enum class NormPath { automatic, ring, ring3, warp, block, strided };
+
+NormPath forced_path() {
+  static const NormPath p = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_NORM_PATH");
+    if (!e || !*e || !std::strcmp(e, "auto")) return NormPath::automatic;
+    if (!std::strcmp(e, "ring")) return NormPath::ring;
+    if (!std::strcmp(e, "ring3")) return NormPath::ring3;
+    if (!std::strcmp(e, "warp")) return NormPath::warp;
+    if (!std::strcmp(e, "block")) return NormPath::block;
+    if (!std::strcmp(e, "strided")) return NormPath::strided;
+    fail("FLAGOS_CUDA_NORM_PATH: unknown path '", e, "' (auto, ring, ring3, warp, block, strided)");
+  }();
+  return p;
+}
+
+struct SmemLimits {
+  int per_block_optin = 0, per_sm = 0;
+};
+SmemLimits smem_limits(int device) {
+  static const std::vector<SmemLimits> lim = [] {
+    int n = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&n));
+    std::vector<SmemLimits> v(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      CUDA_CHECK(cudaDeviceGetAttribute(&v[static_cast<size_t>(i)].per_block_optin,
+                                        cudaDevAttrMaxSharedMemoryPerBlockOptin, i));
+      CUDA_CHECK(cudaDeviceGetAttribute(&v[static_cast<size_t>(i)].per_sm,
+                                        cudaDevAttrMaxSharedMemoryPerMultiprocessor, i));
+    }
+    return v;
+  }();
+  return lim.at(static_cast<size_t>(device));
+}
+
+// Blocks per SM the ring kernel's shared memory allows (0: the row does not fit).
+template <NormKind K, typename T, int S>
+int ring_blocks_per_sm(int device, int64_t nvec, size_t& smem) {
+  const int64_t nin = K == NormKind::add_rms ? 2 : 1;
+  smem = static_cast<size_t>(kRingWarps * S * nin * nvec * 16);
+  const SmemLimits l = smem_limits(device);
+  if (smem > static_cast<size_t>(l.per_block_optin)) return 0;
+  const int by_smem = static_cast<int>(static_cast<size_t>(l.per_sm) / (smem + 1024));  // 1 KiB reserved per block
+  return by_smem < 8 ? by_smem : 8;
+}
+
+template <NormKind K, typename T, typename W, int S>
+void launch_ring(const NormArgs<T, W>& na, int64_t rows, int64_t nvec, int device, int per_sm, size_t smem,
+                 cudaStream_t s) {
+  auto* kern = &norm_ring_kernel<K, T, W, S>;
+  if (smem > 48 * 1024) {  // raise the dynamic shared-memory limit once per device
+    static std::atomic<uint64_t> raised{0};
+    const uint64_t bit = uint64_t{1} << (device & 63);
+    if (!(raised.load(std::memory_order_relaxed) & bit)) {
+      CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      smem_limits(device).per_block_optin));
+      raised.fetch_or(bit);
+    }
+  }
+  const int64_t need = (rows + kRingWarps - 1) / kRingWarps;
+  const int64_t cap = static_cast<int64_t>(sm_count(device)) * per_sm;
+  const unsigned grid = static_cast<unsigned>(need < cap ? need : cap);
+  kern<<<grid, 32 * kRingWarps, smem, s>>>(na, rows, static_cast<int>(nvec));
+}
+
 template <NormKind K, typename T, typename W>
 void norm_launch(const KernelArgs& a) {
   const Tensor& x = *a.in[0];
@@ -218,6 +401,7 @@ void norm_launch(const KernelArgs& a) {
   na.bs = na.bias ? est(*bt, 0) : 0;
   na.eps = a.p<NormParams>().eps;
   const cudaStream_t s = kernel_stream(a);
+  const int device = a.stream.device().index;
 
   constexpr int VE = 16 / sizeof(T);
   constexpr int64_t wbytes = static_cast<int64_t>(sizeof(W)) * VE;
@@ -228,15 +412,45 @@ void norm_launch(const KernelArgs& a) {
     return !p || (st == 1 && reinterpret_cast<uintptr_t>(p) % (wbytes < 16 ? wbytes : 16) == 0);
   };
   const int64_t nvec = H / VE;
-  const bool vec = H % VE == 0 && nvec <= 1024 * 8 && row_ok(na.x, na.xs, na.xc) && row_ok(na.out, na.os, na.oc) &&
-                   (!res || row_ok(na.res, na.rs, na.rc)) && param_ok(na.w, na.ws) && param_ok(na.bias, na.bs);
-  if (vec && sizeof(T) == 2 && nvec > 32 * 4 && nvec <= 32 * 16) {
-    // 16-bit rows of 1K..4K elements (LLM hidden sizes): a warp per row, 8..16 vectors per lane
+  const bool aligned = H % VE == 0 && row_ok(na.x, na.xs, na.xc) && row_ok(na.out, na.os, na.oc) &&
+                       (!res || row_ok(na.res, na.rs, na.rc)) && param_ok(na.w, na.ws) && param_ok(na.bias, na.bs);
+  const bool vec = aligned && nvec <= 1024 * 8;
+  const bool warp_fits = vec && nvec <= 32 * 16;
+  const NormPath forced = forced_path();
+  NormPath path = NormPath::strided;
+  if (forced == NormPath::automatic) {
+    // Many 16-bit rows of 1K..4K elements (LLM prefill): the ring; few of them (decode): a warp per
+    // row, everything in flight at once; other vector rows: a block per row.
+    const bool llm_row = vec && sizeof(T) == 2 && nvec > 32 * 4 && nvec <= 32 * 16;
+    if (llm_row && rows > 4 * static_cast<int64_t>(sm_count(device))) path = NormPath::ring;
+    else if (llm_row) path = NormPath::warp;
+    else if (vec) path = NormPath::block;
+  } else if (forced == NormPath::ring || forced == NormPath::ring3) {
+    path = aligned && nvec < (int64_t{1} << 30) ? forced : vec ? NormPath::block : NormPath::strided;
+  } else if (forced == NormPath::warp) {
+    path = warp_fits ? NormPath::warp : vec ? NormPath::block : NormPath::strided;
+  } else if (forced == NormPath::block) {
+    path = vec ? NormPath::block : NormPath::strided;
+  }
+  if (path == NormPath::ring || path == NormPath::ring3) {
+    size_t smem = 0;
+    const int per_sm = path == NormPath::ring ? ring_blocks_per_sm<K, T, 2>(device, nvec, smem)
+                                              : ring_blocks_per_sm<K, T, 3>(device, nvec, smem);
+    if (per_sm > 0) {
+      if (path == NormPath::ring) launch_ring<K, T, W, 2>(na, rows, nvec, device, per_sm, smem, s);
+      else launch_ring<K, T, W, 3>(na, rows, nvec, device, per_sm, smem, s);
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
+    path = warp_fits ? NormPath::warp : vec ? NormPath::block : NormPath::strided;  // the row does not fit
+  }
+  if (path == NormPath::warp) {
+    // a warp per row, 8..16 vectors per lane
     if (nvec <= 32 * 8) launch_warp<K, T, W, 8>(na, rows, s);
     else if (nvec <= 32 * 12) launch_warp<K, T, W, 12>(na, rows, s);
     else if (nvec <= 32 * 14) launch_warp<K, T, W, 14>(na, rows, s);
     else launch_warp<K, T, W, 16>(na, rows, s);
-  } else if (vec) {
+  } else if (path == NormPath::block) {
     // Enough vectors per thread for ILP at 128+ threads, at most 8; threads cover the rest.
     const int vpt_need = static_cast<int>((nvec + 127) / 128);
     const int vpt = vpt_need <= 1 ? 1 : vpt_need <= 2 ? 2 : vpt_need <= 4 ? 4 : 8;
