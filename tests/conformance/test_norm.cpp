@@ -34,8 +34,8 @@ TEST_P(Norm, MatchesReference) {
   const bool has_w = c.wdt != DType::count_;
   auto padded = [&](const Shape& s) {  // [rows, H] view of [rows, H + 8]
     Shape b = s;
-    b.back() += 8;
-    return make_input(b, c.dt, c.dev, rng, {-2, 2}).narrow(-1, 0, s.back());
+    b[b.size() - 1] += 8;
+    return make_input(b, c.dt, c.dev, rng, {-2, 2}).narrow(-1, 0, s[s.size() - 1]);
   };
   Tensor x = c.row_pad ? padded(c.shape) : make_input(c.shape, c.dt, c.dev, rng, {-2, 2}, c.layout);
   const int nd = c.shape.size();

@@ -22,8 +22,7 @@ __device__ __forceinline__ void store8(OT* o, const float (&y)[8]) {
 template <typename I>
 __device__ __forceinline__ bool emb_id_ok(const I* ids, int64_t i, int64_t V, DeviceErrorSlot err, int64_t& id) {
   id = static_cast<int64_t>(ids[i]);
-  if (id >= 0 && id < V) [[likely]]
-    return true;
+  if (id >= 0 && id < V) return true;
   if (threadIdx.x == 0) report_device_error(err, DeviceErrorKind::embedding_id, i, id, V);
   return false;
 }
