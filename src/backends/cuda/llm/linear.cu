@@ -9,6 +9,9 @@
 //     skinny kernel, two weight rows per warp, 16-byte weight loads, f32 accumulation;
 //  otherwise cuBLASLt: same-dtype GEMM directly; quantized weights dequantized to x's type (f32
 //     for f32 x) first; mixed plain dtypes through f32 copies. The bias is a separate pass there.
+#include <cstdlib>
+#include <string>
+
 #include "backends/cuda/llm/gemm.cuh"
 #include "backends/cuda/llm/llm_common.cuh"
 #include "backends/cuda/llm/quant_blocks.cuh"
@@ -477,6 +480,296 @@ void launch_vec(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
   qgemv_vec_kernel<Q, MT, R><<<grid, kVThreads, 0, s>>>(wp, wrs, N, K, qa, da, sa, M, bias, y, ydt);
 }
 
+// ---------------------------------------------------------------- int8 tensor-core skinny GEMM (q8_0, q4_k, q6_k)
+//
+// One CTA of 4 warps per 16 weight rows (the M = 16 "A" operand: output features); the activation
+// rows are the n = 8 columns of mma.sync s8 x s8 -> s32 (NT n-tiles: M <= 8 * NT). The 4 warps
+// split the row's blocks (warp w: blocks w, w + 4, ...) and meet in shared memory at the end.
+// Weight levels go straight from global memory (through L2 only) into the A fragments: a dot
+// product does not care about the order of k, so lane (g, t) holds bytes 8t .. 8t + 7 of a
+// 32-element group of rows g and g + 8 (logical k 4t .. 4t + 3 and 16 + 4t .. +3), and the
+// activation fragments take the same 8 bytes of token g. q8_0: one m16n8k32 per block, scaled by
+// d * da in f32. q4_k: per 32-byte group c one mma on the low nibbles (sub-block 2c) and one on the
+// high (2c + 1), each s32 result times its 6-bit scale summed in s32 over the block; the min term
+// m_j * sum(a) is an mma too (A = m_j in every byte of the row), accumulated in s32 over the 8
+// sub-blocks; then d * isum - dmin * msum, times the activation's per-256 scale. q6_k: 16 scale
+// groups of 16 elements, m16n8k16 each (levels - 32 as int8), s32 results times the int8 scales.
+// Every integer result is exact, so the output equals the dp4a kernels' up to f32 summation order.
+
+__device__ __forceinline__ void mma_k32(int (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ void mma_k16(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};\n"
+               : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+               : "r"(a0), "r"(a1), "r"(b0));
+}
+
+constexpr int kMWarps = 4;
+
+// Raw weight bytes of one block for rows g and g + 8 (index 0 / 1) as this lane needs them.
+template <DType Q>
+struct MmaRaw;
+template <>
+struct MmaRaw<DType::q8_0> {
+  uint32_t q[2][2];  // levels 8t .. 8t + 7
+  uint32_t d[2];
+  __device__ __forceinline__ void load(const uint8_t* b0, const uint8_t* b1, int t) {
+    const uint8_t* b[2] = {b0, b1};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      d[r] = qld16(b[r]);
+      q[r][0] = qld32(b[r] + 2 + 8 * t);
+      q[r][1] = qld32(b[r] + 6 + 8 * t);
+    }
+  }
+};
+template <>
+struct MmaRaw<DType::q4_k> {
+  uint4 hdr[2];     // d, dmin, 12 scale bytes
+  uint2 qs[2][4];   // bytes 32c + 8t .. +7 of the levels, c = 0..3
+  __device__ __forceinline__ void load(const uint8_t* b0, const uint8_t* b1, int t) {
+    const uint8_t* b[2] = {b0, b1};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      hdr[r] = __ldcg(reinterpret_cast<const uint4*>(b[r]));
+#pragma unroll
+      for (int c = 0; c < 4; ++c) qs[r][c] = __ldcg(reinterpret_cast<const uint2*>(b[r] + 16 + 32 * c + 8 * t));
+    }
+  }
+};
+template <>
+struct MmaRaw<DType::q6_k> {
+  uint32_t ql[2][8];  // [h][q & 1][s]: ql bytes 64h + 32(q & 1) + 16s + 4t .. +3
+  uint32_t qh[2][4];  // [h][s]: qh bytes 32h + 16s + 4t .. +3
+  uint32_t sc[2][4];  // the 16 int8 scales
+  uint32_t d[2];
+  __device__ __forceinline__ void load(const uint8_t* b0, const uint8_t* b1, int t) {
+    const uint8_t* b[2] = {b0, b1};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) ql[r][i] = qld32(b[r] + 64 * (i >> 2) + 32 * ((i >> 1) & 1) + 16 * (i & 1) + 4 * t);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) qh[r][i] = qld32(b[r] + 128 + 32 * (i >> 1) + 16 * (i & 1) + 4 * t);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) sc[r][i] = qld32(b[r] + 192 + 4 * i);
+      d[r] = qld16(b[r] + 208);
+    }
+  }
+};
+
+__device__ __forceinline__ uint32_t act_word(const int8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
+__device__ __forceinline__ uint2 act_pair(const int8_t* p) { return *reinterpret_cast<const uint2*>(p); }
+
+// Adds block blk's contribution (raw weight bytes in w) to acc[nt][i]: rows (g, g, g + 8, g + 8),
+// tokens (2t, 2t + 1, 2t, 2t + 1) of n-tile nt. arow[nt]: token g's int8 row of n-tile nt;
+// tok[nt][2]: the (clamped) tokens 2t, 2t + 1.
+template <DType Q, int NT>
+__device__ __forceinline__ void mma_block(const MmaRaw<Q>& w, int64_t blk, int t, int64_t nb,
+                                          const int8_t* const (&arow)[NT], const int (&tok)[NT][2],
+                                          const float* __restrict__ da, float (&acc)[NT][4]) {
+  if constexpr (Q == DType::q8_0) {
+    const uint32_t a[4] = {w.q[0][0], w.q[1][0], w.q[0][1], w.q[1][1]};
+    const float d0 = qh2f(w.d[0]), d1 = qh2f(w.d[1]);
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const uint2 b = act_pair(arow[nt] + blk * 32 + 8 * t);
+      int c[4] = {0, 0, 0, 0};
+      mma_k32(c, a, b.x, b.y);
+      const float e0 = da[tok[nt][0] * nb + blk], e1 = da[tok[nt][1] * nb + blk];
+      acc[nt][0] += (d0 * e0) * static_cast<float>(c[0]);
+      acc[nt][1] += (d0 * e1) * static_cast<float>(c[1]);
+      acc[nt][2] += (d1 * e0) * static_cast<float>(c[2]);
+      acc[nt][3] += (d1 * e1) * static_cast<float>(c[3]);
+    }
+  } else if constexpr (Q == DType::q4_k) {
+    // packed 6-bit scales / mins: word 0 = sub-blocks 0..3, word 1 = 4..7 (one byte each)
+    uint32_t scw[2][2], mw[2][2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t s0 = w.hdr[r].y, s1 = w.hdr[r].z, s2 = w.hdr[r].w;
+      scw[r][0] = s0 & 0x3F3F3F3Fu;
+      scw[r][1] = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
+      mw[r][0] = s1 & 0x3F3F3F3Fu;
+      mw[r][1] = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
+    }
+    const float d[2] = {qh2f(w.hdr[0].x & 0xFFFFu), qh2f(w.hdr[1].x & 0xFFFFu)};
+    const float dm[2] = {qh2f(w.hdr[0].x >> 16), qh2f(w.hdr[1].x >> 16)};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      int isum[4] = {0, 0, 0, 0}, msum[4] = {0, 0, 0, 0};
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {  // h = 0: low nibbles, sub-block 2c; 1: high nibbles, 2c + 1
+          const int j = 2 * c + h;
+          auto nib = [h](uint32_t v) { return static_cast<uint32_t>(h ? nib_hi(v) : nib_lo(v)); };
+          const uint32_t a[4] = {nib(w.qs[0][c].x), nib(w.qs[1][c].x), nib(w.qs[0][c].y), nib(w.qs[1][c].y)};
+          const int sc0 = static_cast<int>((scw[0][j >> 2] >> (8 * (j & 3))) & 0xFFu);
+          const int sc1 = static_cast<int>((scw[1][j >> 2] >> (8 * (j & 3))) & 0xFFu);
+          const uint32_t m0 = ((mw[0][j >> 2] >> (8 * (j & 3))) & 0xFFu) * 0x01010101u;
+          const uint32_t m1 = ((mw[1][j >> 2] >> (8 * (j & 3))) & 0xFFu) * 0x01010101u;
+          const uint32_t am[4] = {m0, m1, m0, m1};
+          const uint2 b = act_pair(arow[nt] + blk * 256 + 64 * c + 32 * h + 8 * t);
+          int cq[4] = {0, 0, 0, 0};
+          mma_k32(cq, a, b.x, b.y);
+          mma_k32(msum, am, b.x, b.y);
+          isum[0] += sc0 * cq[0];
+          isum[1] += sc0 * cq[1];
+          isum[2] += sc1 * cq[2];
+          isum[3] += sc1 * cq[3];
+        }
+      }
+      const float e[2] = {da[tok[nt][0] * nb + blk], da[tok[nt][1] * nb + blk]};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        acc[nt][i] += e[i & 1] * (d[i >> 1] * static_cast<float>(isum[i]) - dm[i >> 1] * static_cast<float>(msum[i]));
+    }
+  } else {
+    static_assert(Q == DType::q6_k);
+    const float d[2] = {qh2f(w.d[0]), qh2f(w.d[1])};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      int isum[4] = {0, 0, 0, 0};
+      // scale group (h, q, s): elements 128h + 32q + 16s .. +15, scale 8h + 2q + s; lane t: 4t .. 4t + 3
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+#pragma unroll
+          for (int s = 0; s < 2; ++s) {
+            uint32_t a[2];
+            int sc[2];
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+              const uint32_t lo = w.ql[r][4 * h + 2 * (q & 1) + s];
+              const uint32_t low = (q < 2 ? lo : lo >> 4) & 0x0F0F0F0Fu;
+              const uint32_t high = ((w.qh[r][2 * h + s] >> (2 * q)) & 0x03030303u) << 4;
+              a[r] = static_cast<uint32_t>(sub32_bytes(low | high));
+              const int si = 8 * h + 2 * q + s;
+              sc[r] = static_cast<int>(static_cast<int8_t>((w.sc[r][si >> 2] >> (8 * (si & 3))) & 0xFFu));
+            }
+            const uint32_t b = act_word(arow[nt] + blk * 256 + 128 * h + 32 * q + 16 * s + 4 * t);
+            int c[4] = {0, 0, 0, 0};
+            mma_k16(c, a[0], a[1], b);
+            isum[0] += sc[0] * c[0];
+            isum[1] += sc[0] * c[1];
+            isum[2] += sc[1] * c[2];
+            isum[3] += sc[1] * c[3];
+          }
+      const float e[2] = {da[tok[nt][0] * nb + blk], da[tok[nt][1] * nb + blk]};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[nt][i] += (e[i & 1] * d[i >> 1]) * static_cast<float>(isum[i]);
+    }
+  }
+}
+
+// Blocks a warp loads before it decodes them (bytes in flight).
+template <DType Q, int NT>
+constexpr int mma_unroll() {
+  return (Q == DType::q8_0 ? 4 : 2) / (NT >= 4 ? 2 : 1);
+}
+
+template <DType Q, int NT>
+__global__ void __launch_bounds__(kMWarps * 32) qmma_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
+                                                          int64_t K, const int8_t* __restrict__ qa,
+                                                          const float* __restrict__ da, int64_t M,
+                                                          const float* __restrict__ bias, void* y, int ydt) {
+  constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, U = mma_unroll<Q, NT>();
+  __shared__ float red[kMWarps - 1][NT * 4][32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * 16;
+  const int64_t r0 = n0 + g < N ? n0 + g : N - 1, r1 = n0 + g + 8 < N ? n0 + g + 8 : N - 1;  // clamped rows
+  const uint8_t* w0 = W + r0 * wrs;
+  const uint8_t* w1 = W + r1 * wrs;
+  const int64_t nb = K / BN;
+  const int8_t* arow[NT];
+  int tok[NT][2];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const int m = 8 * nt + g;
+    arow[nt] = qa + (m < M ? m : M - 1) * K;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) tok[nt][i] = static_cast<int>(8 * nt + 2 * t + i < M ? 8 * nt + 2 * t + i : M - 1);
+  }
+  float acc[NT][4];
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[nt][i] = 0.f;
+  for (int64_t b0 = warp; b0 < nb; b0 += kMWarps * U) {
+    MmaRaw<Q> raw[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t blk = b0 + kMWarps * u;
+      if (blk < nb) raw[u].load(w0 + blk * BB, w1 + blk * BB, t);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t blk = b0 + kMWarps * u;
+      if (blk < nb) mma_block<Q, NT>(raw[u], blk, t, nb, arow, tok, da, acc);
+    }
+  }
+  if (warp > 0)
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) red[warp - 1][nt * 4 + i][lane] = acc[nt][i];
+  __syncthreads();
+  if (warp != 0) return;
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float v = acc[nt][i];
+#pragma unroll
+      for (int q = 0; q < kMWarps - 1; ++q) v += red[q][nt * 4 + i][lane];
+      const int64_t n = n0 + g + 8 * (i >> 1), m = 8 * nt + 2 * t + (i & 1);
+      if (n < N && m < M) store_out(y, ydt, m * N + n, v + (bias ? bias[n] : 0.f));
+    }
+}
+
+template <DType Q>
+constexpr bool has_mma_kernel() {
+  return Q == DType::q8_0 || Q == DType::q4_k || Q == DType::q6_k;
+}
+
+template <DType Q>
+void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
+                const float* bias, void* y, int ydt, cudaStream_t s) {
+  const unsigned grid = static_cast<unsigned>((N + 15) / 16);
+#define FLAGOS_QMMA(NT) qmma_kernel<Q, NT><<<grid, kMWarps * 32, 0, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt)
+  if (M <= 8) FLAGOS_QMMA(1);
+  else if (M <= 16) FLAGOS_QMMA(2);
+  else if (M <= 32) FLAGOS_QMMA(4);
+  else FLAGOS_QMMA(8);
+#undef FLAGOS_QMMA
+}
+
+// FLAGOS_CUDA_QGEMV = dp4a | vec | mma | auto (default): the decode kernel for quantized weights.
+// dp4a: the half-warp-per-row kernel (every format); vec: the wide-load kernel (q8_0, q4_k, q6_k);
+// mma: the tensor-core kernel above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a.
+// auto: M = 1: vec for q8_0 / q6_k, dp4a for q4_k (25.0 us vs vec's 29.2 us at 18944 x 3584 on
+// H200); 2 <= M <= 4: the same; M >= 5: mma (not yet measured).
+enum class QgemvVariant { automatic, dp4a, vec, mma };
+QgemvVariant qgemv_variant() {
+  static const QgemvVariant v = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_QGEMV");
+    const std::string s = e ? e : "";
+    if (s == "dp4a" || s == "old") return QgemvVariant::dp4a;
+    if (s == "vec") return QgemvVariant::vec;
+    if (s == "mma") return QgemvVariant::mma;
+    if (!s.empty() && s != "auto")
+      throw InvalidArgument("FLAGOS_CUDA_QGEMV: unknown variant '" + s + "' (dp4a, vec, mma or auto)");
+    return QgemvVariant::automatic;
+  }();
+  return v;
+}
+
 template <DType Q>
 void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& W, const float* bias, Tensor& Y) {
   const int64_t M = X.size(0), K = X.size(1), N = W.size(0);
@@ -501,20 +794,35 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   const auto* wp = static_cast<const uint8_t*>(W.data());
   const int ydt = out_kind(Y.dtype());
   void* yp = Y.data();
-  if constexpr (has_vec_kernel<Q>()) {
-    // wide-load kernel: q4_k needs 16-byte aligned blocks; q8_0 / q6_k stage contiguous rows
-    const int64_t row_bytes = K / QTraits<Q>::n * QTraits<Q>::bytes;
-    const bool ok = VecFmt<Q>::staged ? (reinterpret_cast<uintptr_t>(wp) % 2 == 0 && (N == 1 || W.stride(0) == row_bytes))
-                                      : (aligned16(wp) && W.stride(0) % 16 == 0);
-    if (ok) {
-      const int64_t wrs = N == 1 ? row_bytes : W.stride(0);
-      if (M == 1) launch_vec<Q, 1, 2>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
-      else if (M == 2) launch_vec<Q, 2, 2>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
-      else if (M <= 4) launch_vec<Q, 4, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
-      else if (M <= 8) launch_vec<Q, 8, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
-      else launch_vec<Q, 16, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+  const QgemvVariant var = qgemv_variant();
+  if constexpr (has_mma_kernel<Q>()) {
+    const bool want = var == QgemvVariant::mma || (var == QgemvVariant::automatic && M >= 5);
+    // q4_k reads 8- and 16-byte pieces of its 144-byte blocks; q8_0 / q6_k 2-byte halves
+    const bool ok = Q != DType::q4_k || (aligned16(wp) && W.stride(0) % 16 == 0);
+    if (want && ok) {
+      launch_mma<Q>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
       CUDA_CHECK_LAUNCH();
       return;
+    }
+  }
+  // M <= 4 under auto: q4_k regressed on the wide-load kernel (25.0 -> 29.2 us at M = 1), q8_0 / q6_k did not
+  const bool vec_wanted = var == QgemvVariant::vec || (var == QgemvVariant::automatic && Q != DType::q4_k);
+  if constexpr (has_vec_kernel<Q>()) {
+    if (vec_wanted) {
+      // wide-load kernel: q4_k needs 16-byte aligned blocks; q8_0 / q6_k stage contiguous rows
+      const int64_t row_bytes = K / QTraits<Q>::n * QTraits<Q>::bytes;
+      const bool ok = VecFmt<Q>::staged ? (reinterpret_cast<uintptr_t>(wp) % 2 == 0 && (N == 1 || W.stride(0) == row_bytes))
+                                        : (aligned16(wp) && W.stride(0) % 16 == 0);
+      if (ok) {
+        const int64_t wrs = N == 1 ? row_bytes : W.stride(0);
+        if (M == 1) launch_vec<Q, 1, 2>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+        else if (M == 2) launch_vec<Q, 2, 2>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+        else if (M <= 4) launch_vec<Q, 4, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+        else if (M <= 8) launch_vec<Q, 8, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+        else launch_vec<Q, 16, 1>(wp, wrs, N, K, qa, da, sa, M, bias, yp, ydt, s);
+        CUDA_CHECK_LAUNCH();
+        return;
+      }
     }
   }
   const unsigned grid = blocks_for(N * kLanesPerRow, kQThreads);
