@@ -63,6 +63,8 @@ void cases_linalg(std::vector<Case>& out, const Options& o) {
     add_matmul(4096, 3584, 18944, DType::bf16);
     // quantized decode GEMV with the engine's bf16 activations
     for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(1, 3584, 18944, wt, DType::bf16);
+    // quantized skinny GEMM at 64 rows (q4_k above on every device)
+    for (DType wt : {DType::q8_0, DType::q6_k}) add_linear(64, 3584, 18944, wt);
   }
   {
     const int64_t V = 152064, D = 3584;

@@ -267,6 +267,15 @@ std::vector<LinCase> lin_cases() {
         v.push_back({d, DType::f32, w, {M, 512}, 70, M == 7, Layout::contiguous});
         v.push_back({d, DType::bf16, w, {M, 256}, 36, M != 7, Layout::contiguous});
       }
+    // decode kernels for q8_0 / q4_k / q6_k by row count (each FLAGOS_CUDA_QGEMV variant on CUDA:
+    // n-tiles of 8 activation rows, 16-row weight tiles with a partial last tile, blocks split over
+    // 4 warps unevenly or not at all); q8_0 with K not a multiple of 256
+    for (int64_t M : {1, 2, 3, 7, 8, 16, 17, 33, 64})
+      for (DType w : {DType::q8_0, DType::q4_k, DType::q6_k}) {
+        const bool kq = w != DType::q8_0;
+        v.push_back({d, DType::f32, w, {M, kq ? 768 : 352}, 37, M % 2 == 1, Layout::contiguous});
+        v.push_back({d, DType::bf16, w, {M, kq ? 256 : 96}, M == 8 ? 1 : 19, M % 2 == 0, Layout::contiguous});
+      }
     for (int64_t M : {1, 7, 16, 17, 64, 65}) {
       v.push_back({d, DType::bf16, DType::bf16, {M, 264}, 45, M % 2 == 1, Layout::contiguous});
       v.push_back({d, DType::f16, DType::f16, {M, 128}, 33, false, Layout::contiguous});

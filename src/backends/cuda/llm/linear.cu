@@ -2,9 +2,12 @@
 // Paths (launch config by heuristics, no autotuning):
 //  quantized w, M <= 64 (decode): int8 path. Each activation row is quantized once per call to
 //     int8 per block of 32 (simple types) or 256 (k-quants) with d = amax/127 and round to
-//     nearest even, exactly as the CPU does (the conformance test pins this rounding); then a
-//     GEMV kernel streams the weight rows: 16 lanes per weight row, one 32-element chunk per lane
-//     step, levels unpacked in registers and dotted with __dp4a, scaled once per chunk;
+//     nearest even, exactly as the CPU does (the conformance test pins this rounding); then
+//     (FLAGOS_CUDA_QGEMV, see qgemv_variant) for q8_0 / q4_k / q6_k (q8_0: M >= 2) an int8
+//     tensor-core kernel (mma.sync s8, weight rows as the 16-row A operand, tokens as n-tiles
+//     of 8), else a GEMV kernel that streams the weight rows (the wide-load kernel, or 16 lanes
+//     per weight row with one 32-element chunk per lane step), levels unpacked in registers and
+//     dotted with __dp4a, scaled once per chunk;
 //  16-bit w, few rows (M <= 8, or any M <= 64 when x is f32 or of the other 16-bit type):
 //     skinny kernel, two weight rows per warp, 16-byte weight loads, f32 accumulation;
 //  otherwise cuBLASLt: same-dtype GEMM directly; quantized weights dequantized to x's type (f32
@@ -510,6 +513,12 @@ __device__ __forceinline__ void mma_k16(int (&c)[4], uint32_t a0, uint32_t a1, u
 
 constexpr int kMWarps = 4;
 
+// 4 bytes at a 2-byte aligned address: one load where it is 4-byte aligned (half the blocks of a
+// q8_0 / q6_k row when the row's bytes are a multiple of 4), else two 16-bit halves.
+__device__ __forceinline__ uint32_t ld32_a2(const uint8_t* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 3) == 0 ? *reinterpret_cast<const uint32_t*>(p) : qld32(p);
+}
+
 // Raw weight bytes of one block for rows g and g + 8 (index 0 / 1) as this lane needs them.
 template <DType Q>
 struct MmaRaw;
@@ -522,8 +531,8 @@ struct MmaRaw<DType::q8_0> {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       d[r] = qld16(b[r]);
-      q[r][0] = qld32(b[r] + 2 + 8 * t);
-      q[r][1] = qld32(b[r] + 6 + 8 * t);
+      q[r][0] = ld32_a2(b[r] + 2 + 8 * t);
+      q[r][1] = ld32_a2(b[r] + 6 + 8 * t);
     }
   }
 };
@@ -552,11 +561,11 @@ struct MmaRaw<DType::q6_k> {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
 #pragma unroll
-      for (int i = 0; i < 8; ++i) ql[r][i] = qld32(b[r] + 64 * (i >> 2) + 32 * ((i >> 1) & 1) + 16 * (i & 1) + 4 * t);
+      for (int i = 0; i < 8; ++i) ql[r][i] = ld32_a2(b[r] + 64 * (i >> 2) + 32 * ((i >> 1) & 1) + 16 * (i & 1) + 4 * t);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) qh[r][i] = qld32(b[r] + 128 + 32 * (i >> 1) + 16 * (i & 1) + 4 * t);
+      for (int i = 0; i < 4; ++i) qh[r][i] = ld32_a2(b[r] + 128 + 32 * (i >> 1) + 16 * (i & 1) + 4 * t);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) sc[r][i] = qld32(b[r] + 192 + 4 * i);
+      for (int i = 0; i < 4; ++i) sc[r][i] = ld32_a2(b[r] + 192 + 4 * i);
       d[r] = qld16(b[r] + 208);
     }
   }
@@ -753,8 +762,11 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 // FLAGOS_CUDA_QGEMV = dp4a | vec | mma | auto (default): the decode kernel for quantized weights.
 // dp4a: the half-warp-per-row kernel (every format); vec: the wide-load kernel (q8_0, q4_k, q6_k);
 // mma: the tensor-core kernel above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a.
-// auto: M = 1: vec for q8_0 / q6_k, dp4a for q4_k (25.0 us vs vec's 29.2 us at 18944 x 3584 on
-// H200); 2 <= M <= 4: the same; M >= 5: mma (not yet measured).
+// auto (an estimate, not yet measured): mma, except q8_0 at M = 1 (vec: 2.27 TB/s measured; mma
+// reads q8_0's 34-byte blocks as 2- and 4-byte pieces, ~8 useful bytes per L1 wavefront, about the
+// same bound). q4_k at M = 1 was 25.0 us on dp4a and 29.2 us on vec (18944 x 3584, H200); mma
+// reads it with 8- and 16-byte loads (~29 bytes per wavefront), ~20 instructions per 1 KiB of
+// weight, and holds 2 blocks x 16 rows (4.6 KiB) in flight per warp at 4 CTAs per SM.
 enum class QgemvVariant { automatic, dp4a, vec, mma };
 QgemvVariant qgemv_variant() {
   static const QgemvVariant v = [] {
@@ -796,7 +808,7 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   void* yp = Y.data();
   const QgemvVariant var = qgemv_variant();
   if constexpr (has_mma_kernel<Q>()) {
-    const bool want = var == QgemvVariant::mma || (var == QgemvVariant::automatic && M >= 5);
+    const bool want = var == QgemvVariant::mma || (var == QgemvVariant::automatic && (Q != DType::q8_0 || M > 1));
     // q4_k reads 8- and 16-byte pieces of its 144-byte blocks; q8_0 / q6_k 2-byte halves
     const bool ok = Q != DType::q4_k || (aligned16(wp) && W.stride(0) % 16 == 0);
     if (want && ok) {
@@ -805,7 +817,7 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
       return;
     }
   }
-  // M <= 4 under auto: q4_k regressed on the wide-load kernel (25.0 -> 29.2 us at M = 1), q8_0 / q6_k did not
+  // auto: q4_k regressed on the wide-load kernel (25.0 -> 29.2 us at M = 1): the dp4a kernel when mma cannot run
   const bool vec_wanted = var == QgemvVariant::vec || (var == QgemvVariant::automatic && Q != DType::q4_k);
   if constexpr (has_vec_kernel<Q>()) {
     if (vec_wanted) {
