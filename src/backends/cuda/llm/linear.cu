@@ -684,7 +684,7 @@ constexpr int mma_unroll() {
 }
 
 template <DType Q, int NT>
-__global__ void __launch_bounds__(kMWarps * 32) qmma_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
+__global__ void __launch_bounds__(kMWarps * 32, NT == 1 ? 4 : 2) qmma_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
                                                           int64_t K, const int8_t* __restrict__ qa,
                                                           const float* __restrict__ da, int64_t M,
                                                           const float* __restrict__ bias, void* y, int ydt) {
@@ -696,50 +696,58 @@ __global__ void __launch_bounds__(kMWarps * 32) qmma_kernel(const uint8_t* __res
   const uint8_t* w0 = W + r0 * wrs;
   const uint8_t* w1 = W + r1 * wrs;
   const int64_t nb = K / BN;
-  const int8_t* arow[NT];
-  int tok[NT][2];
+  // token passes of 8 * NT rows (one pass unless NT is capped below M, see launch_mma)
+  for (int64_t mb = 0; mb < M; mb += 8 * NT) {
+    const int64_t mlast = M - 1;
+    const int8_t* arow[NT];
+    int tok[NT][2];
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt) {
-    const int m = 8 * nt + g;
-    arow[nt] = qa + (m < M ? m : M - 1) * K;
+    for (int nt = 0; nt < NT; ++nt) {
+      const int64_t m = mb + 8 * nt + g;
+      arow[nt] = qa + (m < mlast ? m : mlast) * K;
 #pragma unroll
-    for (int i = 0; i < 2; ++i) tok[nt][i] = static_cast<int>(8 * nt + 2 * t + i < M ? 8 * nt + 2 * t + i : M - 1);
-  }
-  float acc[NT][4];
-#pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[nt][i] = 0.f;
-  for (int64_t b0 = warp; b0 < nb; b0 += kMWarps * U) {
-    MmaRaw<Q> raw[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int64_t blk = b0 + kMWarps * u;
-      if (blk < nb) raw[u].load(w0 + blk * BB, w1 + blk * BB, t);
+      for (int i = 0; i < 2; ++i) {
+        const int64_t mi = mb + 8 * nt + 2 * t + i;
+        tok[nt][i] = static_cast<int>(mi < mlast ? mi : mlast);
+      }
     }
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int64_t blk = b0 + kMWarps * u;
-      if (blk < nb) mma_block<Q, NT>(raw[u], blk, t, nb, arow, tok, da, acc);
-    }
-  }
-  if (warp > 0)
+    float acc[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-      for (int i = 0; i < 4; ++i) red[warp - 1][nt * 4 + i][lane] = acc[nt][i];
-  __syncthreads();
-  if (warp != 0) return;
+      for (int i = 0; i < 4; ++i) acc[nt][i] = 0.f;
+    for (int64_t b0 = warp; b0 < nb; b0 += kMWarps * U) {
+      MmaRaw<Q> raw[U];
 #pragma unroll
-  for (int nt = 0; nt < NT; ++nt)
+      for (int u = 0; u < U; ++u) {
+        const int64_t blk = b0 + kMWarps * u;
+        if (blk < nb) raw[u].load(w0 + blk * BB, w1 + blk * BB, t);
+      }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float v = acc[nt][i];
-#pragma unroll
-      for (int q = 0; q < kMWarps - 1; ++q) v += red[q][nt * 4 + i][lane];
-      const int64_t n = n0 + g + 8 * (i >> 1), m = 8 * nt + 2 * t + (i & 1);
-      if (n < N && m < M) store_out(y, ydt, m * N + n, v + (bias ? bias[n] : 0.f));
+      for (int u = 0; u < U; ++u) {
+        const int64_t blk = b0 + kMWarps * u;
+        if (blk < nb) mma_block<Q, NT>(raw[u], blk, t, nb, arow, tok, da, acc);
+      }
     }
+    if (warp > 0)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) red[warp - 1][nt * 4 + i][lane] = acc[nt][i];
+    __syncthreads();
+    if (warp == 0)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          float v = acc[nt][i];
+#pragma unroll
+          for (int q = 0; q < kMWarps - 1; ++q) v += red[q][nt * 4 + i][lane];
+          const int64_t n = n0 + g + 8 * (i >> 1), m = mb + 8 * nt + 2 * t + (i & 1);
+          if (n < N && m < M) store_out(y, ydt, m * N + n, v + (bias ? bias[n] : 0.f));
+        }
+    __syncthreads();  // red is written again by the next pass
+  }
 }
 
 template <DType Q>
@@ -752,10 +760,12 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
                 const float* bias, void* y, int ydt, cudaStream_t s) {
   const unsigned grid = static_cast<unsigned>((N + 15) / 16);
 #define FLAGOS_QMMA(NT) qmma_kernel<Q, NT><<<grid, kMWarps * 32, 0, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt)
+  // k-quants with 8 n-tiles need more than 255 registers on sm_80 (spills): two passes of 4
+  // there (the second reads the CTA's weight rows again, mostly from L2)
   if (M <= 8) FLAGOS_QMMA(1);
   else if (M <= 16) FLAGOS_QMMA(2);
-  else if (M <= 32) FLAGOS_QMMA(4);
-  else FLAGOS_QMMA(8);
+  else if (M <= 32 || Q != DType::q8_0) FLAGOS_QMMA(4);
+  else if constexpr (Q == DType::q8_0) FLAGOS_QMMA(8);
 #undef FLAGOS_QMMA
 }
 
