@@ -294,16 +294,19 @@ TEST_P(ActAndMul, MatchesReference) {
     double a;
     if (c.act == 0) {
       a = g / (1 + std::exp(-g));
-    } else if (c.act == 1) {
-      a = 0.5 * g * (1 + std::erf(g / std::sqrt(2.0)));
-    } else {
-      a = 0.5 * g * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (g + 0.044715 * g * g * g)));
+    } else if (c.act == 1) {  // 0.5 g (1 + erf(g / sqrt 2)), written with erfc: exact in the negative tail
+      a = 0.5 * g * std::erfc(-g / std::sqrt(2.0));
+    } else {  // 0.5 g (1 + tanh(y)) == g / (1 + exp(-2y)): 1 + tanh(y) cancels for g < -5 even in f64
+      a = g / (1 + std::exp(-2 * std::sqrt(2 / std::numbers::pi) * (g + 0.044715 * g * g * g)));
     }
     ref[o] = round_to(a * up, c.dtype);  // formulas as written: -inf gates give NaN (-inf * 0), as the kernels do
   }
   Tensor out = poisoned(os, c.dtype, c.dev);
   Tensor y = c.act == 0 ? ops::silu_and_mul(x, out) : ops::gelu_and_mul(x, c.act == 2, out);
-  expect_close(y, ref, c.dtype == DType::f32 ? 2e-6 : default_tol(c.dtype), c.act == 0 ? "silu_and_mul" : "gelu_and_mul");
+  // f32: the gelu tail (g near -6) is ill-conditioned: exp(-2y) / erfc amplify the rounding of their f32
+  // argument by |2y| ~ 25 (x3 through the cubic term), so ~75 ulp relative is the honest bound there;
+  // a one-element case whose only gate sits in the tail hit 2.4e-6 against a 2e-6 limit.
+  expect_close(y, ref, c.dtype == DType::f32 ? 1e-5 : default_tol(c.dtype), c.act == 0 ? "silu_and_mul" : "gelu_and_mul");
 }
 
 std::vector<ActCase> act_cases() {
