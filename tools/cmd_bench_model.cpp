@@ -3,10 +3,13 @@
 // no sampling). -b lists how many sequences run together (pp: b prompts in one pass per chunk;
 // tg: b sequences decoded together, one token each per step); t/s counts all sequences' tokens.
 //   flagos bench model [-m PATH | --random CONFIG.json] [-p 512] [-n 128] [-b 1,8] [-r 3] [-t THREADS]
-//                      [--device D] [--dtype D] [--quant q8_0] [--json FILE] [--no-graph]
+//                      [--device D] [--dtype D] [--quant q8_0] [--json FILE] [--no-graph] [--no-warmup]
 // --random: random weights for the architecture and shapes of a Hugging Face config.json, made on
 // the device (default dtype bf16), for large shapes without the weights file. --no-graph: decode
 // steps run eagerly instead of replaying a graph per batch bucket (as FLAGOS_CUDA_GRAPHS=0).
+// Each test (pp/tg x batch) runs once untimed before its -r timed runs, as llama-bench does: the first
+// run of a shape pays one-time costs (GEMM heuristics, cache and pool growth, graph capture) that
+// made the first pp512 sample up to 2.5x slower than the second on the GPU. --no-warmup skips it.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -121,6 +124,7 @@ int cmd_bench_model(Args& a) {
   const int64_t reps = parse_list("-r", a.value("-r").value_or("3")).at(0);
   const auto json = a.value("--json");
   const bool no_graph = a.flag("--no-graph");
+  const bool warmup = !a.flag("--no-warmup");
   a.finish("bench model");
   if (reps < 1) fail<InvalidArgument>("-r: at least one repetition");
   for (auto b : batches)
@@ -164,12 +168,17 @@ int cmd_bench_model(Args& a) {
     Stat s;
   };
   std::vector<Row> rows;
-  const int64_t total_runs = static_cast<int64_t>(batches.size() * (prompts.size() + gens.size())) * reps;
+  const int64_t total_runs =
+      static_cast<int64_t>(batches.size() * (prompts.size() + gens.size())) * (reps + (warmup ? 1 : 0));
   int64_t done_runs = 0;
   ProgressBar bar("benchmarking", /*bytes=*/false);
   auto bench = [&](bool prompt, int64_t n, int64_t b) {
     if (n == 0) return;
     std::vector<double> v;
+    if (warmup) {
+      run_once(eng, prompt, n, b, rng);
+      bar.update(++done_runs, total_runs);
+    }
     for (int64_t r = 0; r < reps; ++r) {
       v.push_back(run_once(eng, prompt, n, b, rng));
       bar.update(++done_runs, total_runs);

@@ -59,7 +59,7 @@ static void usage() {
       "      [--min-p P] [--repeat-penalty R] [--seed S] [--device DEV] [-c CTX] [-t THREADS] [--no-graph]\n"
       "                                  generate text (streams it; prints tok/s at the end);\n"
       "                                  without -m: the default model (scripts/fetch_default_model.sh)\n"
-      "  bench model [-m PATH] [-p 512] [-n 128] [-b 1,8] [-r 3] [--json FILE] [--no-graph]\n"
+      "  bench model [-m PATH] [-p 512] [-n 128] [-b 1,8] [-r 3] [--json FILE] [--no-graph] [--no-warmup]\n"
       "                                  prompt (ppN) and generation (tgN) tokens/s, llama-bench style\n"
       "  devices                         list backends and their devices\n"
       "  ops --coverage [--json FILE]    every op and the dtypes each backend supports\n"
