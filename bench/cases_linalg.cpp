@@ -65,6 +65,9 @@ void cases_linalg(std::vector<Case>& out, const Options& o) {
     for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(1, 3584, 18944, wt, DType::bf16);
     // quantized skinny GEMM at 64 rows (q4_k above on every device)
     for (DType wt : {DType::q8_0, DType::q6_k}) add_linear(64, 3584, 18944, wt);
+    // a few decode rows (speculative decoding, small batches): where the tensor-core kernel starts to win
+    for (int64_t M : {2, 4})
+      for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(M, 3584, 18944, wt);
   }
   {
     const int64_t V = 152064, D = 3584;

@@ -3,7 +3,7 @@
 //  quantized w, M <= 64 (decode): int8 path. Each activation row is quantized once per call to
 //     int8 per block of 32 (simple types) or 256 (k-quants) with d = amax/127 and round to
 //     nearest even, exactly as the CPU does (the conformance test pins this rounding); then
-//     (FLAGOS_CUDA_QGEMV, see qgemv_variant) for q8_0 / q4_k / q6_k (q8_0: M >= 2) an int8
+//     (FLAGOS_CUDA_QGEMV, see qgemv_variant) for q8_0 / q4_k / q6_k (q8_0 / q6_k: M >= 2) an int8
 //     tensor-core kernel (mma.sync s8, weight rows as the 16-row A operand, tokens as n-tiles
 //     of 8), else a GEMV kernel that streams the weight rows (the wide-load kernel, or 16 lanes
 //     per weight row with one 32-element chunk per lane step), levels unpacked in registers and
@@ -17,6 +17,7 @@
 
 #include "backends/cuda/llm/gemm.cuh"
 #include "backends/cuda/llm/llm_common.cuh"
+#include "backends/cuda/llm/mma.cuh"  // cp.async helpers
 #include "backends/cuda/llm/quant_blocks.cuh"
 #include "backends/cuda/tuning.h"
 
@@ -578,7 +579,7 @@ __device__ __forceinline__ uint2 act_pair(const int8_t* p) { return *reinterpret
 // Adds block blk's contribution (raw weight bytes in w) to acc[nt][i]: rows (g, g, g + 8, g + 8),
 // tokens (2t, 2t + 1, 2t, 2t + 1) of n-tile nt. arow[nt]: token g's int8 row of n-tile nt;
 // tok[nt][2]: the (clamped) tokens 2t, 2t + 1.
-template <DType Q, int NT>
+template <DType Q, int NT, bool DO>
 __device__ __forceinline__ void mma_block(const MmaRaw<Q>& w, int64_t blk, int t, int64_t nb,
                                           const int8_t* const (&arow)[NT], const int (&tok)[NT][2],
                                           const float* __restrict__ da, float (&acc)[NT][4]) {
@@ -595,6 +596,57 @@ __device__ __forceinline__ void mma_block(const MmaRaw<Q>& w, int64_t blk, int t
       acc[nt][1] += (d0 * e1) * static_cast<float>(c[1]);
       acc[nt][2] += (d1 * e0) * static_cast<float>(c[2]);
       acc[nt][3] += (d1 * e1) * static_cast<float>(c[3]);
+    }
+  } else if constexpr (Q == DType::q4_k && DO) {
+    // decode once: each 32-byte group's A fragments, scales and min fragments are built once and
+    // used by every n-tile (s32 sums per n-tile live across the block)
+    uint32_t scw[2][2], mw[2][2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t s0 = w.hdr[r].y, s1 = w.hdr[r].z, s2 = w.hdr[r].w;
+      scw[r][0] = s0 & 0x3F3F3F3Fu;
+      scw[r][1] = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
+      mw[r][0] = s1 & 0x3F3F3F3Fu;
+      mw[r][1] = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
+    }
+    const float d[2] = {qh2f(w.hdr[0].x & 0xFFFFu), qh2f(w.hdr[1].x & 0xFFFFu)};
+    const float dm[2] = {qh2f(w.hdr[0].x >> 16), qh2f(w.hdr[1].x >> 16)};
+    int isum[NT][4], msum[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) isum[nt][i] = msum[nt][i] = 0;
+#pragma unroll
+    for (int c = 0; c < 4; ++c) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int j = 2 * c + h;
+        auto nib = [h](uint32_t v) { return static_cast<uint32_t>(h ? nib_hi(v) : nib_lo(v)); };
+        const uint32_t a[4] = {nib(w.qs[0][c].x), nib(w.qs[1][c].x), nib(w.qs[0][c].y), nib(w.qs[1][c].y)};
+        const int sc0 = static_cast<int>((scw[0][j >> 2] >> (8 * (j & 3))) & 0xFFu);
+        const int sc1 = static_cast<int>((scw[1][j >> 2] >> (8 * (j & 3))) & 0xFFu);
+        const uint32_t m0 = ((mw[0][j >> 2] >> (8 * (j & 3))) & 0xFFu) * 0x01010101u;
+        const uint32_t m1 = ((mw[1][j >> 2] >> (8 * (j & 3))) & 0xFFu) * 0x01010101u;
+        const uint32_t am[4] = {m0, m1, m0, m1};
+#pragma unroll
+        for (int nt = 0; nt < NT; ++nt) {
+          const uint2 b = act_pair(arow[nt] + blk * 256 + 64 * c + 32 * h + 8 * t);
+          int cq[4] = {0, 0, 0, 0};
+          mma_k32(cq, a, b.x, b.y);
+          mma_k32(msum[nt], am, b.x, b.y);
+          isum[nt][0] += sc0 * cq[0];
+          isum[nt][1] += sc0 * cq[1];
+          isum[nt][2] += sc1 * cq[2];
+          isum[nt][3] += sc1 * cq[3];
+        }
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const float e[2] = {da[tok[nt][0] * nb + blk], da[tok[nt][1] * nb + blk]};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        acc[nt][i] += e[i & 1] * (d[i >> 1] * static_cast<float>(isum[nt][i]) - dm[i >> 1] * static_cast<float>(msum[nt][i]));
     }
   } else if constexpr (Q == DType::q4_k) {
     // packed 6-bit scales / mins: word 0 = sub-blocks 0..3, word 1 = 4..7 (one byte each)
@@ -638,6 +690,48 @@ __device__ __forceinline__ void mma_block(const MmaRaw<Q>& w, int64_t blk, int t
 #pragma unroll
       for (int i = 0; i < 4; ++i)
         acc[nt][i] += e[i & 1] * (d[i >> 1] * static_cast<float>(isum[i]) - dm[i >> 1] * static_cast<float>(msum[i]));
+    }
+  } else if constexpr (DO) {
+    static_assert(Q == DType::q6_k);
+    const float d[2] = {qh2f(w.d[0]), qh2f(w.d[1])};
+    int isum[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) isum[nt][i] = 0;
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+#pragma unroll
+        for (int s = 0; s < 2; ++s) {
+          uint32_t a[2];
+          int sc[2];
+#pragma unroll
+          for (int r = 0; r < 2; ++r) {
+            const uint32_t lo = w.ql[r][4 * h + 2 * (q & 1) + s];
+            const uint32_t low = (q < 2 ? lo : lo >> 4) & 0x0F0F0F0Fu;
+            const uint32_t high = ((w.qh[r][2 * h + s] >> (2 * q)) & 0x03030303u) << 4;
+            a[r] = static_cast<uint32_t>(sub32_bytes(low | high));
+            const int si = 8 * h + 2 * q + s;
+            sc[r] = static_cast<int>(static_cast<int8_t>((w.sc[r][si >> 2] >> (8 * (si & 3))) & 0xFFu));
+          }
+#pragma unroll
+          for (int nt = 0; nt < NT; ++nt) {
+            const uint32_t b = act_word(arow[nt] + blk * 256 + 128 * h + 32 * q + 16 * s + 4 * t);
+            int c[4] = {0, 0, 0, 0};
+            mma_k16(c, a[0], a[1], b);
+            isum[nt][0] += sc[0] * c[0];
+            isum[nt][1] += sc[0] * c[1];
+            isum[nt][2] += sc[1] * c[2];
+            isum[nt][3] += sc[1] * c[3];
+          }
+        }
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const float e[2] = {da[tok[nt][0] * nb + blk], da[tok[nt][1] * nb + blk]};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[nt][i] += (e[i & 1] * d[i >> 1]) * static_cast<float>(isum[nt][i]);
     }
   } else {
     static_assert(Q == DType::q6_k);
@@ -684,7 +778,7 @@ constexpr int mma_unroll() {
   return (Q == DType::q8_0 ? 4 : 2) / (NT >= 4 ? 2 : 1);
 }
 
-template <DType Q, int NT>
+template <DType Q, int NT, bool DO>
 __global__ void __launch_bounds__(kMWarps * 32, NT == 1 ? 4 : 2) qmma_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
                                                           int64_t K, const int8_t* __restrict__ qa,
                                                           const float* __restrict__ da, int64_t M,
@@ -727,7 +821,7 @@ __global__ void __launch_bounds__(kMWarps * 32, NT == 1 ? 4 : 2) qmma_kernel(con
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int64_t blk = b0 + kMWarps * u;
-        if (blk < nb) mma_block<Q, NT>(raw[u], blk, t, nb, arow, tok, da, acc);
+        if (blk < nb) mma_block<Q, NT, DO>(raw[u], blk, t, nb, arow, tok, da, acc);
       }
     }
     if (warp > 0)
@@ -751,16 +845,204 @@ __global__ void __launch_bounds__(kMWarps * 32, NT == 1 ? 4 : 2) qmma_kernel(con
   }
 }
 
+// ---------------------------------------------------------------- the same mma math, weights staged in shared memory
+//
+// FLAGOS_CUDA_QGEMV=smem. A CTA of 4 warps per 32 weight rows: warp w takes rows 16 (w & 1) ..
+// +15 and the odd or even blocks (w >> 1) of each stage. Stages of SB blocks per row (q8_0 16,
+// k-quants 4) are copied with cp.async as whole 16-byte chunks of each row's contiguous run of
+// blocks (the chunk holding the run's first byte upwards: any row alignment; the bytes before /
+// after the run in those chunks are never used), double-buffered, so a CTA has one stage (17-27
+// KiB) in flight while it computes the other. Fragments are read from shared memory 4 bytes at
+// any alignment (two words and a funnel shift) into MmaRaw, then mma_block (decode once) as in
+// mma2. All n-tiles in one pass over the weights (k-quants at M > 32: the block is decoded once
+// per 2 n-tiles; accumulators for all 8 stay in registers). 2 CTAs of 4 warps per SM at least.
+constexpr int kSWarps = 4, kSRows = 32;
+
+template <DType Q>
+struct SmemFmt {
+  static constexpr int SB = Q == DType::q8_0 ? 16 : 4;  // blocks per row per stage
+  static constexpr int run = SB * QTraits<Q>::bytes;    // bytes per row per stage
+  // row pitch: room for the 0..15 byte lead of the first chunk and a word of over-read; 8 words
+  // past a multiple of 32 words, so the 8 rows of one fragment load start in different banks
+  static constexpr int pitch = (run + 15 + 4 + 127) / 128 * 128 + 32;
+  static constexpr int stage = kSRows * pitch;
+  static constexpr size_t smem = 2 * static_cast<size_t>(stage);
+};
+
+// 4 bytes at any byte address p of shared memory (p + 4 may be read past the last byte).
+__device__ __forceinline__ uint32_t lds_any(const uint8_t* p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
+  return __funnelshift_r(w[0], w[1], static_cast<uint32_t>(a & 3) * 8);
+}
+
+template <DType Q>
+__device__ __forceinline__ void load_raw_smem(MmaRaw<Q>& w, const uint8_t* b0, const uint8_t* b1, int t) {
+  const uint8_t* b[2] = {b0, b1};
+  if constexpr (Q == DType::q8_0) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      w.d[r] = lds_any(b[r]) & 0xFFFFu;
+      w.q[r][0] = lds_any(b[r] + 2 + 8 * t);
+      w.q[r][1] = lds_any(b[r] + 6 + 8 * t);
+    }
+  } else if constexpr (Q == DType::q4_k) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      w.hdr[r] = make_uint4(lds_any(b[r]), lds_any(b[r] + 4), lds_any(b[r] + 8), lds_any(b[r] + 12));
+#pragma unroll
+      for (int c = 0; c < 4; ++c)
+        w.qs[r][c] = make_uint2(lds_any(b[r] + 16 + 32 * c + 8 * t), lds_any(b[r] + 20 + 32 * c + 8 * t));
+    }
+  } else {
+    static_assert(Q == DType::q6_k);
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+#pragma unroll
+      for (int i = 0; i < 8; ++i) w.ql[r][i] = lds_any(b[r] + 64 * (i >> 2) + 32 * ((i >> 1) & 1) + 16 * (i & 1) + 4 * t);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) w.qh[r][i] = lds_any(b[r] + 128 + 32 * (i >> 1) + 16 * (i & 1) + 4 * t);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) w.sc[r][i] = lds_any(b[r] + 192 + 4 * i);
+      w.d[r] = lds_any(b[r] + 208) & 0xFFFFu;
+    }
+  }
+}
+
+template <DType Q, int NT>
+__global__ void __launch_bounds__(kSWarps * 32, 2) qsmem_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
+                                                             int64_t K, const int8_t* __restrict__ qa,
+                                                             const float* __restrict__ da, int64_t M,
+                                                             const float* __restrict__ bias, void* y, int ydt) {
+  using F = SmemFmt<Q>;
+  constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, SB = F::SB, CH = F::pitch / 16;
+  // n-tiles per decode, decodes per block (k-quants at 8 n-tiles: 4 decodes of 2, else > 255 registers)
+  constexpr int NTP = Q == DType::q8_0 || NT <= 4 ? NT : 2, P = NT / NTP;
+  extern __shared__ __align__(16) uint8_t qsm[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int rg = warp & 1, half = warp >> 1;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kSRows;
+  const int64_t nb = K / BN, ns = (nb + SB - 1) / SB;
+
+  // stage s of every row into buffer buf (rows past N copy row N - 1; never stored)
+  auto issue = [&](int64_t st, int buf) {
+    const int64_t b0 = st * SB;
+    const int run = static_cast<int>((nb - b0 < SB ? nb - b0 : SB) * BB);
+    for (int i = threadIdx.x; i < kSRows * CH; i += kSWarps * 32) {
+      const int r = i / CH, c = i - r * CH;
+      const int64_t row = n0 + r < N ? n0 + r : N - 1;
+      const uintptr_t a = reinterpret_cast<uintptr_t>(W + row * wrs + b0 * BB);
+      const int nch = (static_cast<int>(a & 15) + run + 15) >> 4;
+      if (c < nch)
+        cp_async16(qsm + buf * F::stage + r * F::pitch + 16 * c,
+                   reinterpret_cast<const void*>((a & ~uintptr_t{15}) + 16 * static_cast<uintptr_t>(c)), 16);
+    }
+  };
+
+  const int8_t* arow[P][NTP];
+  int tok[P][NTP][2];
+  float acc[P][NTP][4];
+#pragma unroll
+  for (int p = 0; p < P; ++p)
+#pragma unroll
+    for (int j = 0; j < NTP; ++j) {
+      const int64_t nt = p * NTP + j, mlast = M - 1, m = 8 * nt + g;
+      arow[p][j] = qa + (m < mlast ? m : mlast) * K;
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int64_t mi = 8 * nt + 2 * t + i;
+        tok[p][j][i] = static_cast<int>(mi < mlast ? mi : mlast);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[p][j][i] = 0.f;
+    }
+
+  const int lr0 = 16 * rg + g, lr1 = lr0 + 8;  // this lane's two rows in the tile
+  const int64_t row0 = n0 + lr0 < N ? n0 + lr0 : N - 1, row1 = n0 + lr1 < N ? n0 + lr1 : N - 1;
+  if (ns > 0) issue(0, 0);
+  cp_async_commit();
+  for (int64_t st = 0; st < ns; ++st) {
+    const int buf = static_cast<int>(st & 1);
+    if (st + 1 < ns) issue(st + 1, buf ^ 1);
+    cp_async_commit();
+    cp_async_wait_1();
+    __syncthreads();
+    const int64_t b0 = st * SB;
+    const int sbn = static_cast<int>(nb - b0 < SB ? nb - b0 : SB);
+    // the run of row r starts (address & 15) bytes into its first chunk
+    const uint8_t* s0 = qsm + buf * F::stage + lr0 * F::pitch +
+                        (reinterpret_cast<uintptr_t>(W + row0 * wrs + b0 * BB) & 15);
+    const uint8_t* s1 = qsm + buf * F::stage + lr1 * F::pitch +
+                        (reinterpret_cast<uintptr_t>(W + row1 * wrs + b0 * BB) & 15);
+    for (int j = half; j < sbn; j += 2) {
+      MmaRaw<Q> raw;
+      load_raw_smem<Q>(raw, s0 + j * BB, s1 + j * BB, t);
+#pragma unroll
+      for (int p = 0; p < P; ++p) mma_block<Q, NTP, true>(raw, b0 + j, t, nb, arow[p], tok[p], da, acc[p]);
+    }
+    __syncthreads();  // buffer buf is refilled by the next iteration's issue
+  }
+
+  // the two warps of a row group meet in shared memory (the stage buffers are free now)
+  float* red = reinterpret_cast<float*>(qsm);  // [2][NT * 4][32]
+  if (half == 1)
+#pragma unroll
+    for (int p = 0; p < P; ++p)
+#pragma unroll
+      for (int j = 0; j < NTP; ++j)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) red[(rg * NT * 4 + (p * NTP + j) * 4 + i) * 32 + lane] = acc[p][j][i];
+  __syncthreads();
+  if (half == 0)
+#pragma unroll
+    for (int p = 0; p < P; ++p)
+#pragma unroll
+      for (int j = 0; j < NTP; ++j)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          const int nt = p * NTP + j;
+          const float v = acc[p][j][i] + red[(rg * NT * 4 + nt * 4 + i) * 32 + lane];
+          const int64_t n = n0 + lr0 + 8 * (i >> 1), m = 8 * nt + 2 * t + (i & 1);
+          if (n < N && m < M) store_out(y, ydt, m * N + n, v + (bias ? bias[n] : 0.f));
+        }
+}
+
+template <DType Q, int NT>
+void launch_smem_nt(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
+                    const float* bias, void* y, int ydt, cudaStream_t s) {
+  constexpr size_t smem = SmemFmt<Q>::smem;
+  static_assert(smem >= 2 * NT * 4 * 32 * sizeof(float), "reduction buffer");
+  auto* fn = &qsmem_kernel<Q, NT>;
+  static const bool attr = [fn] {
+    if (smem > 48 * 1024) CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    return true;
+  }();
+  (void)attr;
+  const unsigned grid = static_cast<unsigned>((N + kSRows - 1) / kSRows);
+  fn<<<grid, kSWarps * 32, smem, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt);
+}
+
+template <DType Q>
+void launch_smem(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
+                 const float* bias, void* y, int ydt, cudaStream_t s) {
+  if (M <= 8) launch_smem_nt<Q, 1>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
+  else if (M <= 16) launch_smem_nt<Q, 2>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
+  else if (M <= 32) launch_smem_nt<Q, 4>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
+  else launch_smem_nt<Q, 8>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
+}
+
 template <DType Q>
 constexpr bool has_mma_kernel() {
   return Q == DType::q8_0 || Q == DType::q4_k || Q == DType::q6_k;
 }
 
-template <DType Q>
+// DO (decode once, FLAGOS_CUDA_QGEMV=mma2): k-quant A fragments built once per 32-element group and
+// used by every n-tile (the mma variant rebuilds them per n-tile); q8_0 is the same in both.
+template <DType Q, bool DO>
 void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
                 const float* bias, void* y, int ydt, cudaStream_t s) {
   const unsigned grid = static_cast<unsigned>((N + 15) / 16);
-#define FLAGOS_QMMA(NT) qmma_kernel<Q, NT><<<grid, kMWarps * 32, 0, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt)
+#define FLAGOS_QMMA(NT) qmma_kernel<Q, NT, DO><<<grid, kMWarps * 32, 0, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt)
   // k-quants with 8 n-tiles need more than 255 registers on sm_80 (spills): two passes of 4
   // there (the second reads the CTA's weight rows again, mostly from L2)
   if (M <= 8) FLAGOS_QMMA(1);
@@ -770,15 +1052,13 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 #undef FLAGOS_QMMA
 }
 
-// FLAGOS_CUDA_QGEMV = dp4a | vec | mma | auto (default): the decode kernel for quantized weights.
-// dp4a: the half-warp-per-row kernel (every format); vec: the wide-load kernel (q8_0, q4_k, q6_k);
-// mma: the tensor-core kernel above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a.
-// auto (an estimate, not yet measured): mma, except q8_0 at M = 1 (vec: 2.27 TB/s measured; mma
-// reads q8_0's 34-byte blocks as 2- and 4-byte pieces, ~8 useful bytes per L1 wavefront, about the
-// same bound). q4_k at M = 1 was 25.0 us on dp4a and 29.2 us on vec (18944 x 3584, H200); mma
-// reads it with 8- and 16-byte loads (~29 bytes per wavefront), ~20 instructions per 1 KiB of
-// weight, and holds 2 blocks x 16 rows (4.6 KiB) in flight per warp at 4 CTAs per SM.
-enum class QgemvVariant { automatic, dp4a, vec, mma };
+// FLAGOS_CUDA_QGEMV = dp4a | vec | mma | mma2 | smem | auto (default): the decode kernel for
+// quantized weights. dp4a: the half-warp-per-row kernel (every format); vec: the wide-load kernel
+// (q8_0, q4_k, q6_k); mma / mma2 / smem: the tensor-core kernels above (q8_0, q4_k, q6_k); formats a
+// variant lacks take dp4a. auto (measured, H200, 18944 x 3584): mma for M >= 2 (M = 16: 35-77 us
+// against 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us; dp4a 27.1); vec for q8_0 (31.4 us,
+// mma 36.9) and q6_k (35.8 us, mma 48.4) at M = 1.
+enum class QgemvVariant { automatic, dp4a, vec, mma, mma2, smem };
 QgemvVariant qgemv_variant() {
   static const QgemvVariant v = [] {
     const char* e = std::getenv("FLAGOS_CUDA_QGEMV");
@@ -786,8 +1066,10 @@ QgemvVariant qgemv_variant() {
     if (s == "dp4a" || s == "old") return QgemvVariant::dp4a;
     if (s == "vec") return QgemvVariant::vec;
     if (s == "mma") return QgemvVariant::mma;
+    if (s == "mma2") return QgemvVariant::mma2;
+    if (s == "smem") return QgemvVariant::smem;
     if (!s.empty() && s != "auto")
-      throw InvalidArgument("FLAGOS_CUDA_QGEMV: unknown variant '" + s + "' (dp4a, vec, mma or auto)");
+      throw InvalidArgument("FLAGOS_CUDA_QGEMV: unknown variant '" + s + "' (dp4a, vec, mma, mma2, smem or auto)");
     return QgemvVariant::automatic;
   }();
   return v;
@@ -819,16 +1101,26 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   void* yp = Y.data();
   const QgemvVariant var = qgemv_variant();
   if constexpr (has_mma_kernel<Q>()) {
-    const bool want = var == QgemvVariant::mma || (var == QgemvVariant::automatic && (Q != DType::q8_0 || M > 1));
+    if (var == QgemvVariant::smem) {  // any row alignment
+      launch_smem<Q>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
+    // auto (measured 2026-11-29, H200, 18944 x 3584): mma for M >= 2 (2.2-5x dp4a / vec at M = 16)
+    // and for q4_k at M = 1 (20.1 us vs 27.1 dp4a); vec for q8_0 / q6_k at M = 1 (31.4 / 35.8 us vs
+    // mma 36.9 / 48.4)
+    const bool want = var == QgemvVariant::mma || var == QgemvVariant::mma2 ||
+                      (var == QgemvVariant::automatic && (Q == DType::q4_k || M > 1));
     // q4_k reads 8- and 16-byte pieces of its 144-byte blocks; q8_0 / q6_k 2-byte halves
     const bool ok = Q != DType::q4_k || (aligned16(wp) && W.stride(0) % 16 == 0);
     if (want && ok) {
-      launch_mma<Q>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
+      if (var == QgemvVariant::mma2) launch_mma<Q, true>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
+      else launch_mma<Q, false>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
       CUDA_CHECK_LAUNCH();
       return;
     }
   }
-  // auto: q4_k regressed on the wide-load kernel (25.0 -> 29.2 us at M = 1): the dp4a kernel when mma cannot run
+  // auto: q4_k is slower on the wide-load kernel (28.4 vs 27.1 us at M = 1): dp4a when mma cannot run
   const bool vec_wanted = var == QgemvVariant::vec || (var == QgemvVariant::automatic && Q != DType::q4_k);
   if constexpr (has_vec_kernel<Q>()) {
     if (vec_wanted) {
