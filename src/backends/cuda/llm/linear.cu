@@ -854,8 +854,8 @@ __global__ void __launch_bounds__(kMWarps * 32, NT == 1 ? 4 : 2) qmma_kernel(con
 // after the run in those chunks are never used), double-buffered, so a CTA has one stage (17-27
 // KiB) in flight while it computes the other. Fragments are read from shared memory 4 bytes at
 // any alignment (two words and a funnel shift) into MmaRaw, then mma_block (decode once) as in
-// mma2. All n-tiles in one pass over the weights (k-quants at M > 32: the block is decoded once
-// per 2 n-tiles; accumulators for all 8 stay in registers). 2 CTAs of 4 warps per SM at least.
+// mma2. All n-tiles in one pass over the weights, except k-quants at M > 32 (8 n-tiles need more
+// than 255 registers: two launches of 32 tokens). 2 CTAs of 4 warps per SM at least (<= 255 regs).
 constexpr int kSWarps = 4, kSRows = 32;
 
 template <DType Q>
@@ -871,9 +871,9 @@ struct SmemFmt {
 
 // 4 bytes at any byte address p of shared memory (p + 4 may be read past the last byte).
 __device__ __forceinline__ uint32_t lds_any(const uint8_t* p) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  const uint32_t* w = reinterpret_cast<const uint32_t*>(a & ~uintptr_t{3});
-  return __funnelshift_r(w[0], w[1], static_cast<uint32_t>(a & 3) * 8);
+  const uint32_t sh = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(p) & 3);
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(p - sh);  // from p: stays a shared-memory pointer
+  return __funnelshift_r(w[0], w[1], sh * 8);
 }
 
 template <DType Q>
@@ -916,7 +916,7 @@ __global__ void __launch_bounds__(kSWarps * 32, 2) qsmem_kernel(const uint8_t* _
                                                              const float* __restrict__ bias, void* y, int ydt) {
   using F = SmemFmt<Q>;
   constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, SB = F::SB, CH = F::pitch / 16;
-  // n-tiles per decode, decodes per block (k-quants at 8 n-tiles: 4 decodes of 2, else > 255 registers)
+  // n-tiles per decode, decodes per block (k-quants launch at most 4 n-tiles, see launch_smem)
   constexpr int NTP = Q == DType::q8_0 || NT <= 4 ? NT : 2, P = NT / NTP;
   extern __shared__ __align__(16) uint8_t qsm[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
@@ -1028,7 +1028,12 @@ void launch_smem(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int
   if (M <= 8) launch_smem_nt<Q, 1>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
   else if (M <= 16) launch_smem_nt<Q, 2>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
   else if (M <= 32) launch_smem_nt<Q, 4>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
-  else launch_smem_nt<Q, 8>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
+  else if constexpr (Q == DType::q8_0) launch_smem_nt<Q, 8>(wp, wrs, N, K, qa, da, M, bias, y, ydt, s);
+  else {  // k-quants with 8 n-tiles spill (255 registers): two launches of 4 (the weights are read twice)
+    const int64_t nb = K / QTraits<Q>::n, ys = ydt == 0 ? 4 : 2;
+    launch_smem_nt<Q, 4>(wp, wrs, N, K, qa, da, 32, bias, y, ydt, s);
+    launch_smem_nt<Q, 4>(wp, wrs, N, K, qa + 32 * K, da + 32 * nb, M - 32, bias, static_cast<char*>(y) + 32 * N * ys, ydt, s);
+  }
 }
 
 template <DType Q>
