@@ -478,6 +478,11 @@ std::vector<AttnCase> attn_cases() {
       v.push_back({d, t, 1, 2, 2, 64, 1100, 64, 64, false, 0, 0, 0, true, 0});
       v.push_back({d, t, 1, 4, 2, 700, 700, 128, 128, true, 300, 20.0, 0, false, 0});
       v.push_back({d, t, 2, 2, 1, 16, 16, 128, 128, true, 0, 0, 0, false, 0});
+      // its wide-tile variants (FLAGOS_CUDA_FATTN_VARIANT=n176 / n176c: D 128, 176-key tiles, 2 stages
+      // with separate K and V barriers): 176/192 do not divide Tk (partial last tile), 8-9 tiles
+      // so both rings wrap, GQA 4:1 through views, an empty second consumer (Tq 64), softcap
+      v.push_back({d, t, 2, 4, 1, 200, 1500, 128, 128, false, 0, 0, 0, true, 0});
+      v.push_back({d, t, 1, 2, 1, 64, 1100, 128, 128, false, 0, 25.0, 0, false, 0});
     }
     // f32 prefill on the register-tiled CUDA kernel (>= 16 query rows, D = Dv in {64, 128}; 64-row
     // query tiles, 32-key tiles): the minimum 16 rows, partial tiles on a cache with GQA 3:1, a

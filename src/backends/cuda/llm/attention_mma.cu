@@ -28,6 +28,8 @@
 #include <cuda_fp16.h>
 
 #include <cstdlib>
+#include <stdexcept>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -311,6 +313,26 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[N / 2], uint64_t da, uint64_
         "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
         "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " FLAGOS_WG_ACC64 ", %64, %65, p, 1, 1, 0, 0;\n}\n"
         : FLAGOS_WG_OUT64(d)
+        : "l"(da), "l"(db), "r"(acc));
+  }
+}
+// d[64xN] (+)= A[64x16] B[16xN], both from shared memory (K-major); the wide key tile (N = 176).
+template <typename T, int N>
+__device__ __forceinline__ void wgmma_ss_wide(float (&d)[N / 2], uint64_t da, uint64_t db, int acc) {
+  constexpr bool bf = std::is_same_v<T, __nv_bfloat16>;
+  static_assert(N == 176, "wide tile");
+  if constexpr (N == 176 && bf) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %90, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n176k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, %88, %89, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
+        : "l"(da), "l"(db), "r"(acc));
+  }
+  if constexpr (N == 176 && !bf) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %90, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n176k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}, %88, %89, p, 1, 1, 0, 0;\n}\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])
         : "l"(da), "l"(db), "r"(acc));
   }
 }
@@ -615,23 +637,29 @@ __global__ void __launch_bounds__(NWG * 128, 1) attn_wgmma_kernel(const __grid_c
 // P V runs, then rescales O. PP: the two consumers take turns issuing their GEMMs (two named
 // barriers, ids 3 and 4), so one's softmax runs while the other's GEMMs do. Same masks, softcap,
 // GQA and grid order (heaviest causal query tiles first) as attn_wgmma_kernel.
-template <int D, int S>
-constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [128 keys], 2 S mbarriers; + 1024 alignment
-  return static_cast<size_t>(128 + S * 2 * 128) * D * 2 + 128 + 1024;
+// SPLIT (fattn3 variants): K and V of a stage have their own full/empty mbarriers, so K of a stage
+// is handed back as soon as Q K^T of its tile is done (P V of the tile before still running) and
+// 2 stages suffice; BN (keys per tile) 128 or 176 (192 spills: 420 bytes at 240 registers).
+template <int D, int S, int BN = 128>
+constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [BN keys], up to 4 S mbarriers; + 1024 alignment
+  return static_cast<size_t>(128 + S * 2 * BN) * D * 2 + 128 + 1024;
 }
 
-template <typename T, int D, int S, bool PP>
+template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false>
 __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__ WgArgs w) {
 #ifdef FLAGOS_ATTN_WGMMA
-  static_assert(2 * S * 8 <= 128, "mbarrier area");
+  static_assert((SPLIT ? 4 : 2) * S * 8 <= 128, "mbarrier area");
+  static_assert(BN == 128 || (SPLIT && BN == 176), "key tile");
+  static_assert(SPLIT ? S >= 2 : S >= 3, "stages");
   const MmaArgs& a = w.a;
-  constexpr int BM = 128, BN = 128, DR = D / 64, NS = BN / 2;  // NS: S accumulators per thread
+  constexpr int BM = 128, DR = D / 64, NS = BN / 2;  // NS: S accumulators per thread
   constexpr uint32_t kQBytes = BM * D * 2, kTile = BN * D * 2;
   extern __shared__ __align__(16) unsigned char ws_smem_raw[];
   const uint32_t sq = (smem_addr(ws_smem_raw) + 1023u) & ~1023u;
   auto sk = [&](int st) { return sq + kQBytes + static_cast<uint32_t>(st) * 2 * kTile; };
   auto sv = [&](int st) { return sq + kQBytes + static_cast<uint32_t>(st) * 2 * kTile + kTile; };
   const uint32_t full = sq + kQBytes + S * 2 * kTile, empty = full + 8 * S;
+  const uint32_t vfull = empty + 8 * S, vempty = vfull + 8 * S;  // SPLIT: full/empty are K's
   const int tid = threadIdx.x, wg = tid >> 7;
   const int64_t nqt = (a.Tq + BM - 1) / BM, BH = a.B * a.Hq, bid = blockIdx.x;
   const int64_t qt = nqt - 1 - bid / BH, bh = bid % BH;
@@ -650,6 +678,10 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
     for (int st = 0; st < S; ++st) {
       mbar_init_n(full + 8 * st, 1);
       mbar_init_n(empty + 8 * st, 8);
+      if constexpr (SPLIT) {
+        mbar_init_n(vfull + 8 * st, 1);
+        mbar_init_n(vempty + 8 * st, 8);
+      }
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
@@ -658,7 +690,22 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
   if (wg == 0) {  // ---- producer
     setmaxnreg_dec<24>();
     if (tid == 0) {
-      for (int t = 0; t < ntiles; ++t) {
+      for (int t = 0; t < ntiles && SPLIT; ++t) {  // K then V of each tile, each on its own barriers
+        const int st = t % S;
+        const uint32_t par = static_cast<uint32_t>(t / S - 1) & 1u;
+        const int j0 = static_cast<int>(jbeg + static_cast<int64_t>(t) * BN);
+        if (t >= S) mbar_wait(empty + 8 * st, par);
+        mbar_expect_tx(full + 8 * st, kTile);
+#pragma unroll
+        for (int r = 0; r < DR; ++r)
+          tma_load4(sk(st) + r * (BN * 128), &w.tk, r * 64, j0, static_cast<int>(hkv), static_cast<int>(b), full + 8 * st);
+        if (t >= S) mbar_wait(vempty + 8 * st, par);
+        mbar_expect_tx(vfull + 8 * st, kTile);
+#pragma unroll
+        for (int r = 0; r < DR; ++r)
+          tma_load4(sv(st) + r * (BN * 128), &w.tv, r * 64, j0, static_cast<int>(hkv), static_cast<int>(b), vfull + 8 * st);
+      }
+      for (int t = 0; t < ntiles && !SPLIT; ++t) {
         const int st = t % S;
         if (t >= S) mbar_wait(empty + 8 * st, static_cast<uint32_t>(t / S - 1) & 1u);
         const uint32_t bar = full + 8 * st;
@@ -720,6 +767,14 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
     auto release = [&](int tile) {  // after wgmma.wait_group: this warp is done with the stage
       if (lane == 0) mbar_arrive(empty + 8 * (tile % S));
     };
+    // SPLIT: ready/release above are K's; V's:
+    auto vready = [&](int tile) {
+      if constexpr (SPLIT) mbar_wait(vfull + 8 * (tile % S), static_cast<uint32_t>(tile / S) & 1u);
+    };
+    auto vrelease = [&](int tile) {
+      if constexpr (SPLIT)
+        if (lane == 0) mbar_arrive(vempty + 8 * (tile % S));
+    };
     auto qk = [&](int tile) {  // issue S = Q K^T of a tile (one commit group)
       const int st = tile % S;
 #pragma unroll
@@ -729,7 +784,10 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       for (int kk = 0; kk < D / 16; ++kk) {
         const uint32_t qa = sq + (kk >> 2) * (BM * 128) + cw * (64 * 128) + (kk & 3) * 32;
         const uint32_t ka = sk(st) + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
-        wgmma_ss<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
+        if constexpr (BN == 128)
+          wgmma_ss<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
+        else
+          wgmma_ss_wide<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
       }
       wg_commit();
     };
@@ -756,7 +814,22 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
         for (int i = 0; i < NS; ++i) s[i] = a.cap * tanhf(s[i] * a.scale_cap) * 1.4426950408889634f;
         scl = 1.f;
       }
-      if (edge) {  // diagonal / window / last tiles only
+      if (SPLIT && edge) {  // as below, the bounds per row clamped to 32 bits first (fewer registers)
+        const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
+        int hi[2], lo[2];  // row hr of this thread sees tile keys lo < jj <= hi
+#pragma unroll
+        for (int hr = 0; hr < 2; ++hr) {
+          const int64_t lim = qi0 + hr * 8 + a.off - j0;  // causal: keys j - j0 <= lim
+          const int64_t c = a.causal ? min(lim, int64_t{BN}) : int64_t{BN};
+          hi[hr] = min(static_cast<int>(max(c, int64_t{-1})), jl - 1);
+          lo[hr] = a.window > 0 ? static_cast<int>(max(min(lim - a.window, int64_t{BN}), int64_t{-1})) : -1;
+        }
+#pragma unroll
+        for (int i = 0; i < NS; ++i) {
+          const int jj = (i >> 2) * 8 + 2 * t4 + (i & 1), hr = (i >> 1) & 1;
+          if (jj > hi[hr] || jj <= lo[hr]) s[i] = -INFINITY;
+        }
+      } else if (edge) {  // diagonal / window / last tiles only
         const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
         const int64_t dq = qi0 + a.off - j0;                           // row qi0 sees keys j - j0 <= dq
 #pragma unroll
@@ -807,6 +880,7 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       pass();
       wg_wait<0>();
       reg_fence(s);
+      if constexpr (SPLIT) release(0);  // K of tile 0 read
       softmax(jbeg);
       to_p();
     }
@@ -814,16 +888,19 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       ready(it + 1);
       turn();
       qk(it + 1);
+      vready(it);
       pv(it);
       pass();
       wg_wait<1>();  // S of tile it + 1 (the P V may still run)
       reg_fence(s);
+      if constexpr (SPLIT) release(it + 1);  // K of tile it + 1 read
       softmax(jbeg + static_cast<int64_t>(it + 1) * BN);
       wg_wait<0>();
 #pragma unroll
       for (int n = 0; n < DR; ++n) reg_fence(o[n]);
       reg_fence(pa);
-      release(it);  // K (Q K^T of tile it) and V (P V of tile it) read
+      if constexpr (SPLIT) vrelease(it);  // V of tile it read
+      else release(it);  // K (Q K^T of tile it) and V (P V of tile it) read
       if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
 #pragma unroll
         for (int n = 0; n < DR; ++n)
@@ -834,6 +911,7 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
     }
     if (ntiles > 0) {
       turn();
+      vready(ntiles - 1);
       pv(ntiles - 1);
       pass();
       wg_wait<0>();
@@ -899,11 +977,11 @@ void launch_wgmma(const WgArgs& w, cudaStream_t s) {
   CUDA_CHECK_LAUNCH();
 }
 
-template <typename T, int D, int S, bool PP>
+template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false>
 void launch_ws(const WgArgs& w, cudaStream_t s) {
-  constexpr size_t smem = ws_smem<D, S>();
+  constexpr size_t smem = ws_smem<D, S, BN>();
   static_assert(smem <= 227 * 1024, "shared memory per block");
-  auto* fn = &attn_ws_kernel<T, D, S, PP>;
+  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT>;
   CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
   fn<<<static_cast<unsigned>(blocks), 384, smem, s>>>(w);
@@ -912,15 +990,30 @@ void launch_ws(const WgArgs& w, cudaStream_t s) {
 
 // Hopper prefill kernel choice, read once: FLAGOS_CUDA_FATTN_OLD=1 keeps the PR-1 kernel
 // (attn_wgmma_kernel, both warpgroups loading and meeting at a barrier per tile);
-// FLAGOS_CUDA_FATTN_VARIANT=ws runs the warp-specialized kernel without the ping-pong turns.
-enum class HopperKernel { ws_pingpong, ws, old };
+// FLAGOS_CUDA_FATTN_VARIANT picks a warp-specialized variant (all ping-pong except ws):
+//   pp    128-key tiles, 3 stages, one full/empty barrier pair per stage (fattn2)
+//   ws    pp without the ping-pong turns
+//   kv    K and V on separate barriers (K handed back once Q K^T is done), 128 keys, 3 stages
+//   n176  no causal mask and no window: 176-key tiles, 2 stages, K/V barriers; else kv
+//   n176c n176 for every mask (causal and window too)
+// The kv/n176/n176c variants cover D = 128 (D = 64 runs pp).
+enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c };
+// The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
+constexpr HopperKernel kDefaultHopperKernel = HopperKernel::ws_pingpong;
 HopperKernel hopper_kernel() {
   static const HopperKernel k = [] {
     const char* old = std::getenv("FLAGOS_CUDA_FATTN_OLD");
     if (old && std::string_view(old) == "1") return HopperKernel::old;
     const char* var = std::getenv("FLAGOS_CUDA_FATTN_VARIANT");
-    if (var && std::string_view(var) == "ws") return HopperKernel::ws;
-    return HopperKernel::ws_pingpong;
+    const std::string_view v = var ? var : "";
+    if (v == "pp") return HopperKernel::ws_pingpong;
+    if (v == "ws") return HopperKernel::ws;
+    if (v == "kv") return HopperKernel::kv;
+    if (v == "n176") return HopperKernel::n176;
+    if (v == "n176c") return HopperKernel::n176c;
+    if (!v.empty())
+      throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) + ": expected pp, ws, kv, n176 or n176c");
+    return kDefaultHopperKernel;
   }();
   return k;
 }
@@ -975,14 +1068,24 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     // driver cannot encode the tensor maps: 3 warpgroups, 64-key tiles fed by cp.async
     WgArgs w{};
     w.a = ma;
-    const bool tma =
-        make_map(w.tk, k.data(), dt, B, k.size(1), k.size(2), D, k.stride(2), k.stride(1), k.stride(0), 128) &&
-        make_map(w.tv, v.data(), dt, B, v.size(1), v.size(2), D, v.stride(2), v.stride(1), v.stride(0), 128);
-    const HopperKernel hk = hopper_kernel();
+    HopperKernel hk = hopper_kernel();
     const bool pos_scale = ma.scale_log2 > 0.f;  // the warp-specialized kernel folds it into exp2
+    if (!pos_scale) hk = HopperKernel::old;
+    if (hk == HopperKernel::n176 && (ma.causal || ma.window > 0)) hk = HopperKernel::kv;  // dense key ranges only
+    if (hk == HopperKernel::n176c) hk = HopperKernel::n176;
+    if ((hk == HopperKernel::kv || hk == HopperKernel::n176) && D != 128) hk = HopperKernel::ws_pingpong;
+    const int bn = hk == HopperKernel::n176 ? 176 : 128;  // TMA box rows
+    const bool tma =
+        make_map(w.tk, k.data(), dt, B, k.size(1), k.size(2), D, k.stride(2), k.stride(1), k.stride(0), bn) &&
+        make_map(w.tv, v.data(), dt, B, v.size(1), v.size(2), D, v.stride(2), v.stride(1), v.stride(0), bn);
+    // (no tensor maps: the cp.async kernel below, whatever the variant)
     auto go = [&](auto tag) {
       using TT = decltype(tag);
-      if (tma && pos_scale && hk == HopperKernel::ws_pingpong)
+      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv)
+        launch_ws<TT, 128, 3, true, 128, true>(w, s);
+      else if (tma && pos_scale && D == 128 && hk == HopperKernel::n176)
+        launch_ws<TT, 128, 2, true, 176, true>(w, s);
+      else if (tma && pos_scale && hk == HopperKernel::ws_pingpong)
         D == 64 ? launch_ws<TT, 64, 4, true>(w, s) : launch_ws<TT, 128, 3, true>(w, s);
       else if (tma && pos_scale && hk == HopperKernel::ws)
         D == 64 ? launch_ws<TT, 64, 4, false>(w, s) : launch_ws<TT, 128, 3, false>(w, s);
