@@ -352,6 +352,20 @@ std::vector<ACase> along_cases() {
     v.push_back({d, A::log_softmax, DType::bf16, {2, 8192}, -1, Layout::contiguous, true, true});
     v.push_back({d, A::softmax, DType::f16, {3, 2056}, -1, Layout::contiguous, false, false});
     v.push_back({d, A::log_softmax, DType::f64, {3, 2048}, -1, Layout::contiguous, false, true});
+    // one-read long-row paths (FLAGOS_CUDA_SOFTMAX_PATH=cluster|row1024 on cuda): rows of 8193..32768
+    // values of 16-byte vectors, cluster of 2 up to 16384; just under/over each limit, odd lengths
+    v.push_back({d, A::softmax, DType::f32, {2, 8196}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {3, 16384}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::log_softmax, DType::f32, {2, 16388}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {5, 32000}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {2, 32768}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::softmax, DType::f32, {2, 32772}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {2, 32767}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {2, 20001}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::softmax, DType::bf16, {3, 32000}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::log_softmax, DType::f16, {2, 16392}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::softmax, DType::bf16, {2, 32776}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::softmax, DType::f16, {2, 24000}, -1, Layout::contiguous, true, true});
   }
   return v;
 }
@@ -394,6 +408,35 @@ TEST(ReduceSemantics, EmptyTiesNanInfRows) {
     Tensor part = Tensor::from_vector<double>({-INFINITY, 0, 0}, {1, 3}, DType::f32).to(d);
     EXPECT_EQ(to_f64(ops::softmax(part, -1)), (std::vector<double>{0, 0.5, 0.5}));
     EXPECT_EQ(to_f64(ops::log_softmax(part, -1))[0], -kInf);
+    // Long rows (the one-read paths on cuda): an all -inf row is NaN, a row with one -inf, one with +inf
+    // (NaN: as the reference), a NaN row, and a non-contiguous view (row stride > row length) of finite rows.
+    for (int64_t n : {16384, 20000, 32000}) {
+      Tensor h = ops::full({5, n + 64}, 0.0, DType::f32);
+      auto* hp = static_cast<float*>(h.data());
+      for (int64_t r = 0; r < 5; ++r)
+        for (int64_t i = 0; i < n + 64; ++i)
+          hp[r * (n + 64) + i] = static_cast<float>(((r * 7919 + i * 104729) % 2003) * 0.003 - 3.0);
+      for (int64_t i = 0; i < n + 64; ++i) hp[1 * (n + 64) + i] = -INFINITY;  // row 1: all -inf
+      hp[2 * (n + 64) + 5] = -INFINITY;                                          // row 2: one -inf
+      hp[3 * (n + 64) + n - 1] = INFINITY;                                       // row 3: one +inf
+      hp[4 * (n + 64) + 7] = NAN;                                                // row 4: one NaN
+      Tensor hv = h.narrow(1, 0, n);
+      const std::vector<double> got = to_f64(ops::softmax(h.to(d).narrow(1, 0, n), -1));
+      const std::vector<double> xs = to_f64(hv);
+      for (int64_t r = 0; r < 5; ++r) {
+        double m = -kInf, sum = 0;
+        for (int64_t i = 0; i < n; ++i) m = std::max(m, xs[static_cast<size_t>(r * n + i)]);
+        for (int64_t i = 0; i < n; ++i) sum += std::exp(xs[static_cast<size_t>(r * n + i)] - m);
+        int bad = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const double g = got[static_cast<size_t>(r * n + i)];
+          const double want = std::exp(xs[static_cast<size_t>(r * n + i)] - m) / sum;
+          if (r == 1 || r == 3 || r == 4) bad += !std::isnan(g);  // +inf: the sum has exp(inf - inf)
+          else bad += !(std::abs(g - want) <= 1e-6 * want + 1e-12);
+        }
+        EXPECT_EQ(bad, 0) << "softmax long row " << r << " of [5, " << n << "] (row stride " << n + 64 << ")";
+      }
+    }
     // 1e7-element f32 sum meets the f32 tolerance.
     Tensor big = ops::full({10000000}, 0.1, DType::f32, d);
     EXPECT_NEAR(ops::sum(big).item(), 1e7 * static_cast<double>(0.1f), 1e7 * 0.1 * 1e-6);

@@ -13,6 +13,11 @@
 #include "backends/cuda/llm/llm_common.cuh"
 #include "backends/cuda/tuning.h"
 
+#include <atomic>
+#include <climits>
+#include <cstdlib>
+#include <string>
+
 namespace flagos::cuda::llm {
 namespace {
 
@@ -149,6 +154,88 @@ __global__ void __launch_bounds__(256) softmax_reg_kernel(RowArgs<T> a) {
   }
 }
 
+// ---------------------------------------------------------------- one-read path (long rows)
+// Contiguous 16-byte aligned rows too long for the registers path, f32/f16/bf16: a row is split
+// over CL CTAs of NT threads (CL > 1: a thread-block cluster, sm_90 only), each thread keeping
+// up to VPT vectors (32 values) in registers. Per-thread (max, sum of exp) over its values, one
+// block combine; with a cluster, each CTA stores its block's (max, sum) into slot `rank` of every
+// CTA's shared memory (distributed shared memory), one cluster barrier, and each CTA combines the
+// CL slots in the same order (the same result in every CTA). The row is read once and written once.
+template <typename T, bool kLog, int CL, int NT, int VPT>
+__global__ void __launch_bounds__(NT, 1024 / NT) softmax_row1_kernel(RowArgs<T> a) {
+  using C = compute_t<T>;
+  constexpr int VE = 16 / sizeof(T);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  if constexpr (CL > 1) {  // the host launches clusters only on sm_90 code (row1_cluster_ok)
+    __trap();
+    return;
+  }
+#endif
+  __shared__ MaxSum<C> scratch[32];
+  __shared__ MaxSum<C> peers[CL];
+  int rank = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (CL > 1) {
+    __cluster_barrier_arrive_relaxed();  // "started"; waited for before touching the peers' memory
+    rank = static_cast<int>(__clusterRelativeBlockRank());
+  }
+#endif
+  const int64_t row = blockIdx.x / CL;
+  const int64_t nvec = a.n / VE;
+  const int64_t per = (nvec + CL - 1) / CL;
+  const int64_t v0 = rank * per, v1 = min(nvec, v0 + per);
+  const T* xr = a.x + row * a.xs;
+  T* orow = a.o + row * a.os;
+  C v[VPT][VE];
+  C m = -INFINITY;
+  bool nan = false;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int64_t iv = v0 + static_cast<int64_t>(k) * NT + threadIdx.x;
+    if (iv < v1) {
+      const Pack<T, VE> p = *reinterpret_cast<const Pack<T, VE>*>(xr + iv * VE);
+#pragma unroll
+      for (int e = 0; e < VE; ++e) {
+        v[k][e] = static_cast<C>(to_f(p.v[e]));
+        nan |= v[k][e] != v[k][e];
+        m = fmax(m, v[k][e]);  // ignores NaN (flagged above)
+      }
+    }
+  }
+  C s = 0;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int64_t iv = v0 + static_cast<int64_t>(k) * NT + threadIdx.x;
+    if (iv < v1)
+#pragma unroll
+      for (int e = 0; e < VE; ++e) s += v[k][e] == m ? C(1) : exp_c(v[k][e] - m);  // m = +-inf safe
+  }
+  MaxSum<C> st = ms_block(MaxSum<C>{m, s, nan}, scratch);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if constexpr (CL > 1) {
+    __cluster_barrier_wait();
+    if (threadIdx.x < CL) *static_cast<MaxSum<C>*>(__cluster_map_shared_rank(&peers[rank], threadIdx.x)) = st;
+    __cluster_barrier_arrive();  // release: the stores above
+    __cluster_barrier_wait();    // acquire: every CTA's slot; no remote access after this
+    st = peers[0];
+#pragma unroll
+    for (int r = 1; r < CL; ++r) st = ms_combine(st, peers[r]);
+  }
+#endif
+  (void)peers;
+  const Finisher<C, kLog> fin(st);
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int64_t iv = v0 + static_cast<int64_t>(k) * NT + threadIdx.x;
+    if (iv < v1) {
+      Pack<T, VE> p;
+#pragma unroll
+      for (int e = 0; e < VE; ++e) p.v[e] = store_c<T>(fin(v[k][e]));
+      *reinterpret_cast<Pack<T, VE>*>(orow + iv * VE) = p;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- warp path (n <= 1024)
 template <typename T, bool kLog>
 __global__ void softmax_warp_kernel(RowArgs<T> a) {
@@ -236,6 +323,85 @@ void launch_reg(const RowArgs<T>& ra, int threads, cudaStream_t s) {
   softmax_reg_kernel<T, kLog, VPT><<<static_cast<unsigned>(ra.rows), threads, 0, s>>>(ra);
 }
 
+// FLAGOS_CUDA_SOFTMAX_PATH (read once) picks the path for rows longer than the registers path
+// holds: "block" (default: the block path below), "cluster" (softmax_row1_kernel over a cluster
+// of 2 or 4 CTAs of 256 threads, up to 32768 values a row, sm_90 devices running sm_90 code) or
+// "row1024" (softmax_row1_kernel, one CTA of 1024 threads, up to 32768 values a row).
+enum class LongPath { block, cluster, row1024 };
+LongPath long_path() {
+  static const LongPath p = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_SOFTMAX_PATH");
+    const std::string v = e ? e : "";
+    if (v.empty() || v == "block") return LongPath::block;
+    if (v == "cluster") return LongPath::cluster;
+    if (v == "row1024") return LongPath::row1024;
+    throw InvalidArgument("FLAGOS_CUDA_SOFTMAX_PATH: '" + v + "' is none of block, cluster, row1024");
+  }();
+  return p;
+}
+
+constexpr int kRow1Values = 32;  // values a thread keeps in registers
+
+// Whether the cluster kernel has sm_90 code on this device (compute capability 9.x and a binary
+// built for it); cached per device.
+template <typename T, bool kLog>
+bool row1_cluster_ok(int device) {
+  static std::atomic<int> ok[64];  // 0 unknown, 1 no, 2 yes
+  if (device < 0 || device >= 64) return false;
+  int v = ok[device].load(std::memory_order_relaxed);
+  if (v == 0) {
+    int major = 0;
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    cudaFuncAttributes fa{};
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, softmax_row1_kernel<T, kLog, 4, 256, kRow1Values * sizeof(T) / 16>));
+    v = major >= 9 && fa.binaryVersion >= 90 ? 2 : 1;
+    ok[device].store(v, std::memory_order_relaxed);
+  }
+  return v == 2;
+}
+
+template <typename T, bool kLog, int CL, int NT>
+void launch_row1(const RowArgs<T>& ra, cudaStream_t s) {
+  constexpr int VPT = kRow1Values * static_cast<int>(sizeof(T)) / 16;
+  auto* k = &softmax_row1_kernel<T, kLog, CL, NT, VPT>;
+  if constexpr (CL == 1) {
+    k<<<static_cast<unsigned>(ra.rows), NT, 0, s>>>(ra);
+  } else {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(static_cast<unsigned>(ra.rows * CL));
+    cfg.blockDim = dim3(NT);
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = CL;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    CUDA_CHECK(cudaLaunchKernelEx(&cfg, k, ra));
+  }
+}
+
+// The one-read path for a long contiguous row when FLAGOS_CUDA_SOFTMAX_PATH asks for it and the
+// row fits; false: not taken.
+template <typename T, bool kLog>
+bool try_row1(const KernelArgs& a, const RowArgs<T>& ra, cudaStream_t s) {
+  if constexpr (sizeof(T) > 4) {
+    return false;
+  } else {
+    const LongPath p = long_path();
+    if (p == LongPath::block || ra.n > 4 * 256 * kRow1Values || ra.rows * 4 > INT32_MAX) return false;
+    if (p == LongPath::row1024) {
+      launch_row1<T, kLog, 1, 1024>(ra, s);
+      return true;
+    }
+    if (!row1_cluster_ok<T, kLog>(a.stream.device().index)) return false;
+    if (ra.n <= 2 * 256 * kRow1Values) launch_row1<T, kLog, 2, 256>(ra, s);
+    else launch_row1<T, kLog, 4, 256>(ra, s);
+    return true;
+  }
+}
+
 // Segments per row and block size from the "softmax" launch table (backends/cuda/tuning.h), else
 // the heuristic: few long rows split so that ~2 blocks per SM run, 256 threads.
 template <typename T, bool kLog, bool VEC>
@@ -291,6 +457,7 @@ void softmax_launch(const KernelArgs& a) {
       case 4: launch_reg<T, kLog, 4>(ra, threads, s); break;
       default: launch_reg<T, kLog, 8>(ra, threads, s); break;
     }
+  } else if (rows_ok && try_row1<T, kLog>(a, ra, s)) {
   } else if (rows_ok) {
     launch_block<T, kLog, true>(a, ra, s);
   } else {
