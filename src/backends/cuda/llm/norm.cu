@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/llm/llm_common.cuh"
@@ -165,9 +166,76 @@ __device__ __forceinline__ void ring_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-template <NormKind K, typename T, typename W, int S>
-__global__ void __launch_bounds__(kRingWarps * 32) norm_ring_kernel(NormArgs<T, W> a, int64_t rows, int nvec) {
+// One row of the ring/tma paths, its NIN inputs already in the shared-memory stage st (lane l reads and
+// rewrites only vectors l, l + 32, ...): sums by shuffles, normalized row stored to global.
+template <NormKind K, typename T, typename W>
+__device__ __forceinline__ void ring_row(const NormArgs<T, W>& a, Pack<T, 16 / sizeof(T)>* st, int64_t row, int lane,
+                                         int nvec) {
   using C = compute_t<T>;
+  using P = Pack<T, 16 / sizeof(T)>;
+  constexpr int VE = 16 / sizeof(T);
+  C s1 = 0;
+#pragma unroll 4
+  for (int v = lane; v < nvec; v += 32) {
+    P pv = st[v];
+    if constexpr (K == NormKind::add_rms) {
+      const P px = pv, pr = st[nvec + v];
+#pragma unroll
+      for (int e = 0; e < VE; ++e)  // the rounded residual is what gets normalized
+        pv.v[e] = store_c<T>(static_cast<C>(to_f(pr.v[e])) + static_cast<C>(to_f(px.v[e])));
+      *reinterpret_cast<P*>(a.res + row * a.rs + static_cast<int64_t>(v) * VE) = pv;
+      st[v] = pv;
+    }
+#pragma unroll
+    for (int e = 0; e < VE; ++e) {
+      const C x = static_cast<C>(to_f(pv.v[e]));
+      s1 += K == NormKind::layer ? x : x * x;
+    }
+  }
+  s1 = warp_sum(s1);
+  C mean = 0, r;
+  if constexpr (K == NormKind::layer) {
+    mean = s1 / static_cast<C>(a.H);
+    C s2 = 0;
+#pragma unroll 4
+    for (int v = lane; v < nvec; v += 32) {
+      const P pv = st[v];
+#pragma unroll
+      for (int e = 0; e < VE; ++e) {
+        const C d = static_cast<C>(to_f(pv.v[e])) - mean;
+        s2 += d * d;
+      }
+    }
+    s2 = warp_sum(s2);
+    r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
+  } else {
+    r = static_cast<C>(1.0 / sqrt(static_cast<double>(s1) / static_cast<double>(a.H) + a.eps));
+  }
+  T* orow = a.out + row * a.os;
+#pragma unroll 4
+  for (int v = lane; v < nvec; v += 32) {
+    const P pv = st[v];
+    const int64_t i0 = static_cast<int64_t>(v) * VE;
+    C wv[VE] = {}, bv[VE] = {};
+    if (a.w) load_params<C, W, VE>(a.w, i0, wv);
+    if (K == NormKind::layer && a.bias) load_params<C, W, VE>(a.bias, i0, bv);
+    P po;
+#pragma unroll
+    for (int e = 0; e < VE; ++e) {
+      const C x = static_cast<C>(to_f(pv.v[e]));
+      C y = K == NormKind::layer ? (x - mean) * r : x * r;
+      if (a.w) y = y * wv[e];
+      if (K == NormKind::layer && a.bias) y = y + bv[e];
+      po.v[e] = store_c<T>(y);
+    }
+    *reinterpret_cast<P*>(orow + i0) = po;
+  }
+}
+
+// BAL (ringbal): warp w of G takes the contiguous rows [rows * w / G, rows * (w + 1) / G) instead of
+// w, w + G, ... (the grid fills every SM evenly; no SM gets an extra round).
+template <NormKind K, typename T, typename W, int S, bool BAL>
+__global__ void __launch_bounds__(kRingWarps * 32) norm_ring_kernel(NormArgs<T, W> a, int64_t rows, int nvec) {
   using P = Pack<T, 16 / sizeof(T)>;
   constexpr int VE = 16 / sizeof(T);
   constexpr int NIN = K == NormKind::add_rms ? 2 : 1;
@@ -175,9 +243,12 @@ __global__ void __launch_bounds__(kRingWarps * 32) norm_ring_kernel(NormArgs<T, 
   const int warp = static_cast<int>(threadIdx.x >> 5), lane = static_cast<int>(threadIdx.x & 31);
   P* ring = reinterpret_cast<P*>(ring_smem) + static_cast<int64_t>(warp) * S * NIN * nvec;
   const int64_t nw = static_cast<int64_t>(gridDim.x) * kRingWarps;
-  const int64_t first = static_cast<int64_t>(blockIdx.x) * kRingWarps + warp;
+  const int64_t wid = static_cast<int64_t>(blockIdx.x) * kRingWarps + warp;
+  const int64_t first = BAL ? rows * wid / nw : wid;
+  const int64_t end = BAL ? rows * (wid + 1) / nw : rows;
+  const int64_t step = BAL ? 1 : nw;
   auto issue = [&](int64_t row, int slot) {  // always commits a group (empty past the end)
-    if (row < rows) {
+    if (row < end) {
       P* dst = ring + static_cast<int64_t>(slot) * NIN * nvec;
       const T* xr = a.x + row * a.xs;
       for (int v = lane; v < nvec; v += 32) ring_cp16(dst + v, xr + static_cast<int64_t>(v) * VE);
@@ -189,71 +260,83 @@ __global__ void __launch_bounds__(kRingWarps * 32) norm_ring_kernel(NormArgs<T, 
     ring_commit();
   };
 #pragma unroll
-  for (int k = 0; k < S - 1; ++k) issue(first + k * nw, k);
+  for (int k = 0; k < S - 1; ++k) issue(first + k * step, k);
   int slot = 0;
-  for (int64_t row = first; row < rows; row += nw) {
-    issue(row + (S - 1) * nw, slot == 0 ? S - 1 : slot - 1);  // the stage this lane finished last
-    ring_wait<S - 1>();                                          // this row's group has landed
-    P* st = ring + static_cast<int64_t>(slot) * NIN * nvec;
-    C s1 = 0;
-#pragma unroll 4
-    for (int v = lane; v < nvec; v += 32) {
-      P pv = st[v];
-      if constexpr (K == NormKind::add_rms) {
-        const P px = pv, pr = st[nvec + v];
-#pragma unroll
-        for (int e = 0; e < VE; ++e)  // the rounded residual is what gets normalized
-          pv.v[e] = store_c<T>(static_cast<C>(to_f(pr.v[e])) + static_cast<C>(to_f(px.v[e])));
-        *reinterpret_cast<P*>(a.res + row * a.rs + static_cast<int64_t>(v) * VE) = pv;
-        st[v] = pv;
-      }
-#pragma unroll
-      for (int e = 0; e < VE; ++e) {
-        const C x = static_cast<C>(to_f(pv.v[e]));
-        s1 += K == NormKind::layer ? x : x * x;
-      }
-    }
-    s1 = warp_sum(s1);
-    C mean = 0, r;
-    if constexpr (K == NormKind::layer) {
-      mean = s1 / static_cast<C>(a.H);
-      C s2 = 0;
-#pragma unroll 4
-      for (int v = lane; v < nvec; v += 32) {
-        const P pv = st[v];
-#pragma unroll
-        for (int e = 0; e < VE; ++e) {
-          const C d = static_cast<C>(to_f(pv.v[e])) - mean;
-          s2 += d * d;
-        }
-      }
-      s2 = warp_sum(s2);
-      r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
-    } else {
-      r = static_cast<C>(1.0 / sqrt(static_cast<double>(s1) / static_cast<double>(a.H) + a.eps));
-    }
-    T* orow = a.out + row * a.os;
-#pragma unroll 4
-    for (int v = lane; v < nvec; v += 32) {
-      const P pv = st[v];
-      const int64_t i0 = static_cast<int64_t>(v) * VE;
-      C wv[VE] = {}, bv[VE] = {};
-      if (a.w) load_params<C, W, VE>(a.w, i0, wv);
-      if (K == NormKind::layer && a.bias) load_params<C, W, VE>(a.bias, i0, bv);
-      P po;
-#pragma unroll
-      for (int e = 0; e < VE; ++e) {
-        const C x = static_cast<C>(to_f(pv.v[e]));
-        C y = K == NormKind::layer ? (x - mean) * r : x * r;
-        if (a.w) y = y * wv[e];
-        if (K == NormKind::layer && a.bias) y = y + bv[e];
-        po.v[e] = store_c<T>(y);
-      }
-      *reinterpret_cast<P*>(orow + i0) = po;
-    }
+  for (int64_t row = first; row < end; row += step) {
+    issue(row + (S - 1) * step, slot == 0 ? S - 1 : slot - 1);  // the stage this lane finished last
+    ring_wait<S - 1>();                                            // this row's group has landed
+    ring_row<K, T, W>(a, ring + static_cast<int64_t>(slot) * NIN * nvec, row, lane, nvec);
     slot = slot == S - 1 ? 0 : slot + 1;
   }
   ring_wait<0>();  // no copy may still target shared memory when the block exits
+}
+
+// TMA path (sm_90; tma = 2 stages, tma3 = 3): the ring's layout and row split of ringbal, but lane 0 of
+// each warp fetches a whole row (and the residual) with one 1-D bulk copy (cp.async.bulk) per input,
+// completion counted in bytes on the stage's mbarrier; all lanes wait on its phase. Before a stage is
+// refilled every lane fences its generic accesses to it against the async proxy, then the warp syncs.
+constexpr int kTmaHeader = 128;  // bytes of mbarriers ahead of the stages (kRingWarps * S <= 16)
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+#endif
+
+template <NormKind K, typename T, typename W, int S>
+__global__ void __launch_bounds__(kRingWarps * 32) norm_tma_kernel(NormArgs<T, W> a, int64_t rows, int nvec) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  using P = Pack<T, 16 / sizeof(T)>;
+  constexpr int NIN = K == NormKind::add_rms ? 2 : 1;
+  static_assert(kRingWarps * S * 8 <= kTmaHeader, "mbarriers do not fit the header");
+  extern __shared__ uint4 ring_smem[];
+  const int warp = static_cast<int>(threadIdx.x >> 5), lane = static_cast<int>(threadIdx.x & 31);
+  uint64_t* bar = reinterpret_cast<uint64_t*>(ring_smem) + warp * S;
+  P* ring = reinterpret_cast<P*>(ring_smem) + kTmaHeader / 16 + static_cast<int64_t>(warp) * S * NIN * nvec;
+  const int64_t nw = static_cast<int64_t>(gridDim.x) * kRingWarps;
+  const int64_t wid = static_cast<int64_t>(blockIdx.x) * kRingWarps + warp;
+  const int64_t first = rows * wid / nw, end = rows * (wid + 1) / nw;
+  const uint32_t bytes = static_cast<uint32_t>(nvec) * 16u;
+  if (lane == 0) {
+#pragma unroll
+    for (int k = 0; k < S; ++k) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_u32(bar + k)) : "memory");
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncwarp();
+  auto issue = [&](int64_t row, int slot) {
+    if (lane != 0 || row >= end) return;
+    const uint32_t b = smem_u32(bar + slot);
+    P* dst = ring + static_cast<int64_t>(slot) * NIN * nvec;
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(b),
+                 "r"(bytes * NIN) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                     smem_u32(dst)), "l"(a.x + row * a.xs), "r"(bytes), "r"(b) : "memory");
+    if constexpr (K == NormKind::add_rms)
+      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                       smem_u32(dst + nvec)), "l"(a.res + row * a.rs), "r"(bytes), "r"(b) : "memory");
+  };
+#pragma unroll
+  for (int k = 0; k < S - 1; ++k) issue(first + k, k);
+  int slot = 0;
+  uint32_t phase = 0;
+  for (int64_t row = first; row < end; ++row) {
+    issue(row + S - 1, slot == 0 ? S - 1 : slot - 1);  // the stage the warp finished last
+    const uint32_t b = smem_u32(bar + slot);
+    uint32_t done = 0;
+    do {
+      asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                   : "=r"(done) : "r"(b), "r"(phase) : "memory");
+    } while (!done);
+    ring_row<K, T, W>(a, ring + static_cast<int64_t>(slot) * NIN * nvec, row, lane, nvec);
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // before the async refill of this stage
+    __syncwarp();
+    slot = slot == S - 1 ? 0 : slot + 1;
+    phase ^= slot == 0 ? 1u : 0u;
+  }
+#else
+  (void)a, (void)rows, (void)nvec;
+  __trap();  // launched only where tma_ok() holds (sm_90a code on a 9.x device)
+#endif
 }
 
 // Strided path: any strides, any H; one block per row, the row re-read per pass.
@@ -314,20 +397,42 @@ void launch_warp(const NormArgs<T, W>& na, int64_t rows, cudaStream_t s) {
   norm_vec_kernel<K, T, W, VPT, true><<<grid, 32 * kWarpRows, 0, s>>>(na, rows);
 }
 
-enum class NormPath { automatic, ring, ring3, warp, block, strided };
+enum class NormPath { automatic, ring, ring3, ringbal, tma, tma3, warp, block, block1, block2, strided };
 
 NormPath forced_path() {
   static const NormPath p = [] {
     const char* e = std::getenv("FLAGOS_CUDA_NORM_PATH");
     if (!e || !*e || !std::strcmp(e, "auto")) return NormPath::automatic;
-    if (!std::strcmp(e, "ring")) return NormPath::ring;
-    if (!std::strcmp(e, "ring3")) return NormPath::ring3;
-    if (!std::strcmp(e, "warp")) return NormPath::warp;
-    if (!std::strcmp(e, "block")) return NormPath::block;
-    if (!std::strcmp(e, "strided")) return NormPath::strided;
-    fail("FLAGOS_CUDA_NORM_PATH: unknown path '", e, "' (auto, ring, ring3, warp, block, strided)");
+    static const std::pair<const char*, NormPath> names[] = {
+        {"ring", NormPath::ring},   {"ring3", NormPath::ring3},   {"ringbal", NormPath::ringbal},
+        {"tma", NormPath::tma},     {"tma3", NormPath::tma3},     {"warp", NormPath::warp},
+        {"block", NormPath::block}, {"block1", NormPath::block1}, {"block2", NormPath::block2},
+        {"strided", NormPath::strided}};
+    for (const auto& [n, v] : names)
+      if (!std::strcmp(e, n)) return v;
+    fail("FLAGOS_CUDA_NORM_PATH: unknown path '", e,
+         "' (auto, ring, ring3, ringbal, tma, tma3, warp, block, block1, block2, strided)");
   }();
   return p;
+}
+
+// Whether the bulk-copy (tma) kernels run here: sm_90a code in this build (FLAGOS_CUDA_SM90A) and a
+// device of compute capability 9.x. Elsewhere tma/tma3 fall back to ringbal.
+bool tma_ok(int device) {
+#ifdef FLAGOS_CUDA_SM90A
+  static const std::vector<int> major = [] {
+    int n = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&n));
+    std::vector<int> v(static_cast<size_t>(n), 0);
+    for (int i = 0; i < n; ++i)
+      CUDA_CHECK(cudaDeviceGetAttribute(&v[static_cast<size_t>(i)], cudaDevAttrComputeCapabilityMajor, i));
+    return v;
+  }();
+  return device >= 0 && static_cast<size_t>(device) < major.size() && major[static_cast<size_t>(device)] == 9;
+#else
+  (void)device;
+  return false;
+#endif
 }
 
 struct SmemLimits {
@@ -351,19 +456,19 @@ SmemLimits smem_limits(int device) {
 
 // Blocks per SM the ring kernel's shared memory allows (0: the row does not fit).
 template <NormKind K, typename T, int S>
-int ring_blocks_per_sm(int device, int64_t nvec, size_t& smem) {
+int ring_blocks_per_sm(int device, int64_t nvec, size_t& smem, size_t header = 0) {
   const int64_t nin = K == NormKind::add_rms ? 2 : 1;
-  smem = static_cast<size_t>(kRingWarps * S * nin * nvec * 16);
+  smem = header + static_cast<size_t>(kRingWarps * S * nin * nvec * 16);
   const SmemLimits l = smem_limits(device);
   if (smem > static_cast<size_t>(l.per_block_optin)) return 0;
   const int by_smem = static_cast<int>(static_cast<size_t>(l.per_sm) / (smem + 1024));  // 1 KiB reserved per block
   return by_smem < 8 ? by_smem : 8;
 }
 
-template <NormKind K, typename T, typename W, int S>
-void launch_ring(const NormArgs<T, W>& na, int64_t rows, int64_t nvec, int device, int per_sm, size_t smem,
-                 cudaStream_t s) {
-  auto* kern = &norm_ring_kernel<K, T, W, S>;
+// Kern: a norm_ring_kernel or norm_tma_kernel instance (same arguments, grid and block shape).
+template <auto Kern, typename NA>
+void launch_ring(const NA& na, int64_t rows, int64_t nvec, int device, int per_sm, size_t smem, cudaStream_t s) {
+  auto* kern = Kern;
   if (smem > 48 * 1024) {  // raise the dynamic shared-memory limit once per device
     static std::atomic<uint64_t> raised{0};
     const uint64_t bit = uint64_t{1} << (device & 63);
@@ -419,26 +524,41 @@ void norm_launch(const KernelArgs& a) {
   const NormPath forced = forced_path();
   NormPath path = NormPath::strided;
   if (forced == NormPath::automatic) {
-    // Many 16-bit rows of 1K..4K elements (LLM prefill): the ring; few of them (decode): a warp per
-    // row, everything in flight at once; other vector rows: a block per row.
+    // 16-bit rows of 1K..4K elements (LLM hidden sizes): the table below, by kind and row count
+    // (decode: up to 4 x SMs rows; prefill: more). Everything else that fits in registers: a block per
+    // row. Entries from the H200 run of 2026-11-29 23:10 (docs/perf/cuda.md); flip them from later runs.
     const bool llm_row = vec && sizeof(T) == 2 && nvec > 32 * 4 && nvec <= 32 * 16;
-    if (llm_row && rows > 4 * static_cast<int64_t>(sm_count(device))) path = NormPath::ring;
-    else if (llm_row) path = NormPath::warp;
+    const bool many = rows > 4 * static_cast<int64_t>(sm_count(device));
+    //                                           decode (few rows)  prefill (many rows)
+    static constexpr NormPath kAuto16[3][2] = {{NormPath::warp, NormPath::ring},    // rms_norm
+                                               {NormPath::ring, NormPath::block},   // add_rms_norm
+                                               {NormPath::warp, NormPath::ring}};   // layer_norm
+    if (llm_row) path = kAuto16[static_cast<int>(K)][many ? 1 : 0];
     else if (vec) path = NormPath::block;
-  } else if (forced == NormPath::ring || forced == NormPath::ring3) {
+  } else if (forced == NormPath::ring || forced == NormPath::ring3 || forced == NormPath::ringbal ||
+             forced == NormPath::tma || forced == NormPath::tma3) {
     path = aligned && nvec < (int64_t{1} << 30) ? forced : vec ? NormPath::block : NormPath::strided;
   } else if (forced == NormPath::warp) {
     path = warp_fits ? NormPath::warp : vec ? NormPath::block : NormPath::strided;
-  } else if (forced == NormPath::block) {
-    path = vec ? NormPath::block : NormPath::strided;
+  } else if (forced == NormPath::block || forced == NormPath::block1 || forced == NormPath::block2) {
+    path = vec ? forced : NormPath::strided;
   }
-  if (path == NormPath::ring || path == NormPath::ring3) {
+  if ((path == NormPath::tma || path == NormPath::tma3) && !tma_ok(device)) path = NormPath::ringbal;
+  if (path == NormPath::ring || path == NormPath::ring3 || path == NormPath::ringbal || path == NormPath::tma ||
+      path == NormPath::tma3) {
     size_t smem = 0;
-    const int per_sm = path == NormPath::ring ? ring_blocks_per_sm<K, T, 2>(device, nvec, smem)
-                                              : ring_blocks_per_sm<K, T, 3>(device, nvec, smem);
+    const int per_sm = path == NormPath::ring3 ? ring_blocks_per_sm<K, T, 3>(device, nvec, smem)
+                       : path == NormPath::tma  ? ring_blocks_per_sm<K, T, 2>(device, nvec, smem, kTmaHeader)
+                       : path == NormPath::tma3 ? ring_blocks_per_sm<K, T, 3>(device, nvec, smem, kTmaHeader)
+                                                : ring_blocks_per_sm<K, T, 2>(device, nvec, smem);
     if (per_sm > 0) {
-      if (path == NormPath::ring) launch_ring<K, T, W, 2>(na, rows, nvec, device, per_sm, smem, s);
-      else launch_ring<K, T, W, 3>(na, rows, nvec, device, per_sm, smem, s);
+      switch (path) {
+        case NormPath::ring: launch_ring<&norm_ring_kernel<K, T, W, 2, false>>(na, rows, nvec, device, per_sm, smem, s); break;
+        case NormPath::ring3: launch_ring<&norm_ring_kernel<K, T, W, 3, false>>(na, rows, nvec, device, per_sm, smem, s); break;
+        case NormPath::ringbal: launch_ring<&norm_ring_kernel<K, T, W, 2, true>>(na, rows, nvec, device, per_sm, smem, s); break;
+        case NormPath::tma: launch_ring<&norm_tma_kernel<K, T, W, 2>>(na, rows, nvec, device, per_sm, smem, s); break;
+        default: launch_ring<&norm_tma_kernel<K, T, W, 3>>(na, rows, nvec, device, per_sm, smem, s); break;
+      }
       CUDA_CHECK_LAUNCH();
       return;
     }
@@ -450,10 +570,13 @@ void norm_launch(const KernelArgs& a) {
     else if (nvec <= 32 * 12) launch_warp<K, T, W, 12>(na, rows, s);
     else if (nvec <= 32 * 14) launch_warp<K, T, W, 14>(na, rows, s);
     else launch_warp<K, T, W, 16>(na, rows, s);
-  } else if (path == NormPath::block) {
-    // Enough vectors per thread for ILP at 128+ threads, at most 8; threads cover the rest.
+  } else if (path == NormPath::block || path == NormPath::block1 || path == NormPath::block2) {
+    // block: enough vectors per thread for ILP at 128+ threads, at most 8; threads cover the rest.
+    // block1 / block2: 1 / 2 vectors per thread, up to 1024 threads (more rows resident per SM).
     const int vpt_need = static_cast<int>((nvec + 127) / 128);
-    const int vpt = vpt_need <= 1 ? 1 : vpt_need <= 2 ? 2 : vpt_need <= 4 ? 4 : 8;
+    int vpt = vpt_need <= 1 ? 1 : vpt_need <= 2 ? 2 : vpt_need <= 4 ? 4 : 8;
+    if (path == NormPath::block1 && nvec <= 1024) vpt = 1;
+    if (path == NormPath::block2 && nvec <= 2048) vpt = 2;
     int threads = static_cast<int>((nvec + vpt - 1) / vpt);
     threads = (threads + 31) / 32 * 32;
     threads = threads < 32 ? 32 : threads;
