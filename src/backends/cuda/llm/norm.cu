@@ -1,14 +1,18 @@
 // rms_norm, add_rms_norm (residual += x fused), layer_norm over the last dim of [rows, H] views,
 // and group_norm over contiguous [N, C, S] (see src/ops/norm.cpp for the argument layout).
-// Fast paths (contiguous 16-byte aligned rows, contiguous weight), chosen in norm_launch:
+// Fast paths (contiguous 16-byte aligned rows, contiguous weight), chosen in norm_launch (auto: the
+// kAuto16 table there for 16-bit rows of 1K..4K elements, by kind and few/many rows; block otherwise):
 //  - ring: a persistent grid, one warp per row; each warp streams its rows into a shared-memory ring
 //    with 16-byte cp.async (sm_80+), the next row loading while the current one is reduced and
-//    stored, so the bytes in flight do not depend on registers. Default for many 16-bit rows.
-//  - warp: one warp per row, the row's 16-byte vectors in registers (few 16-bit rows of 1K..4K).
-//  - block: one block per row, VPT vectors per thread in registers (everything else that fits).
-// Otherwise a strided path reads the row per pass. FLAGOS_CUDA_NORM_PATH=ring|ring3|warp|block|
-// strided (read once) forces a path wherever it applies (A/B in one job); ring3 is a 3-stage ring.
-// Compute is f32 (f64 for f64), sums reduced over the warp/block, 1/sqrt in double; f16/bf16
+//    stored, so the bytes in flight do not depend on registers. ring3: 3 stages. ringbal: each warp
+//    takes a contiguous balanced share of the rows instead of every G-th row.
+//  - tma / tma3 (sm_90a builds on 9.x devices): the ring with ringbal's split, each row fetched by one
+//    cp.async.bulk per input, completion counted in bytes on the stage's mbarrier.
+//  - warp: one warp per row, the row's 16-byte vectors in registers.
+//  - block: one block per row, VPT vectors per thread in registers; block1 / block2 force 1 / 2.
+// Otherwise a strided path reads the row per pass. FLAGOS_CUDA_NORM_PATH=ring|ring3|ringbal|tma|tma3|
+// warp|block|block1|block2|strided (read once) forces a path wherever it applies (A/B in one job).
+// Compute is f32 (f64 for f64), sums reduced over the warp/block, 1/sqrt in double (rsqrt in ring_row); f16/bf16
 // rounded once at the store. add_rms_norm normalizes the residual as stored (rounded to its dtype).
 #include <atomic>
 #include <cstdlib>
@@ -36,6 +40,7 @@ struct NormArgs {
   int64_t xc, rc, oc;       // column strides (elements; 1 on the fast path)
   int64_t ws, bs;           // weight / bias strides (elements)
   double eps;
+  double inv_h;  // 1 / H (the ring/tma row body divides by nothing: the divisions' slow-path calls spilled)
 };
 
 template <typename C, typename W, int VE>
@@ -195,7 +200,7 @@ __device__ __forceinline__ void ring_row(const NormArgs<T, W>& a, Pack<T, 16 / s
   s1 = warp_sum(s1);
   C mean = 0, r;
   if constexpr (K == NormKind::layer) {
-    mean = s1 / static_cast<C>(a.H);
+    mean = s1 * static_cast<C>(a.inv_h);
     C s2 = 0;
 #pragma unroll 4
     for (int v = lane; v < nvec; v += 32) {
@@ -207,9 +212,9 @@ __device__ __forceinline__ void ring_row(const NormArgs<T, W>& a, Pack<T, 16 / s
       }
     }
     s2 = warp_sum(s2);
-    r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
+    r = static_cast<C>(rsqrt(static_cast<double>(s2) * a.inv_h + a.eps));
   } else {
-    r = static_cast<C>(1.0 / sqrt(static_cast<double>(s1) / static_cast<double>(a.H) + a.eps));
+    r = static_cast<C>(rsqrt(static_cast<double>(s1) * a.inv_h + a.eps));
   }
   T* orow = a.out + row * a.os;
 #pragma unroll 4
@@ -299,7 +304,8 @@ __global__ void __launch_bounds__(kRingWarps * 32) norm_tma_kernel(NormArgs<T, W
   const uint32_t bytes = static_cast<uint32_t>(nvec) * 16u;
   if (lane == 0) {
 #pragma unroll
-    for (int k = 0; k < S; ++k) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_u32(bar + k)) : "memory");
+    for (int k = 0; k < S; ++k)
+      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_u32(bar + k)) : "memory");
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncwarp();
@@ -505,6 +511,7 @@ void norm_launch(const KernelArgs& a) {
   na.ws = na.w ? est(*wt, 0) : 0;
   na.bs = na.bias ? est(*bt, 0) : 0;
   na.eps = a.p<NormParams>().eps;
+  na.inv_h = 1.0 / static_cast<double>(H);
   const cudaStream_t s = kernel_stream(a);
   const int device = a.stream.device().index;
 
@@ -553,9 +560,15 @@ void norm_launch(const KernelArgs& a) {
                                                 : ring_blocks_per_sm<K, T, 2>(device, nvec, smem);
     if (per_sm > 0) {
       switch (path) {
-        case NormPath::ring: launch_ring<&norm_ring_kernel<K, T, W, 2, false>>(na, rows, nvec, device, per_sm, smem, s); break;
-        case NormPath::ring3: launch_ring<&norm_ring_kernel<K, T, W, 3, false>>(na, rows, nvec, device, per_sm, smem, s); break;
-        case NormPath::ringbal: launch_ring<&norm_ring_kernel<K, T, W, 2, true>>(na, rows, nvec, device, per_sm, smem, s); break;
+        case NormPath::ring:
+          launch_ring<&norm_ring_kernel<K, T, W, 2, false>>(na, rows, nvec, device, per_sm, smem, s);
+          break;
+        case NormPath::ring3:
+          launch_ring<&norm_ring_kernel<K, T, W, 3, false>>(na, rows, nvec, device, per_sm, smem, s);
+          break;
+        case NormPath::ringbal:
+          launch_ring<&norm_ring_kernel<K, T, W, 2, true>>(na, rows, nvec, device, per_sm, smem, s);
+          break;
         case NormPath::tma: launch_ring<&norm_tma_kernel<K, T, W, 2>>(na, rows, nvec, device, per_sm, smem, s); break;
         default: launch_ring<&norm_tma_kernel<K, T, W, 3>>(na, rows, nvec, device, per_sm, smem, s); break;
       }
@@ -572,11 +585,12 @@ void norm_launch(const KernelArgs& a) {
     else launch_warp<K, T, W, 16>(na, rows, s);
   } else if (path == NormPath::block || path == NormPath::block1 || path == NormPath::block2) {
     // block: enough vectors per thread for ILP at 128+ threads, at most 8; threads cover the rest.
-    // block1 / block2: 1 / 2 vectors per thread, up to 1024 threads (more rows resident per SM).
+    // block1 / block2: 1 / 2 vectors per thread, up to 512 threads (more rows resident per SM; the
+    // kernel has no launch bounds, so no more threads than any register count can launch).
     const int vpt_need = static_cast<int>((nvec + 127) / 128);
     int vpt = vpt_need <= 1 ? 1 : vpt_need <= 2 ? 2 : vpt_need <= 4 ? 4 : 8;
-    if (path == NormPath::block1 && nvec <= 1024) vpt = 1;
-    if (path == NormPath::block2 && nvec <= 2048) vpt = 2;
+    if (path == NormPath::block1 && nvec <= 512) vpt = 1;
+    if (path == NormPath::block2 && nvec <= 1024) vpt = 2;
     int threads = static_cast<int>((nvec + vpt - 1) / vpt);
     threads = (threads + 31) / 32 * 32;
     threads = threads < 32 ? 32 : threads;
