@@ -999,7 +999,9 @@ void launch_ws(const WgArgs& w, cudaStream_t s) {
 // The kv/n176/n176c variants cover D = 128 (D = 64 runs pp).
 enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
-constexpr HopperKernel kDefaultHopperKernel = HopperKernel::ws_pingpong;
+// H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
+// pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
+constexpr HopperKernel kDefaultHopperKernel = HopperKernel::n176;
 HopperKernel hopper_kernel() {
   static const HopperKernel k = [] {
     const char* old = std::getenv("FLAGOS_CUDA_FATTN_OLD");

@@ -1106,7 +1106,9 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   void* yp = Y.data();
   const QgemvVariant var = qgemv_variant();
   if constexpr (has_mma_kernel<Q>()) {
-    if (var == QgemvVariant::smem) {  // any row alignment
+    // auto, measured the same day at 23:45: q6_k at 2 <= M <= 16 on smem (M = 2 / 4 / 16: 37.3 / 39.5 /
+    // 66.6 us vs mma 49.5 / 51.6 / 75.8)
+    if (var == QgemvVariant::smem || (var == QgemvVariant::automatic && Q == DType::q6_k && M >= 2 && M <= 16)) {
       launch_smem<Q>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
       CUDA_CHECK_LAUNCH();
       return;
@@ -1119,7 +1121,9 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
     // q4_k reads 8- and 16-byte pieces of its 144-byte blocks; q8_0 / q6_k 2-byte halves
     const bool ok = Q != DType::q4_k || (aligned16(wp) && W.stride(0) % 16 == 0);
     if (want && ok) {
-      if (var == QgemvVariant::mma2) launch_mma<Q, true>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
+      // auto: q4_k at M >= 2 decodes each block once for all token tiles (mma2: M = 16 29.6 us vs 34.8)
+      if (var == QgemvVariant::mma2 || (var == QgemvVariant::automatic && Q == DType::q4_k && M >= 2))
+        launch_mma<Q, true>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
       else launch_mma<Q, false>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
       CUDA_CHECK_LAUNCH();
       return;
