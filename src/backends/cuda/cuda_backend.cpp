@@ -337,6 +337,16 @@ int sm_count(int device) {
   return counts.at(static_cast<size_t>(device));
 }
 
+int compute_major(int device) {
+  static std::vector<int> majors = [] {
+    std::vector<int> v(static_cast<size_t>(device_count_cached()), 0);
+    for (size_t i = 0; i < v.size(); ++i)
+      CUDA_CHECK(cudaDeviceGetAttribute(&v[i], cudaDevAttrComputeCapabilityMajor, static_cast<int>(i)));
+    return v;
+  }();
+  return device >= 0 && static_cast<size_t>(device) < majors.size() ? majors[static_cast<size_t>(device)] : 0;
+}
+
 std::unique_ptr<Backend> make_cuda_backend() {
   auto b = std::make_unique<CudaBackend>();
   g_backend = b.get();

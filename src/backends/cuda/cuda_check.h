@@ -25,6 +25,9 @@ void set_device(int device);
 // Streaming multiprocessors of `device` (cached).
 int sm_count(int device);
 
+// Compute capability major version of `device` (cached; 0 for an index that is no device).
+int compute_major(int device);
+
 // The device and stream a kernel runs on: makes the args' device current and returns its stream.
 inline cudaStream_t kernel_stream(const KernelArgs& a) {
   set_device(a.stream.device().index);

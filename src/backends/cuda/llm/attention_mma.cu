@@ -1024,14 +1024,7 @@ HopperKernel hopper_kernel() {
 // by the build when the CUDA architectures include 90a) and a device of compute capability 9.x.
 bool hopper(int device) {
 #ifdef FLAGOS_CUDA_SM90A
-  static const std::vector<int> major = [] {
-    int n = 0;
-    CUDA_CHECK(cudaGetDeviceCount(&n));
-    std::vector<int> v(static_cast<size_t>(n), 0);
-    for (int i = 0; i < n; ++i) CUDA_CHECK(cudaDeviceGetAttribute(&v[static_cast<size_t>(i)], cudaDevAttrComputeCapabilityMajor, i));
-    return v;
-  }();
-  return device >= 0 && static_cast<size_t>(device) < major.size() && major[static_cast<size_t>(device)] == 9;
+  return compute_major(device) == 9;
 #else
   (void)device;
   return false;

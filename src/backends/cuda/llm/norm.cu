@@ -426,15 +426,7 @@ NormPath forced_path() {
 // device of compute capability 9.x. Elsewhere tma/tma3 fall back to ringbal.
 bool tma_ok(int device) {
 #ifdef FLAGOS_CUDA_SM90A
-  static const std::vector<int> major = [] {
-    int n = 0;
-    CUDA_CHECK(cudaGetDeviceCount(&n));
-    std::vector<int> v(static_cast<size_t>(n), 0);
-    for (int i = 0; i < n; ++i)
-      CUDA_CHECK(cudaDeviceGetAttribute(&v[static_cast<size_t>(i)], cudaDevAttrComputeCapabilityMajor, i));
-    return v;
-  }();
-  return device >= 0 && static_cast<size_t>(device) < major.size() && major[static_cast<size_t>(device)] == 9;
+  return compute_major(device) == 9;
 #else
   (void)device;
   return false;

@@ -353,8 +353,7 @@ bool row1_cluster_ok(int device) {
   if (device < 0 || device >= 64) return false;
   int v = ok[device].load(std::memory_order_relaxed);
   if (v == 0) {
-    int major = 0;
-    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    const int major = compute_major(device);
     cudaFuncAttributes fa{};
     CUDA_CHECK(cudaFuncGetAttributes(&fa, softmax_row1_kernel<T, kLog, 4, 256, kRow1Values * sizeof(T) / 16>));
     v = major >= 9 && fa.binaryVersion >= 90 ? 2 : 1;
