@@ -375,6 +375,67 @@ TEST_P(Sample, LargeVocabularyMatchesCpu) {
   }
 }
 
+// Greedy across slice boundaries (accelerators reduce 4096-logit slices, then the row): rows of
+// length 1, 4095, 4097 and 152064, batch 16, with maxima tied across slices (the lowest id wins), a
+// NaN in the row, an all-NaN row (id 0), an all -inf row (id 0) and the maximum in the last slice.
+// Each case runs twice (the per-row reduction state must be clean for the next launch) and then as
+// a one-row slice of the batch; ids match the CPU and an f64 argmax with NaN as -inf.
+TEST_P(Sample, GreedyAcrossSlicesMatchesCpu) {
+  const auto [dev, t] = GetParam();
+  auto rng = rng_for_current_test();
+  const double nan = std::nan("");
+  for (int64_t V : {int64_t{1}, int64_t{4095}, int64_t{4097}, int64_t{152064}}) {
+    const int64_t B = 16;
+    Tensor base = make_input({B, V}, t, dev, rng, {-8, 8});
+    auto lv = to_f64(base);
+    auto at = [&](int64_t b, int64_t i) -> double& { return lv[static_cast<size_t>(b * V + i)]; };
+    if (V > 1) {
+      at(1, V - 1) = 40;  // the maximum in the last slice
+      at(2, V - 1) = at(2, 0) = 40;  // tie: first and last slice
+      at(3, 5) = nan;
+      at(3, V - 2) = 35;
+      at(4, V / 2) = nan;  // NaN next to the maximum
+      at(4, V / 2 + (V / 2 + 1 < V ? 1 : -1)) = 45;
+      if (V > 4096) {
+        at(6, 4095) = at(6, 4096) = 50;  // tie across the slice boundary
+        at(7, 4096) = at(7, V - 1) = 50;
+        at(7, 4097 < V ? 4097 : 0) = nan;
+      }
+      for (int64_t i = 0; i < V; i += 2) at(8, i) = nan;  // NaN every other logit
+      at(8, V - 1) = 60;
+    } else {
+      at(3, 0) = nan;
+      at(4, 0) = -INFINITY;
+    }
+    for (int64_t i = 0; i < V; ++i) at(9, i) = nan;        // all NaN: id 0
+    for (int64_t i = 0; i < V; ++i) at(10, i) = -INFINITY;  // all -inf: id 0
+    for (int64_t i = 0; i < V; ++i) at(11, i) = 3;          // all tied: id 0
+    for (int64_t i = 0; i < V; ++i) at(12, i) = i % 4096 == 4095 ? 7 : -1;  // tie in every slice
+    // f64 argmax (NaN as -inf) of the values rounded to the dtype (rounding may create ties)
+    const Tensor lc = Tensor::from_vector(lv, {B, V}, t);
+    auto clean = to_f64(lc);
+    for (double& x : clean)
+      if (std::isnan(x)) x = -INFINITY;
+    auto want = argmax_rows(clean, B, V);
+    const Tensor ld = lc.to(dev);
+    SamplerParams g;
+    g.temperature = 0;
+    std::printf("[sample greedy slices] dtype %s V %lld\n", std::string(dtype_name(t)).c_str(),
+                static_cast<long long>(V));
+    const auto cpu = ids(ops::sample(lc, g));
+    EXPECT_EQ(cpu, want) << "cpu V " << V;
+    for (int rep = 0; rep < 2; ++rep) EXPECT_EQ(ids(ops::sample(ld, g)), want) << "V " << V << " rep " << rep;
+    for (int64_t b : {int64_t{2}, int64_t{9}, int64_t{15}})
+      EXPECT_EQ(ids(ops::sample(ld.slice(0, b, b + 1), g))[0], want[static_cast<size_t>(b)]) << "V " << V << " row " << b;
+    if (V > 1) {
+      EXPECT_EQ(want[2], 0) << "V " << V;
+      EXPECT_EQ(want[11], 0) << "V " << V;
+    }
+    EXPECT_EQ(want[9], 0);
+    EXPECT_EQ(want[10], 0);
+  }
+}
+
 std::vector<std::pair<Device, DType>> sample_cases() {
   std::vector<std::pair<Device, DType>> v;
   for (Device d : test_devices())

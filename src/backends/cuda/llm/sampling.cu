@@ -15,6 +15,7 @@
 // walks the survivors in id order: per-thread contiguous chunks, a block scan of the chunk sums,
 // and the thread whose chunk crosses u * total finds the id.
 #include <cmath>
+#include <cstdlib>
 
 #include "backends/cuda/llm/llm_common.cuh"
 #include "flagos/op_params.h"
@@ -663,10 +664,73 @@ __global__ void penalty_kernel(const H* hist, int64_t hs0, int64_t hs1, int64_t 
   }
 }
 
+// Greedy in one launch (grid = slices x rows, kGreedyThreads): each block takes the max key64 of
+// its kTopkSlice logits (NaN as -inf; the key order is the same as stage 1 + stage 2 above: larger
+// logit, then lower id), thread 0 stores it in cand[row, slice], fences and takes a ticket from the
+// row's counter; the block that takes the last ticket reads the row's partials (L2, after a fence)
+// and writes the id. atomicInc wraps the counter back to 0 on the last ticket, so the next launch
+// (or a graph replay) starts clean. The counters are one per row in a module-global array (rows
+// beyond kGreedyTicketRows take the two-launch path); two greedy launches running at the same
+// time on different streams of one device would share them (the engine samples on one stream).
+constexpr int kGreedyThreads = 256;
+constexpr int64_t kGreedyTicketRows = 4096;
+__device__ unsigned int g_greedy_ticket[kGreedyTicketRows];
+
+template <typename T>
+__global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(const T* logits, int64_t ls0, int64_t ls1, int64_t V,
+                                                                int64_t nslices, unsigned long long* cand,
+                                                                int64_t* out) {
+  __shared__ unsigned long long red[32];
+  __shared__ bool last;
+  const int64_t r = blockIdx.x / nslices, sl = blockIdx.x - r * nslices;
+  const int64_t i0 = sl * kTopkSlice;
+  const int n = static_cast<int>(V - i0 < kTopkSlice ? V - i0 : kTopkSlice);
+  const T* lr = logits + r * ls0 + i0 * ls1;
+  unsigned long long best = 0;
+#pragma unroll 16  // a full slice: 16 independent loads per thread
+  for (int i = threadIdx.x; i < n; i += kGreedyThreads) {
+    const float v = to_f(lr[i * ls1]);
+    const unsigned long long key = key64(v != v ? -INFINITY : v, i0 + i);
+    best = key > best ? key : best;
+  }
+  best = block_reduce(best, [](unsigned long long a, unsigned long long b) { return a > b ? a : b; }, 0ull, red);
+  unsigned long long* cr = cand + r * nslices;
+  if (threadIdx.x == 0) {
+    cr[sl] = best;
+    __threadfence();
+    const unsigned t = atomicInc(&g_greedy_ticket[r], static_cast<unsigned>(nslices - 1));
+    last = nslices == 1 || t == static_cast<unsigned>(nslices - 1);
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  unsigned long long m = 0;
+  for (int64_t j = threadIdx.x; j < nslices; j += kGreedyThreads) {
+    const unsigned long long c = __ldcg(cr + j);
+    m = c > m ? c : m;
+  }
+  m = block_reduce(m, [](unsigned long long a, unsigned long long b) { return a > b ? a : b; }, 0ull, red);
+  if (threadIdx.x == 0) out[r] = m != 0 ? key_id(m) : 0;
+}
+
+bool greedy_old() {
+  static const bool v = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_GREEDY_OLD");
+    return e && e[0] == '1';
+  }();
+  return v;
+}
+
 template <typename T>
 void topk_sample(const T* logits, int64_t ls0, int64_t ls1, int64_t B, int64_t V, int k, const SamplerParams& p,
                  uint64_t* cand, int64_t* out, cudaStream_t s) {
   const int64_t nslices = (V + kTopkSlice - 1) / kTopkSlice;
+  if (k == 1 && p.temperature == 0.0f && B <= kGreedyTicketRows && !greedy_old()) {
+    greedy_kernel<T><<<static_cast<unsigned>(B * nslices), kGreedyThreads, 0, s>>>(
+        logits, ls0, ls1, V, nslices, reinterpret_cast<unsigned long long*>(cand), out);
+    CUDA_CHECK_LAUNCH();
+    return;
+  }
   topk_stage1_kernel<T><<<static_cast<unsigned>(B * nslices), kTopkThreads, 0, s>>>(logits, ls0, ls1, V, k, nslices,
                                                                                     cand);
   CUDA_CHECK_LAUNCH();
