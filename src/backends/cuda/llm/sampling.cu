@@ -16,6 +16,8 @@
 // and the thread whose chunk crosses u * total finds the id.
 #include <cmath>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 
 #include "backends/cuda/llm/llm_common.cuh"
 #include "flagos/op_params.h"
@@ -669,17 +671,16 @@ __global__ void penalty_kernel(const H* hist, int64_t hs0, int64_t hs1, int64_t 
 // logit, then lower id), thread 0 stores it in cand[row, slice], fences and takes a ticket from the
 // row's counter; the block that takes the last ticket reads the row's partials (L2, after a fence)
 // and writes the id. atomicInc wraps the counter back to 0 on the last ticket, so the next launch
-// (or a graph replay) starts clean. The counters are one per row in a module-global array (rows
-// beyond kGreedyTicketRows take the two-launch path); two greedy launches running at the same
-// time on different streams of one device would share them (the engine samples on one stream).
+// (or a graph replay) starts clean. The counters are one per row in an array owned by the stream
+// (greedy_tickets below: launches on one stream never overlap, launches on two streams never share
+// counters); rows beyond kGreedyTicketRows take the two-launch path.
 constexpr int kGreedyThreads = 256;
 constexpr int64_t kGreedyTicketRows = 4096;
-__device__ unsigned int g_greedy_ticket[kGreedyTicketRows];
 
 template <typename T>
 __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(const T* logits, int64_t ls0, int64_t ls1, int64_t V,
                                                                 int64_t nslices, unsigned long long* cand,
-                                                                int64_t* out) {
+                                                                unsigned int* ticket, int64_t* out) {
   __shared__ unsigned long long red[32];
   __shared__ bool last;
   const int64_t r = blockIdx.x / nslices, sl = blockIdx.x - r * nslices;
@@ -698,7 +699,7 @@ __global__ void __launch_bounds__(kGreedyThreads) greedy_kernel(const T* logits,
   if (threadIdx.x == 0) {
     cr[sl] = best;
     __threadfence();
-    const unsigned t = atomicInc(&g_greedy_ticket[r], static_cast<unsigned>(nslices - 1));
+    const unsigned t = atomicInc(&ticket[r], static_cast<unsigned>(nslices - 1));
     last = nslices == 1 || t == static_cast<unsigned>(nslices - 1);
   }
   __syncthreads();
@@ -721,13 +722,38 @@ bool greedy_old() {
   return v;
 }
 
+// The zeroed ticket counters of `s` (kGreedyTicketRows of them, 16 KiB), made at the stream's first
+// greedy launch and kept for the process (a reused stream handle finds its counters back at 0: every
+// complete launch returns them there). nullptr while `s` is capturing a graph and has none yet (the
+// caller takes the two-launch path: memory cannot be made and cleared inside a capture).
+unsigned int* greedy_tickets(cudaStream_t s) {
+  static std::mutex mu;
+  static std::map<std::pair<int, cudaStream_t>, unsigned int*> tickets;
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = tickets.find({dev, s});
+  if (it != tickets.end()) return it->second;
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  CUDA_CHECK(cudaStreamIsCapturing(s, &cap));
+  if (cap != cudaStreamCaptureStatusNone) return nullptr;
+  unsigned int* t = nullptr;
+  CUDA_CHECK(cudaMalloc(&t, kGreedyTicketRows * sizeof(unsigned int)));
+  CUDA_CHECK(cudaMemset(t, 0, kGreedyTicketRows * sizeof(unsigned int)));
+  tickets.emplace(std::make_pair(dev, s), t);
+  return t;
+}
+
 template <typename T>
 void topk_sample(const T* logits, int64_t ls0, int64_t ls1, int64_t B, int64_t V, int k, const SamplerParams& p,
                  uint64_t* cand, int64_t* out, cudaStream_t s) {
   const int64_t nslices = (V + kTopkSlice - 1) / kTopkSlice;
-  if (k == 1 && p.temperature == 0.0f && B <= kGreedyTicketRows && !greedy_old()) {
+  unsigned int* ticket = k == 1 && p.temperature == 0.0f && B <= kGreedyTicketRows && !greedy_old()
+                             ? greedy_tickets(s)
+                             : nullptr;
+  if (ticket) {
     greedy_kernel<T><<<static_cast<unsigned>(B * nslices), kGreedyThreads, 0, s>>>(
-        logits, ls0, ls1, V, nslices, reinterpret_cast<unsigned long long*>(cand), out);
+        logits, ls0, ls1, V, nslices, reinterpret_cast<unsigned long long*>(cand), ticket, out);
     CUDA_CHECK_LAUNCH();
     return;
   }
