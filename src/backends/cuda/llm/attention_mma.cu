@@ -378,6 +378,74 @@ template <int N>
 __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
 }
+// Softmax pieces shared by attn_wgmma_kernel and attn_ws_kernel. A thread's S accumulator i of an
+// m64nBN tile holds key (i >> 2) * 8 + 2 * t4 + (i & 1) of the tile for row qi0 + ((i >> 1) & 1) * 8.
+// Whether the tile at key j0 needs masks for the rows [wr0, wlast]: the last tile, the causal
+// diagonal or the window's start.
+template <int BN>
+__device__ __forceinline__ bool wg_edge_tile(const MmaArgs& a, int64_t j0, int64_t wr0, int64_t wlast) {
+  return j0 + BN > a.Tk || (a.causal && j0 + BN - 1 > wr0 + a.off) || (a.window > 0 && j0 <= wlast + a.off - a.window);
+}
+// Keys past Tk, causally hidden or outside the window become -inf.
+template <int BN, int NS>
+__device__ __forceinline__ void wg_mask_tile(float (&s)[NS], const MmaArgs& a, int64_t j0, int64_t qi0, int t4) {
+  const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
+  const int64_t dq = qi0 + a.off - j0;                           // row qi0 sees keys j - j0 <= dq
+#pragma unroll
+  for (int i = 0; i < NS; ++i) {
+    const int jj = (i >> 2) * 8 + 2 * t4 + (i & 1);
+    const int64_t lim = dq + ((i >> 1) & 1) * 8;
+    bool vis = jj < jl;
+    if (a.causal && jj > lim) vis = false;
+    if (a.window > 0 && jj <= lim - a.window) vis = false;
+    if (!vis) s[i] = -INFINITY;
+  }
+}
+// P (f32 accumulators) as the A fragments of P V.
+template <typename T, int BN>
+__device__ __forceinline__ void wg_to_p(uint32_t (&pa)[BN / 16][4], const float (&s)[BN / 2]) {
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk) {
+    pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
+    pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
+    pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
+    pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
+  }
+}
+// O / l (l: the per-thread partial sums, quad-reduced here) into rows qi0 and qi0 + 8 of head h, batch b.
+template <typename T, int DR>
+__device__ __forceinline__ void wg_store_o(const float (&o)[DR][32], const float (&lrow)[2], const MmaArgs& a,
+                                           int64_t b, int64_t h, int64_t qi0, int t4) {
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    float l = lrow[hr];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const int64_t qi = qi0 + hr * 8;
+    if (qi >= a.Tq) continue;
+    T* orow = static_cast<T*>(a.o) + b * a.os[0] + h * a.os[1] + qi * a.os[2];
+#pragma unroll
+    for (int n = 0; n < DR; ++n)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt)
+        *reinterpret_cast<uint32_t*>(orow + n * 64 + nt * 8 + 2 * t4) =
+            pack2<T>(o[n][nt * 4 + 2 * hr] * inv, o[n][nt * 4 + 2 * hr + 1] * inv);
+  }
+}
+// Issues O += P V of the tile in stage st (one commit group); sv(st): the stage's V in shared memory
+// (taken after the fence, where the kernels always computed it).
+template <typename T, int BN, int DR, typename SV>
+__device__ __forceinline__ void wg_issue_pv(float (&o)[DR][32], const uint32_t (&pa)[BN / 16][4], const SV& sv,
+                                            int st) {
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+    for (int n = 0; n < DR; ++n)
+      wgmma_rs<T>(o[n], pa[kk], sdesc(sv(st) + n * (BN * 128) + kk * (16 * 128), 1024, 1024));
+  wg_commit();
+}
 #undef FLAGOS_WG_ACC
 #undef FLAGOS_WG_OUT
 #undef FLAGOS_WG_ACC64
@@ -508,21 +576,11 @@ __global__ void __launch_bounds__(NWG * 128, 1) attn_wgmma_kernel(const __grid_c
     }
     wg_commit();
   };
-  auto pv = [&](int tile) {  // issue O += P V of a tile (one commit group)
-    const int st = tile % S;
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk)
-#pragma unroll
-      for (int n = 0; n < DR; ++n)
-        wgmma_rs<T>(o[n], pa[kk], sdesc(sv(st) + n * (BN * 128) + kk * (16 * 128), 1024, 1024));
-    wg_commit();
-  };
+  auto pv = [&](int tile) { wg_issue_pv<T, BN, DR>(o, pa, sv, tile % S); };  // O += P V of a tile
   // scale, softcap, masks and the online softmax of S (tile starting at key j0): s becomes P
   // (unnormalized, f32), alpha the rescale of the rows' previous O
   auto softmax = [&](int64_t j0) {
-    const bool edge = j0 + BN > a.Tk || (a.causal && j0 + BN - 1 > wr0 + a.off) ||
-                      (a.window > 0 && j0 <= wlast + a.off - a.window);
+    const bool edge = wg_edge_tile<BN>(a, j0, wr0, wlast);
     if (a.cap > 0.f) {
 #pragma unroll
       for (int i = 0; i < NS; ++i) s[i] = a.cap * tanhf(s[i] * a.scale_cap) * 1.4426950408889634f;
@@ -531,17 +589,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) attn_wgmma_kernel(const __grid_c
       for (int i = 0; i < NS; ++i) s[i] *= a.scale_log2;
     }
     if (edge) {  // diagonal / window / last tiles only
-      const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
-      const int64_t dq = qi0 + a.off - j0;                           // row qi0 sees keys j - j0 <= dq
-#pragma unroll
-      for (int i = 0; i < NS; ++i) {
-        const int jj = (i >> 2) * 8 + 2 * t4 + (i & 1);
-        const int64_t lim = dq + ((i >> 1) & 1) * 8;
-        bool vis = jj < jl;
-        if (a.causal && jj > lim) vis = false;
-        if (a.window > 0 && jj <= lim - a.window) vis = false;
-        if (!vis) s[i] = -INFINITY;
-      }
+      wg_mask_tile<BN>(s, a, j0, qi0, t4);
     }
 #pragma unroll
     for (int hr = 0; hr < 2; ++hr) {
@@ -564,15 +612,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) attn_wgmma_kernel(const __grid_c
       lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
     }
   };
-  auto to_p = [&] {  // P as the A fragments of P V
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) {
-      pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-      pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-      pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-      pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-  };
+  auto to_p = [&] { wg_to_p<T, BN>(pa, s); };  // P as the A fragments of P V
 
   if (ntiles > 0) {
     qk(0);
@@ -608,22 +648,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) attn_wgmma_kernel(const __grid_c
     for (int n = 0; n < DR; ++n) reg_fence(o[n]);
   }
   // ---- normalize and store
-#pragma unroll
-  for (int hr = 0; hr < 2; ++hr) {
-    float l = lrow[hr];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const int64_t qi = qi0 + hr * 8;
-    if (qi >= a.Tq) continue;
-    T* orow = static_cast<T*>(a.o) + b * a.os[0] + h * a.os[1] + qi * a.os[2];
-#pragma unroll
-    for (int n = 0; n < DR; ++n)
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt)
-        *reinterpret_cast<uint32_t*>(orow + n * 64 + nt * 8 + 2 * t4) =
-            pack2<T>(o[n][nt * 4 + 2 * hr] * inv, o[n][nt * 4 + 2 * hr + 1] * inv);
-  }
+  wg_store_o<T, DR>(o, lrow, a, b, h, qi0, t4);
 #endif  // FLAGOS_ATTN_WGMMA
 }
 
@@ -791,21 +816,11 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       }
       wg_commit();
     };
-    auto pv = [&](int tile) {  // issue O += P V of a tile (one commit group)
-      const int st = tile % S;
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk)
-#pragma unroll
-        for (int n = 0; n < DR; ++n)
-          wgmma_rs<T>(o[n], pa[kk], sdesc(sv(st) + n * (BN * 128) + kk * (16 * 128), 1024, 1024));
-      wg_commit();
-    };
+    auto pv = [&](int tile) { wg_issue_pv<T, BN, DR>(o, pa, sv, tile % S); };  // O += P V of a tile
     // scale, softcap, masks and the online softmax of S (tile at key j0): s becomes P, alpha the
     // rescale of the rows' previous O
     auto softmax = [&](int64_t j0) {
-      const bool edge = j0 + BN > a.Tk || (a.causal && j0 + BN - 1 > wr0 + a.off) ||
-                        (a.window > 0 && j0 <= wlast + a.off - a.window);
+      const bool edge = wg_edge_tile<BN>(a, j0, wr0, wlast);
       // softcap: s moves to the log2 domain here; else the scale is folded into the exponent's
       // FMA (scale > 0, so max(s) * scale is the max of the scaled row)
       float scl = a.scale_log2;
@@ -830,17 +845,7 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
           if (jj > hi[hr] || jj <= lo[hr]) s[i] = -INFINITY;
         }
       } else if (edge) {  // diagonal / window / last tiles only
-        const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
-        const int64_t dq = qi0 + a.off - j0;                           // row qi0 sees keys j - j0 <= dq
-#pragma unroll
-        for (int i = 0; i < NS; ++i) {
-          const int jj = (i >> 2) * 8 + 2 * t4 + (i & 1);
-          const int64_t lim = dq + ((i >> 1) & 1) * 8;
-          bool vis = jj < jl;
-          if (a.causal && jj > lim) vis = false;
-          if (a.window > 0 && jj <= lim - a.window) vis = false;
-          if (!vis) s[i] = -INFINITY;
-        }
+        wg_mask_tile<BN>(s, a, j0, qi0, t4);
       }
 #pragma unroll
       for (int hr = 0; hr < 2; ++hr) {
@@ -863,15 +868,7 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
         lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
       }
     };
-    auto to_p = [&] {  // P as the A fragments of P V
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk) {
-        pa[kk][0] = pack2<T>(s[8 * kk + 0], s[8 * kk + 1]);
-        pa[kk][1] = pack2<T>(s[8 * kk + 2], s[8 * kk + 3]);
-        pa[kk][2] = pack2<T>(s[8 * kk + 4], s[8 * kk + 5]);
-        pa[kk][3] = pack2<T>(s[8 * kk + 6], s[8 * kk + 7]);
-      }
-    };
+    auto to_p = [&] { wg_to_p<T, BN>(pa, s); };  // P as the A fragments of P V
 
     if (ntiles > 0) {
       ready(0);
@@ -919,22 +916,7 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       for (int n = 0; n < DR; ++n) reg_fence(o[n]);
     }
     // ---- normalize and store
-#pragma unroll
-    for (int hr = 0; hr < 2; ++hr) {
-      float l = lrow[hr];
-      l += __shfl_xor_sync(0xffffffffu, l, 1);
-      l += __shfl_xor_sync(0xffffffffu, l, 2);
-      const float inv = l > 0.f ? 1.f / l : 0.f;
-      const int64_t qi = qi0 + hr * 8;
-      if (qi >= a.Tq) continue;
-      T* orow = static_cast<T*>(a.o) + b * a.os[0] + h * a.os[1] + qi * a.os[2];
-#pragma unroll
-      for (int n = 0; n < DR; ++n)
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt)
-          *reinterpret_cast<uint32_t*>(orow + n * 64 + nt * 8 + 2 * t4) =
-              pack2<T>(o[n][nt * 4 + 2 * hr] * inv, o[n][nt * 4 + 2 * hr + 1] * inv);
-    }
+    wg_store_o<T, DR>(o, lrow, a, b, h, qi0, t4);
   }
 #endif  // FLAGOS_ATTN_WGMMA
 }

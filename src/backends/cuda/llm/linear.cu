@@ -252,6 +252,14 @@ __device__ __forceinline__ int sub32_bytes(uint32_t v) {
   return static_cast<int>(((v | 0x80808080u) - 0x20202020u) ^ 0x80808080u);
 }
 
+// q6_k: four signed levels (level - 32, int8 per byte) of quarter k (0..3) from a word of ql bytes
+// (low nibbles for k < 2, high nibbles for k >= 2) and the matching word of qh bytes (2 bits per k).
+__device__ __forceinline__ int q6k_levels(uint32_t ql, uint32_t qh, int k) {
+  const uint32_t low = (k < 2 ? ql : ql >> 4) & 0x0F0F0F0Fu;
+  const uint32_t high = ((qh >> (2 * k)) & 0x03030303u) << 4;
+  return sub32_bytes(low | high);
+}
+
 __device__ __forceinline__ uint32_t byte_of(uint64_t v, int i) { return static_cast<uint32_t>(v >> (8 * i)) & 0xFFu; }
 
 // q4_k/q5_k 6-bit scale and min of sub-block j (runtime, 0..7) from the 12 scale bytes held as
@@ -352,10 +360,7 @@ __device__ __forceinline__ void vec_block(const uint8_t* b, const uint4 (&raw)[2
       sc[k] = static_cast<int8_t>(byte_of(scs, 2 * k + sh));
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
-        const uint32_t src = (k & 1) ? qb0[i] : qa0[i];
-        const uint32_t low = ((k < 2) ? src : (src >> 4)) & 0x0F0F0F0Fu;
-        const uint32_t high = ((qh[i] >> (2 * k)) & 0x03030303u) << 4;
-        lv[k][i] = sub32_bytes(low | high);
+        lv[k][i] = q6k_levels((k & 1) ? qb0[i] : qa0[i], qh[i], k);
       }
     }
     const int64_t e0 = blk * 256 + 128 * h + l0;
@@ -552,6 +557,24 @@ struct MmaRaw<DType::q4_k> {
     }
   }
 };
+
+// q4_k header of the two rows as packed 6-bit scales / mins (word 0 = sub-blocks 0..3, word 1 = 4..7,
+// one byte each) and the f32 d / dmin.
+__device__ __forceinline__ void q4k_mma_scales(const MmaRaw<DType::q4_k>& w, uint32_t (&scw)[2][2],
+                                               uint32_t (&mw)[2][2], float (&d)[2], float (&dm)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const uint32_t s0 = w.hdr[r].y, s1 = w.hdr[r].z, s2 = w.hdr[r].w;
+    scw[r][0] = s0 & 0x3F3F3F3Fu;
+    scw[r][1] = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
+    mw[r][0] = s1 & 0x3F3F3F3Fu;
+    mw[r][1] = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
+  }
+  d[0] = qh2f(w.hdr[0].x & 0xFFFFu);
+  d[1] = qh2f(w.hdr[1].x & 0xFFFFu);
+  dm[0] = qh2f(w.hdr[0].x >> 16);
+  dm[1] = qh2f(w.hdr[1].x >> 16);
+}
 template <>
 struct MmaRaw<DType::q6_k> {
   uint32_t ql[2][8];  // [h][q & 1][s]: ql bytes 64h + 32(q & 1) + 16s + 4t .. +3
@@ -573,8 +596,32 @@ struct MmaRaw<DType::q6_k> {
   }
 };
 
+// q6_k A fragment of the m16n8k16 MMA for scale group (h, q, s) (elements 128h + 32q + 16s .. +15,
+// scale 8h + 2q + s) of the two rows r = 0, 1: the int8 levels and each row's int8 scale.
+__device__ __forceinline__ void q6k_mma_frag(const MmaRaw<DType::q6_k>& w, int h, int q, int s, uint32_t (&a)[2],
+                                             int (&sc)[2]) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    a[r] = static_cast<uint32_t>(q6k_levels(w.ql[r][4 * h + 2 * (q & 1) + s], w.qh[r][2 * h + s], q));
+    const int si = 8 * h + 2 * q + s;
+    sc[r] = static_cast<int>(static_cast<int8_t>((w.sc[r][si >> 2] >> (8 * (si & 3))) & 0xFFu));
+  }
+}
+
 __device__ __forceinline__ uint32_t act_word(const int8_t* p) { return *reinterpret_cast<const uint32_t*>(p); }
 __device__ __forceinline__ uint2 act_pair(const int8_t* p) { return *reinterpret_cast<const uint2*>(p); }
+// q6_k: one scale group's m16n8k16 MMA of the A fragment a (int8 scales sc of rows 0 / 1) with
+// the activations' word at p, added to isum scaled.
+__device__ __forceinline__ void q6k_mma_group(int (&isum)[4], const uint32_t (&a)[2], const int (&sc)[2],
+                                              const int8_t* p) {
+  const uint32_t b = act_word(p);
+  int c[4] = {0, 0, 0, 0};
+  mma_k16(c, a[0], a[1], b);
+  isum[0] += sc[0] * c[0];
+  isum[1] += sc[0] * c[1];
+  isum[2] += sc[1] * c[2];
+  isum[3] += sc[1] * c[3];
+}
 
 // Adds block blk's contribution (raw weight bytes in w) to acc[nt][i]: rows (g, g, g + 8, g + 8),
 // tokens (2t, 2t + 1, 2t, 2t + 1) of n-tile nt. arow[nt]: token g's int8 row of n-tile nt;
@@ -601,16 +648,8 @@ __device__ __forceinline__ void mma_block(const MmaRaw<Q>& w, int64_t blk, int t
     // decode once: each 32-byte group's A fragments, scales and min fragments are built once and
     // used by every n-tile (s32 sums per n-tile live across the block)
     uint32_t scw[2][2], mw[2][2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const uint32_t s0 = w.hdr[r].y, s1 = w.hdr[r].z, s2 = w.hdr[r].w;
-      scw[r][0] = s0 & 0x3F3F3F3Fu;
-      scw[r][1] = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
-      mw[r][0] = s1 & 0x3F3F3F3Fu;
-      mw[r][1] = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
-    }
-    const float d[2] = {qh2f(w.hdr[0].x & 0xFFFFu), qh2f(w.hdr[1].x & 0xFFFFu)};
-    const float dm[2] = {qh2f(w.hdr[0].x >> 16), qh2f(w.hdr[1].x >> 16)};
+    float d[2], dm[2];
+    q4k_mma_scales(w, scw, mw, d, dm);
     int isum[NT][4], msum[NT][4];
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt)
@@ -651,16 +690,8 @@ __device__ __forceinline__ void mma_block(const MmaRaw<Q>& w, int64_t blk, int t
   } else if constexpr (Q == DType::q4_k) {
     // packed 6-bit scales / mins: word 0 = sub-blocks 0..3, word 1 = 4..7 (one byte each)
     uint32_t scw[2][2], mw[2][2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const uint32_t s0 = w.hdr[r].y, s1 = w.hdr[r].z, s2 = w.hdr[r].w;
-      scw[r][0] = s0 & 0x3F3F3F3Fu;
-      scw[r][1] = (s2 & 0x0F0F0F0Fu) | ((s0 >> 2) & 0x30303030u);
-      mw[r][0] = s1 & 0x3F3F3F3Fu;
-      mw[r][1] = ((s2 >> 4) & 0x0F0F0F0Fu) | ((s1 >> 2) & 0x30303030u);
-    }
-    const float d[2] = {qh2f(w.hdr[0].x & 0xFFFFu), qh2f(w.hdr[1].x & 0xFFFFu)};
-    const float dm[2] = {qh2f(w.hdr[0].x >> 16), qh2f(w.hdr[1].x >> 16)};
+    float d[2], dm[2];
+    q4k_mma_scales(w, scw, mw, d, dm);
 #pragma unroll
     for (int nt = 0; nt < NT; ++nt) {
       int isum[4] = {0, 0, 0, 0}, msum[4] = {0, 0, 0, 0};
@@ -707,24 +738,10 @@ __device__ __forceinline__ void mma_block(const MmaRaw<Q>& w, int64_t blk, int t
         for (int s = 0; s < 2; ++s) {
           uint32_t a[2];
           int sc[2];
-#pragma unroll
-          for (int r = 0; r < 2; ++r) {
-            const uint32_t lo = w.ql[r][4 * h + 2 * (q & 1) + s];
-            const uint32_t low = (q < 2 ? lo : lo >> 4) & 0x0F0F0F0Fu;
-            const uint32_t high = ((w.qh[r][2 * h + s] >> (2 * q)) & 0x03030303u) << 4;
-            a[r] = static_cast<uint32_t>(sub32_bytes(low | high));
-            const int si = 8 * h + 2 * q + s;
-            sc[r] = static_cast<int>(static_cast<int8_t>((w.sc[r][si >> 2] >> (8 * (si & 3))) & 0xFFu));
-          }
+          q6k_mma_frag(w, h, q, s, a, sc);
 #pragma unroll
           for (int nt = 0; nt < NT; ++nt) {
-            const uint32_t b = act_word(arow[nt] + blk * 256 + 128 * h + 32 * q + 16 * s + 4 * t);
-            int c[4] = {0, 0, 0, 0};
-            mma_k16(c, a[0], a[1], b);
-            isum[nt][0] += sc[0] * c[0];
-            isum[nt][1] += sc[0] * c[1];
-            isum[nt][2] += sc[1] * c[2];
-            isum[nt][3] += sc[1] * c[3];
+            q6k_mma_group(isum[nt], a, sc, arow[nt] + blk * 256 + 128 * h + 32 * q + 16 * s + 4 * t);
           }
         }
 #pragma unroll
@@ -748,22 +765,8 @@ __device__ __forceinline__ void mma_block(const MmaRaw<Q>& w, int64_t blk, int t
           for (int s = 0; s < 2; ++s) {
             uint32_t a[2];
             int sc[2];
-#pragma unroll
-            for (int r = 0; r < 2; ++r) {
-              const uint32_t lo = w.ql[r][4 * h + 2 * (q & 1) + s];
-              const uint32_t low = (q < 2 ? lo : lo >> 4) & 0x0F0F0F0Fu;
-              const uint32_t high = ((w.qh[r][2 * h + s] >> (2 * q)) & 0x03030303u) << 4;
-              a[r] = static_cast<uint32_t>(sub32_bytes(low | high));
-              const int si = 8 * h + 2 * q + s;
-              sc[r] = static_cast<int>(static_cast<int8_t>((w.sc[r][si >> 2] >> (8 * (si & 3))) & 0xFFu));
-            }
-            const uint32_t b = act_word(arow[nt] + blk * 256 + 128 * h + 32 * q + 16 * s + 4 * t);
-            int c[4] = {0, 0, 0, 0};
-            mma_k16(c, a[0], a[1], b);
-            isum[0] += sc[0] * c[0];
-            isum[1] += sc[0] * c[1];
-            isum[2] += sc[1] * c[2];
-            isum[3] += sc[1] * c[3];
+            q6k_mma_frag(w, h, q, s, a, sc);
+            q6k_mma_group(isum, a, sc, arow[nt] + blk * 256 + 128 * h + 32 * q + 16 * s + 4 * t);
           }
       const float e[2] = {da[tok[nt][0] * nb + blk], da[tok[nt][1] * nb + blk]};
 #pragma unroll
