@@ -327,24 +327,33 @@ CudaBackend* g_backend = nullptr;
 
 }  // namespace
 
-int sm_count(int device) {
-  static std::vector<int> counts = [] {
-    std::vector<int> v(static_cast<size_t>(device_count_cached()), 0);
-    for (size_t i = 0; i < v.size(); ++i)
-      CUDA_CHECK(cudaDeviceGetAttribute(&v[i], cudaDevAttrMultiProcessorCount, static_cast<int>(i)));
+namespace {
+
+// Attributes the kernels' launch choices read, queried once for every device.
+struct DeviceAttrs {
+  int sm_count = 0, compute_major = 0;
+};
+
+const std::vector<DeviceAttrs>& device_attrs() {
+  static const std::vector<DeviceAttrs> attrs = [] {
+    std::vector<DeviceAttrs> v(static_cast<size_t>(device_count_cached()));
+    for (size_t i = 0; i < v.size(); ++i) {
+      const int d = static_cast<int>(i);
+      CUDA_CHECK(cudaDeviceGetAttribute(&v[i].sm_count, cudaDevAttrMultiProcessorCount, d));
+      CUDA_CHECK(cudaDeviceGetAttribute(&v[i].compute_major, cudaDevAttrComputeCapabilityMajor, d));
+    }
     return v;
   }();
-  return counts.at(static_cast<size_t>(device));
+  return attrs;
 }
 
+}  // namespace
+
+int sm_count(int device) { return device_attrs().at(static_cast<size_t>(device)).sm_count; }
+
 int compute_major(int device) {
-  static std::vector<int> majors = [] {
-    std::vector<int> v(static_cast<size_t>(device_count_cached()), 0);
-    for (size_t i = 0; i < v.size(); ++i)
-      CUDA_CHECK(cudaDeviceGetAttribute(&v[i], cudaDevAttrComputeCapabilityMajor, static_cast<int>(i)));
-    return v;
-  }();
-  return device >= 0 && static_cast<size_t>(device) < majors.size() ? majors[static_cast<size_t>(device)] : 0;
+  const auto& a = device_attrs();
+  return device >= 0 && static_cast<size_t>(device) < a.size() ? a[static_cast<size_t>(device)].compute_major : 0;
 }
 
 std::unique_ptr<Backend> make_cuda_backend() {

@@ -1002,16 +1002,6 @@ HopperKernel hopper_kernel() {
   return k;
 }
 
-// Whether the warpgroup-MMA kernel runs on this device: built for sm_90a (FLAGOS_CUDA_SM90A, set
-// by the build when the CUDA architectures include 90a) and a device of compute capability 9.x.
-bool hopper(int device) {
-#ifdef FLAGOS_CUDA_SM90A
-  return compute_major(device) == 9;
-#else
-  (void)device;
-  return false;
-#endif
-}
 
 }  // namespace
 
@@ -1040,7 +1030,7 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
   ma.scale_log2 = static_cast<float>(p.scale * 1.4426950408889634);
   const int64_t B = q.size(0);
   const cudaStream_t s = kernel_stream(a);
-  if (hopper(a.stream.device().index)) {
+  if (sm90a_device(a.stream.device().index)) {
     // 2 warpgroups x 64 query rows, 128-key tiles, 3 stages, TMA (measured best on H200); if the
     // driver cannot encode the tensor maps: 3 warpgroups, 64-key tiles fed by cp.async
     WgArgs w{};

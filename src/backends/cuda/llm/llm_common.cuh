@@ -89,4 +89,16 @@ void register_attention(KernelRegistry& reg, uint16_t b);
 void register_paged(KernelRegistry& reg, uint16_t b);
 void register_sampling(KernelRegistry& reg, uint16_t b);
 
+// Whether sm_90a-only kernels (wgmma, TMA, setmaxnreg, bulk copies) can run on `device`: this file
+// was compiled with sm_90a code (FLAGOS_CUDA_SM90A, set per file by the build) and the device is of
+// compute capability 9.x. Internal linkage: the answer depends on the including file's flags.
+static inline bool sm90a_device(int device) {
+#ifdef FLAGOS_CUDA_SM90A
+  return compute_major(device) == 9;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
 }  // namespace flagos::cuda::llm

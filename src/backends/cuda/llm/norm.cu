@@ -341,7 +341,7 @@ __global__ void __launch_bounds__(kRingWarps * 32) norm_tma_kernel(NormArgs<T, W
   }
 #else
   (void)a, (void)rows, (void)nvec;
-  __trap();  // launched only where tma_ok() holds (sm_90a code on a 9.x device)
+  __trap();  // launched only where sm90a_device() holds (sm_90a code on a 9.x device)
 #endif
 }
 
@@ -422,16 +422,6 @@ NormPath forced_path() {
   return p;
 }
 
-// Whether the bulk-copy (tma) kernels run here: sm_90a code in this build (FLAGOS_CUDA_SM90A) and a
-// device of compute capability 9.x. Elsewhere tma/tma3 fall back to ringbal.
-bool tma_ok(int device) {
-#ifdef FLAGOS_CUDA_SM90A
-  return compute_major(device) == 9;
-#else
-  (void)device;
-  return false;
-#endif
-}
 
 struct SmemLimits {
   int per_block_optin = 0, per_sm = 0;
@@ -544,7 +534,8 @@ void norm_launch(const KernelArgs& a) {
   } else if (forced == NormPath::block || forced == NormPath::block1 || forced == NormPath::block2) {
     path = vec ? forced : NormPath::strided;
   }
-  if ((path == NormPath::tma || path == NormPath::tma3) && !tma_ok(device)) path = NormPath::ringbal;
+  // tma / tma3 need sm_90a code on a 9.x device; elsewhere they fall back to ringbal.
+  if ((path == NormPath::tma || path == NormPath::tma3) && !sm90a_device(device)) path = NormPath::ringbal;
   const bool ringish = path == NormPath::ring || path == NormPath::ring3 || path == NormPath::ringbal ||
                        path == NormPath::tma || path == NormPath::tma3;
   // The shared-memory ring kernels exist for 16-bit rows only (f32 ring measured 1.6x slower than block,
