@@ -155,6 +155,40 @@ std::string norm_name(const ::testing::TestParamInfo<NCase>& i) {
 
 INSTANTIATE_TEST_SUITE_P(All, Norm, ::testing::ValuesIn(norm_cases()), norm_name);
 
+// layer_norm of rows far from zero (mean 30, spread 1): E[x^2] - E[x]^2 in f32 would lose ~3e-4 of the
+// variance to cancellation; the kernels' merged (count, mean, squared deviations) must not. Shapes pick
+// the CUDA block/warp, ring/block2 and long-row paths.
+TEST(NormStability, LayerNormRowsFarFromZero) {
+  auto rng = rng_for_current_test();
+  const double eps = 1e-5;
+  for (Device d : test_devices())
+    for (DType t : {DType::f32, DType::bf16})
+      for (const Shape& shape : {Shape{37, 3584}, Shape{1061, 1544}, Shape{1, 3584}, Shape{3, 20001}}) {
+        const Range r = t == DType::f32 ? Range{29, 31} : Range{28, 32};
+        const Tensor x = make_input(shape, t, d, rng, r);
+        const int64_t h = shape[1];
+        const Tensor w = make_input({h}, t, d, rng, {0.5, 1.5}), b = make_input({h}, t, d, rng, {-1, 1});
+        const Tensor got = ops::layer_norm(x, w, b, eps, poisoned(shape, t, d));
+        const auto xv = to_f64(x), wv = to_f64(w), bv = to_f64(b);
+        std::vector<double> ref(xv.size());
+        for (int64_t i = 0; i < shape[0]; ++i) {
+          const double* row = xv.data() + i * h;
+          double m = 0, var = 0;
+          for (int64_t k = 0; k < h; ++k) m += row[k];
+          m /= static_cast<double>(h);
+          for (int64_t k = 0; k < h; ++k) var += (row[k] - m) * (row[k] - m);
+          var /= static_cast<double>(h);
+          for (int64_t k = 0; k < h; ++k) {
+            const size_t kk = static_cast<size_t>(k);
+            ref[static_cast<size_t>(i * h + k)] = round_to((row[k] - m) / std::sqrt(var + eps) * wv[kk] + bv[kk], t);
+          }
+        }
+        std::ostringstream what;
+        what << "layer_norm rows near 30 " << dtype_name(t) << " " << shape << " on " << device_tag(d);
+        expect_close(got, ref, default_tol(t) * 2, what.str());
+      }
+}
+
 void expect_names_op(const std::function<void()>& f, const std::string& op) {
   try {
     f();

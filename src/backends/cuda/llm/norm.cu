@@ -13,7 +13,8 @@
 // Otherwise a strided path reads the row per pass. FLAGOS_CUDA_NORM_PATH=ring|ring3|ringbal|tma|tma3|
 // warp|block|block1|block2|strided (read once) forces a path wherever it applies (A/B in one job).
 // Compute is f32 (f64 for f64), sums reduced over the warp/block, 1/sqrt in double (rsqrt in ring_row); f16/bf16
-// rounded once at the store. add_rms_norm normalizes the residual as stored (rounded to its dtype).
+// rounded once at the store. layer_norm's mean and variance come from one reduction of per-thread (count, mean,
+// squared deviations) merged pairwise (Chan et al.); FLAGOS_CUDA_NORM_REDUCE=old restores two reductions. add_rms_norm normalizes the residual as stored (rounded to its dtype).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +42,8 @@ struct NormArgs {
   int64_t ws, bs;           // weight / bias strides (elements)
   double eps;
   double inv_h;  // 1 / H (the ring/tma row body divides by nothing: the divisions' slow-path calls spilled)
+  bool old_reduce;  // FLAGOS_CUDA_NORM_REDUCE=old: layer_norm reduces the mean, then the squared deviations
+                   // (two reductions), and block sums take two barriers
 };
 
 template <typename C, typename W, int VE>
@@ -74,6 +77,56 @@ __device__ __forceinline__ C warp_sum(C v) {
   return v;
 }
 
+// layer_norm statistics in one reduction: each thread's (count, mean, sum of squared deviations from
+// that mean) over its own values, merged pairwise by Chan et al.'s update (as stable as two passes:
+// no E[x^2] - E[x]^2 cancellation), so a row needs one shuffle tree (and one block barrier) instead
+// of two.
+template <typename C>
+__device__ __forceinline__ C div_fast(C x, C y) {  // f32: no slow-path call (it spilled in the ring body)
+  if constexpr (std::is_same_v<C, float>) return __fdividef(x, y);
+  else return x / y;
+}
+template <typename C>
+struct Moments {
+  C n, mean, m2;
+};
+template <typename C>
+__device__ __forceinline__ Moments<C> merge(const Moments<C>& a, const Moments<C>& b) {
+  const C n = a.n + b.n;
+  if (b.n == C(0)) return a;
+  if (a.n == C(0)) return b;
+  const C d = b.mean - a.mean, fb = div_fast(b.n, n);
+  return {n, a.mean + d * fb, a.m2 + b.m2 + d * d * a.n * fb};
+}
+template <typename C>
+__device__ __forceinline__ Moments<C> warp_moments(Moments<C> v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const Moments<C> u{__shfl_xor_sync(0xffffffffu, v.n, o), __shfl_xor_sync(0xffffffffu, v.mean, o),
+                       __shfl_xor_sync(0xffffffffu, v.m2, o)};
+    v = (threadIdx.x & o) ? merge(u, v) : merge(v, u);  // lower lane's moments first: every lane agrees
+  }
+  return v;
+}
+// Sum over the block with one barrier (for kernels that reduce once: the scratch is never reused):
+// warp sums to shared memory, then every warp folds the partials in the same order.
+template <typename C>
+__device__ __forceinline__ C block_sum_once(C v, C* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = static_cast<int>(blockDim.x >> 5);
+  v = warp_sum(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  return warp_sum(lane < nwarps ? scratch[lane] : C(0));
+}
+template <typename C>
+__device__ __forceinline__ Moments<C> block_moments_once(Moments<C> v, Moments<C>* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = static_cast<int>(blockDim.x >> 5);
+  v = warp_moments(v);
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  return warp_moments(lane < nwarps ? scratch[lane] : Moments<C>{C(0), C(0), C(0)});
+}
+
 template <NormKind K, typename T, typename W, int VPT, bool WARP>
 __global__ void norm_vec_kernel(NormArgs<T, W> a, int64_t rows) {
   using C = compute_t<T>;
@@ -85,7 +138,7 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a, int64_t rows) {
   const int nthr = WARP ? 32 : blockDim.x;
   auto reduce = [&](C v) {
     if constexpr (WARP) return warp_sum(v);
-    else return block_sum(v, scratch);
+    else return a.old_reduce ? block_sum(v, scratch) : block_sum_once(v, scratch);  // once: rms kinds only
   };
   const int64_t nvec = a.H / VE;
   const T* xr = a.x + row * a.xs;
@@ -114,24 +167,38 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a, int64_t rows) {
       }
     }
   }
-  s1 = reduce(s1);
   C mean = 0, r;
   if constexpr (K == NormKind::layer) {
-    mean = s1 / static_cast<C>(a.H);
-    C s2 = 0;
+    int nv = 0;  // this thread's vectors
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) nv += static_cast<int64_t>(k) * nthr + tid < nvec ? 1 : 0;
+    Moments<C> m{static_cast<C>(nv * VE), C(0), C(0)};
+    if (!a.old_reduce && nv > 0) m.mean = div_fast(s1, m.n);
+    // deviations from the thread's own mean (old path: from the row mean, after a first reduction)
+    if (a.old_reduce) mean = reduce(s1) / static_cast<C>(a.H);
+    const C c = a.old_reduce ? mean : m.mean;
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       const int64_t iv = static_cast<int64_t>(k) * nthr + tid;
       if (iv < nvec)
 #pragma unroll
         for (int e = 0; e < VE; ++e) {
-          const C d = static_cast<C>(to_f(v[k].v[e])) - mean;
-          s2 += d * d;
+          const C d = static_cast<C>(to_f(v[k].v[e])) - c;
+          m.m2 += d * d;
         }
     }
-    s2 = reduce(s2);
+    C s2;
+    if (a.old_reduce) {
+      s2 = reduce(m.m2);
+    } else {
+      __shared__ Moments<C> mscratch[32];
+      if constexpr (WARP) m = warp_moments(m);
+      else m = block_moments_once(m, mscratch);
+      mean = m.mean, s2 = m.m2;
+    }
     r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
   } else {
+    s1 = reduce(s1);
     r = static_cast<C>(1.0 / sqrt(static_cast<double>(s1) / static_cast<double>(a.H) + a.eps));
   }
 #pragma unroll
@@ -197,23 +264,33 @@ __device__ __forceinline__ void ring_row(const NormArgs<T, W>& a, Pack<T, 16 / s
       s1 += K == NormKind::layer ? x : x * x;
     }
   }
-  s1 = warp_sum(s1);
   C mean = 0, r;
   if constexpr (K == NormKind::layer) {
-    mean = s1 * static_cast<C>(a.inv_h);
-    C s2 = 0;
+    // one shuffle tree of (count, mean, squared deviations) per lane (old path: two, mean first)
+    const int nv = lane < nvec ? (nvec - lane + 31) / 32 : 0;
+    Moments<C> m{static_cast<C>(nv * VE), C(0), C(0)};
+    if (a.old_reduce) mean = warp_sum(s1) * static_cast<C>(a.inv_h);
+    else if (nv > 0) m.mean = div_fast(s1, m.n);
+    const C c = a.old_reduce ? mean : m.mean;
 #pragma unroll 4
     for (int v = lane; v < nvec; v += 32) {
       const P pv = st[v];
 #pragma unroll
       for (int e = 0; e < VE; ++e) {
-        const C d = static_cast<C>(to_f(pv.v[e])) - mean;
-        s2 += d * d;
+        const C d = static_cast<C>(to_f(pv.v[e])) - c;
+        m.m2 += d * d;
       }
     }
-    s2 = warp_sum(s2);
+    C s2;
+    if (a.old_reduce) {
+      s2 = warp_sum(m.m2);
+    } else {
+      m = warp_moments(m);
+      mean = m.mean, s2 = m.m2;
+    }
     r = static_cast<C>(rsqrt(static_cast<double>(s2) * a.inv_h + a.eps));
   } else {
+    s1 = warp_sum(s1);
     r = static_cast<C>(rsqrt(static_cast<double>(s1) * a.inv_h + a.eps));
   }
   T* orow = a.out + row * a.os;
@@ -494,6 +571,11 @@ void norm_launch(const KernelArgs& a) {
   na.bs = na.bias ? est(*bt, 0) : 0;
   na.eps = a.p<NormParams>().eps;
   na.inv_h = 1.0 / static_cast<double>(H);
+  static const bool old_reduce = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_NORM_REDUCE");
+    return e && std::strcmp(e, "old") == 0;
+  }();
+  na.old_reduce = old_reduce;
   const cudaStream_t s = kernel_stream(a);
   const int device = a.stream.device().index;
 
@@ -523,7 +605,7 @@ void norm_launch(const KernelArgs& a) {
     // add_rms [16] block2 4.4 / ring 6.6, [4096] block2 32.8 / block 40.2; layer_norm [4096] ring 25.0.
     static constexpr NormPath kAuto16[3][2] = {{NormPath::block2, NormPath::block2},  // rms_norm
                                                {NormPath::block2, NormPath::block2},  // add_rms_norm
-                                               {NormPath::warp, NormPath::ring}};     // layer_norm
+                                               {NormPath::warp, NormPath::block2}};   // layer_norm
     if (llm_row) path = kAuto16[static_cast<int>(K)][many ? 1 : 0];
     else if (vec) path = NormPath::block;
   } else if (forced == NormPath::ring || forced == NormPath::ring3 || forced == NormPath::ringbal ||
