@@ -366,6 +366,23 @@ std::vector<ACase> along_cases() {
     v.push_back({d, A::log_softmax, DType::f16, {2, 16392}, -1, Layout::contiguous, false, false});
     v.push_back({d, A::softmax, DType::bf16, {2, 32776}, -1, Layout::contiguous, false, false});
     v.push_back({d, A::softmax, DType::f16, {2, 24000}, -1, Layout::contiguous, true, true});
+    // vocabulary rows (cuda: one-read kernel over a cluster of 16 or 8 CTAs, FLAGOS_CUDA_SOFTMAX_LONG,
+    // up to 163840 f32 values): rows not a multiple of the split (131076 = 32769 vectors), one row,
+    // odd lengths (unaligned rows: the block path), past the limit, strided rows, 16-bit types
+    v.push_back({d, A::softmax, DType::f32, {2, 152064}, -1, Layout::contiguous, true, true});
+    v.push_back({d, A::softmax, DType::f32, {1, 152064}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::log_softmax, DType::f32, {2, 152064}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {3, 131076}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::softmax, DType::f32, {2, 32776}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {2, 163840}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::softmax, DType::f32, {2, 163844}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {2, 152063}, -1, Layout::contiguous, true, false});
+    v.push_back({d, A::softmax, DType::f32, {2, 8193}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f32, {2, 3, 65540}, 2, Layout::strided, false, false});
+    v.push_back({d, A::softmax, DType::bf16, {2, 152064}, -1, Layout::contiguous, true, true});
+    v.push_back({d, A::log_softmax, DType::bf16, {3, 100008}, -1, Layout::contiguous, false, false});
+    v.push_back({d, A::softmax, DType::f16, {2, 196608}, -1, Layout::contiguous, false, true});
+    v.push_back({d, A::softmax, DType::f16, {1, 65544}, -1, Layout::contiguous, true, false});
   }
   return v;
 }
@@ -410,7 +427,9 @@ TEST(ReduceSemantics, EmptyTiesNanInfRows) {
     EXPECT_EQ(to_f64(ops::log_softmax(part, -1))[0], -kInf);
     // Long rows (the one-read paths on cuda): an all -inf row is NaN, a row with one -inf, one with +inf
     // (NaN: as the reference), a NaN row, and a non-contiguous view (row stride > row length) of finite rows.
-    for (int64_t n : {16384, 20000, 32000}) {
+    // 65540..163840: the 16/8-CTA cluster kernels; the NaN (index 7) and the -inf (index 5) sit in the
+    // first CTA's slice only, the +inf (index n - 1) in the last one's.
+    for (int64_t n : {16384, 20000, 32000, 65540, 131076, 152064, 163840}) {
       Tensor h = ops::full({5, n + 64}, 0.0, DType::f32);
       auto* hp = static_cast<float*>(h.data());
       for (int64_t r = 0; r < 5; ++r)

@@ -4,6 +4,11 @@
 //             a write pass;
 //  registers: contiguous 16-byte aligned rows of up to 2048 vectors (8192 f32): each of <= 256
 //             threads keeps its vectors in registers; max, sum of exp, write: one read, one write;
+//  one-read:  contiguous aligned rows of 8K..160K values (f32/f16/bf16): a row split over a
+//             thread-block cluster (sm_90) of 2/4 CTAs (<= 32768 values) or 16 CTAs (non-portable
+//             cluster size; 8 CTAs of 1024 threads where 16 does not launch) up to 163840 values,
+//             each thread keeping its values in registers; (max, sum) exchanged over DSMEM. See
+//             softmax_row1_kernel and FLAGOS_CUDA_SOFTMAX_PATH / FLAGOS_CUDA_SOFTMAX_LONG;
 //  block:     longer or strided rows: online (max, sum) per thread (16-byte loads when aligned)
 //             combined over the block, then a write pass that re-reads the row (from L2). With
 //             fewer rows than ~2 blocks per SM, rows are split into segments whose stats a first
@@ -11,6 +16,7 @@
 //             from the "softmax" launch table when it has the shape (see launch_block).
 // A row that is all -inf gives NaN (as torch and the CPU); a NaN anywhere in a row makes the row NaN.
 #include "backends/cuda/llm/llm_common.cuh"
+#include "backends/cuda/llm/mma.cuh"
 #include "backends/cuda/tuning.h"
 
 #include <atomic>
@@ -161,8 +167,10 @@ __global__ void __launch_bounds__(256) softmax_reg_kernel(RowArgs<T> a) {
 // block combine; with a cluster, each CTA stores its block's (max, sum) into slot `rank` of every
 // CTA's shared memory (distributed shared memory), one cluster barrier, and each CTA combines the
 // CL slots in the same order (the same result in every CTA). The row is read once and written once.
-template <typename T, bool kLog, int CL, int NT, int VPT>
-__global__ void __launch_bounds__(NT, 1024 / NT) softmax_row1_kernel(RowArgs<T> a) {
+// MINB: CTAs per SM the register budget is set for (1024 / NT: 64 registers a thread for 32 values;
+// the 16-CTA long-row variant keeps 40 values at 3 CTAs of 256 threads, 80 registers).
+template <typename T, bool kLog, int CL, int NT, int VPT, int MINB = 1024 / NT>
+__global__ void __launch_bounds__(NT, MINB) softmax_row1_kernel(RowArgs<T> a) {
   using C = compute_t<T>;
   constexpr int VE = 16 / sizeof(T);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
@@ -234,6 +242,73 @@ __global__ void __launch_bounds__(NT, 1024 / NT) softmax_row1_kernel(RowArgs<T> 
       *reinterpret_cast<Pack<T, VE>*>(orow + iv * VE) = p;
     }
   }
+}
+
+// The same one-read scheme with the CTA's slice staged in shared memory (dynamic, up to 48 KB) by
+// cp.async instead of registers: more CTAs per SM (registers are no limit), three passes over the
+// slice in shared memory (max, sum, write). Each thread reads back only the vectors it copied, so
+// its own cp.async wait is the only ordering needed. Cluster of CL CTAs (sm_90).
+template <typename T, bool kLog, int CL, int NT>
+__global__ void __launch_bounds__(NT) softmax_slice_kernel(RowArgs<T> a) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+  using C = compute_t<T>;
+  constexpr int VE = 16 / sizeof(T);
+  extern __shared__ uint4 slice[];
+  __shared__ MaxSum<C> scratch[32];
+  __shared__ MaxSum<C> peers[CL];
+  __cluster_barrier_arrive_relaxed();  // "started"; waited for before touching the peers' memory
+  const int rank = static_cast<int>(__clusterRelativeBlockRank());
+  const int64_t row = blockIdx.x / CL;
+  const int64_t nvec = a.n / VE;
+  const int64_t per = (nvec + CL - 1) / CL;
+  const int64_t v0 = rank * per;
+  const int64_t v1 = min(nvec, v0 + per);
+  const int cnt = v1 > v0 ? static_cast<int>(v1 - v0) : 0;
+  const T* xr = a.x + row * a.xs + v0 * VE;
+  T* orow = a.o + row * a.os + v0 * VE;
+  for (int i = threadIdx.x; i < cnt; i += NT) cp_async16(&slice[i], xr + static_cast<int64_t>(i) * VE, 16);
+  cp_async_commit();
+  cp_async_wait_all();
+  C m = -INFINITY;
+  bool nan = false;
+  for (int i = threadIdx.x; i < cnt; i += NT) {
+    const Pack<T, VE> p = *reinterpret_cast<const Pack<T, VE>*>(&slice[i]);
+#pragma unroll
+    for (int e = 0; e < VE; ++e) {
+      const C v = static_cast<C>(to_f(p.v[e]));
+      nan |= v != v;
+      m = fmax(m, v);  // ignores NaN (flagged above)
+    }
+  }
+  C s = 0;
+  for (int i = threadIdx.x; i < cnt; i += NT) {
+    const Pack<T, VE> p = *reinterpret_cast<const Pack<T, VE>*>(&slice[i]);
+#pragma unroll
+    for (int e = 0; e < VE; ++e) {
+      const C v = static_cast<C>(to_f(p.v[e]));
+      s += v == m ? C(1) : exp_c(v - m);  // m = +-inf safe
+    }
+  }
+  MaxSum<C> st = ms_block(MaxSum<C>{m, s, nan}, scratch);
+  __cluster_barrier_wait();
+  if (threadIdx.x < CL) *static_cast<MaxSum<C>*>(__cluster_map_shared_rank(&peers[rank], threadIdx.x)) = st;
+  __cluster_barrier_arrive();  // release: the stores above
+  __cluster_barrier_wait();    // acquire: every CTA's slot; no remote access after this
+  st = peers[0];
+#pragma unroll
+  for (int r = 1; r < CL; ++r) st = ms_combine(st, peers[r]);
+  const Finisher<C, kLog> fin(st);
+  for (int i = threadIdx.x; i < cnt; i += NT) {
+    const Pack<T, VE> p = *reinterpret_cast<const Pack<T, VE>*>(&slice[i]);
+    Pack<T, VE> q;
+#pragma unroll
+    for (int e = 0; e < VE; ++e) q.v[e] = store_c<T>(fin(static_cast<C>(to_f(p.v[e]))));
+    *reinterpret_cast<Pack<T, VE>*>(orow + static_cast<int64_t>(i) * VE) = q;
+  }
+#else
+  (void)a;
+  __trap();  // the host launches it only on sm_90 code (long_ok)
+#endif
 }
 
 // ---------------------------------------------------------------- warp path (n <= 1024)
@@ -324,9 +399,10 @@ void launch_reg(const RowArgs<T>& ra, int threads, cudaStream_t s) {
 }
 
 // FLAGOS_CUDA_SOFTMAX_PATH (read once) picks the path for rows longer than the registers path
-// holds: "block" (default: the block path below), "cluster" (softmax_row1_kernel over a cluster
-// of 2 or 4 CTAs of 256 threads, up to 32768 values a row, sm_90 devices running sm_90 code) or
-// "row1024" (softmax_row1_kernel, one CTA of 1024 threads, up to 32768 values a row).
+// holds: "cluster" (default: softmax_row1_kernel over a cluster of 2 or 4 CTAs of 256 threads up
+// to 32768 values a row, and of 16 or 8 CTAs beyond, see FLAGOS_CUDA_SOFTMAX_LONG; sm_90 devices
+// running sm_90 code), "block" (the block path below for every long row) or "row1024"
+// (softmax_row1_kernel, one CTA of 1024 threads, up to 32768 values a row; block path beyond).
 enum class LongPath { block, cluster, row1024 };
 LongPath long_path() {
   static const LongPath p = [] {
@@ -362,26 +438,162 @@ bool row1_cluster_ok(int device) {
   return v == 2;
 }
 
-template <typename T, bool kLog, int CL, int NT>
+template <typename T, bool kLog, int CL, int NT, int VPT, int MINB>
+cudaLaunchConfig_t row1_config(const RowArgs<T>& ra, cudaStream_t s, cudaLaunchAttribute* attr) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(static_cast<unsigned>(ra.rows * CL));
+  cfg.blockDim = dim3(NT);
+  cfg.stream = s;
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = CL;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cfg;
+}
+
+template <typename T, bool kLog, int CL, int NT, int VPT = kRow1Values * static_cast<int>(sizeof(T)) / 16,
+          int MINB = 1024 / NT>
 void launch_row1(const RowArgs<T>& ra, cudaStream_t s) {
-  constexpr int VPT = kRow1Values * static_cast<int>(sizeof(T)) / 16;
-  auto* k = &softmax_row1_kernel<T, kLog, CL, NT, VPT>;
+  auto* k = &softmax_row1_kernel<T, kLog, CL, NT, VPT, MINB>;
   if constexpr (CL == 1) {
     k<<<static_cast<unsigned>(ra.rows), NT, 0, s>>>(ra);
   } else {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(static_cast<unsigned>(ra.rows * CL));
-    cfg.blockDim = dim3(NT);
-    cfg.stream = s;
     cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = CL;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
+    const cudaLaunchConfig_t cfg = row1_config<T, kLog, CL, NT, VPT, MINB>(ra, s, attr);
     CUDA_CHECK(cudaLaunchKernelEx(&cfg, k, ra));
   }
+}
+
+// ---- rows of 32K..160K values (vocabularies): the one-read kernel over a cluster of 16 CTAs
+// (a non-portable cluster size) or 8. FLAGOS_CUDA_SOFTMAX_LONG (read once) picks the variant:
+//   c16  (default) 16 CTAs x 256 threads x 40 values, 3 CTAs per SM (80 registers); c8 where a
+//        cluster of 16 does not launch on the device;
+//   c16w 16 CTAs x 512 threads x 20 values (24 for 16-bit types), 2 CTAs per SM;
+//   c8   8 CTAs x 1024 threads x 20 values (24 for 16-bit types), 1 CTA per SM (portable size);
+//   c16s 16 CTAs x 256 threads, the slice in shared memory (softmax_slice_kernel, <= 48 KB a CTA:
+//        196608 f32 values a row), CTAs per SM set by shared memory (4-5 at 152064 f32);
+//   block: the block path (split into segments; the behavior before these kernels).
+// The register variants hold up to 163840 values a row (f32; more for 16-bit types); longer rows
+// take the block path.
+enum class LongVariant { c16, c16w, c8, c16s, block };
+LongVariant long_variant() {
+  static const LongVariant p = [] {
+    const char* e = std::getenv("FLAGOS_CUDA_SOFTMAX_LONG");
+    const std::string v = e ? e : "";
+    if (v.empty() || v == "c16") return LongVariant::c16;
+    if (v == "c16w") return LongVariant::c16w;
+    if (v == "c8") return LongVariant::c8;
+    if (v == "c16s") return LongVariant::c16s;
+    if (v == "block") return LongVariant::block;
+    throw InvalidArgument("FLAGOS_CUDA_SOFTMAX_LONG: '" + v + "' is none of c16, c16w, c8, c16s, block");
+  }();
+  return p;
+}
+
+constexpr int vpt_for(int values, int esize) { return (values * esize + 15) / 16; }
+
+// Long-row variants as (cluster, threads, vectors per thread, CTAs per SM).
+template <typename T, bool kLog, LongVariant V>
+struct LongCfg;
+template <typename T, bool kLog>
+struct LongCfg<T, kLog, LongVariant::c16> {
+  static constexpr int CL = 16, NT = 256, VPT = vpt_for(40, sizeof(T)), MINB = 3;
+};
+template <typename T, bool kLog>
+struct LongCfg<T, kLog, LongVariant::c16w> {
+  static constexpr int CL = 16, NT = 512, VPT = vpt_for(20, sizeof(T)), MINB = 2;
+};
+template <typename T, bool kLog>
+struct LongCfg<T, kLog, LongVariant::c8> {
+  static constexpr int CL = 8, NT = 1024, VPT = vpt_for(20, sizeof(T)), MINB = 1;
+};
+
+template <typename T, bool kLog, LongVariant V>
+constexpr int64_t long_max_values() {
+  using L = LongCfg<T, kLog, V>;
+  return static_cast<int64_t>(L::CL) * L::NT * L::VPT * (16 / static_cast<int>(sizeof(T)));
+}
+
+// Whether variant V launches on `device`: sm_90 code for it, and (16 CTAs) the non-portable cluster
+// size allowed and at least one cluster resident (cudaOccupancyMaxActiveClusters). Cached per device.
+template <typename T, bool kLog, LongVariant V>
+bool long_ok(int device) {
+  static std::atomic<int> ok[64];  // 0 unknown, 1 no, 2 yes
+  if (device < 0 || device >= 64) return false;
+  int v = ok[device].load(std::memory_order_relaxed);
+  if (v == 0) {
+    using L = LongCfg<T, kLog, V>;
+    auto* k = &softmax_row1_kernel<T, kLog, L::CL, L::NT, L::VPT, L::MINB>;
+    cudaFuncAttributes fa{};
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, k));
+    bool good = compute_major(device) >= 9 && fa.binaryVersion >= 90;
+    if (good && L::CL > 8) good = cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess;
+    if (good) {
+      RowArgs<T> probe{nullptr, nullptr, 1, 1, 0, 1, 0, 1};
+      cudaLaunchAttribute attr[1];
+      const cudaLaunchConfig_t cfg = row1_config<T, kLog, L::CL, L::NT, L::VPT, L::MINB>(probe, nullptr, attr);
+      int clusters = 0;
+      good = cudaOccupancyMaxActiveClusters(&clusters, k, &cfg) == cudaSuccess && clusters > 0;
+    }
+    (void)cudaGetLastError();  // a refused query above is an answer, not a pending error
+    v = good ? 2 : 1;
+    ok[device].store(v, std::memory_order_relaxed);
+  }
+  return v == 2;
+}
+
+constexpr int kSliceCl = 16, kSliceThreads = 256, kSliceMaxBytes = 48 * 1024;
+
+// Whether the shared-memory variant launches on `device` (as long_ok); cached per device.
+template <typename T, bool kLog>
+bool slice_ok(int device) {
+  static std::atomic<int> ok[64];  // 0 unknown, 1 no, 2 yes
+  if (device < 0 || device >= 64) return false;
+  int v = ok[device].load(std::memory_order_relaxed);
+  if (v == 0) {
+    auto* k = &softmax_slice_kernel<T, kLog, kSliceCl, kSliceThreads>;
+    cudaFuncAttributes fa{};
+    CUDA_CHECK(cudaFuncGetAttributes(&fa, k));
+    bool good = compute_major(device) >= 9 && fa.binaryVersion >= 90 &&
+                cudaFuncSetAttribute(k, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) == cudaSuccess &&
+                cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kSliceMaxBytes) == cudaSuccess &&
+                cudaFuncSetAttribute(k, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     cudaSharedmemCarveoutMaxShared) == cudaSuccess;
+    if (good) {
+      RowArgs<T> probe{nullptr, nullptr, 1, 1, 0, 1, 0, 1};
+      cudaLaunchAttribute attr[1];
+      cudaLaunchConfig_t cfg = row1_config<T, kLog, kSliceCl, kSliceThreads, 1, 1>(probe, nullptr, attr);
+      cfg.dynamicSmemBytes = kSliceMaxBytes;
+      int clusters = 0;
+      good = cudaOccupancyMaxActiveClusters(&clusters, k, &cfg) == cudaSuccess && clusters > 0;
+    }
+    (void)cudaGetLastError();
+    v = good ? 2 : 1;
+    ok[device].store(v, std::memory_order_relaxed);
+  }
+  return v == 2;
+}
+
+template <typename T, bool kLog>
+bool try_slice(const RowArgs<T>& ra, int device, cudaStream_t s) {
+  constexpr int VE = 16 / sizeof(T);
+  const int64_t per = (ra.n / VE + kSliceCl - 1) / kSliceCl;
+  if (per * 16 > kSliceMaxBytes || ra.rows * kSliceCl > INT32_MAX || !slice_ok<T, kLog>(device)) return false;
+  cudaLaunchAttribute attr[1];
+  cudaLaunchConfig_t cfg = row1_config<T, kLog, kSliceCl, kSliceThreads, 1, 1>(ra, s, attr);
+  cfg.dynamicSmemBytes = static_cast<size_t>(per * 16);
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, &softmax_slice_kernel<T, kLog, kSliceCl, kSliceThreads>, ra));
+  return true;
+}
+
+template <typename T, bool kLog, LongVariant V>
+bool try_long(const RowArgs<T>& ra, int device, cudaStream_t s) {
+  using L = LongCfg<T, kLog, V>;
+  if (ra.n > long_max_values<T, kLog, V>() || ra.rows * L::CL > INT32_MAX || !long_ok<T, kLog, V>(device)) return false;
+  launch_row1<T, kLog, L::CL, L::NT, L::VPT, L::MINB>(ra, s);
+  return true;
 }
 
 // The one-read path for a long contiguous row when FLAGOS_CUDA_SOFTMAX_PATH asks for it and the
@@ -392,12 +604,26 @@ bool try_row1(const KernelArgs& a, const RowArgs<T>& ra, cudaStream_t s) {
     return false;
   } else {
     const LongPath p = long_path();
-    if (p == LongPath::block || ra.n > 4 * 256 * kRow1Values || ra.rows * 4 > INT32_MAX) return false;
+    if (p == LongPath::block) return false;
+    const int dev = a.stream.device().index;
+    if (ra.n > 4 * 256 * kRow1Values) {
+      if (p != LongPath::cluster) return false;
+      switch (long_variant()) {
+        case LongVariant::block: return false;
+        case LongVariant::c16w: return try_long<T, kLog, LongVariant::c16w>(ra, dev, s);
+        case LongVariant::c8: return try_long<T, kLog, LongVariant::c8>(ra, dev, s);
+        case LongVariant::c16s: return try_slice<T, kLog>(ra, dev, s) || try_long<T, kLog, LongVariant::c8>(ra, dev, s);
+        case LongVariant::c16:
+          return try_long<T, kLog, LongVariant::c16>(ra, dev, s) || try_long<T, kLog, LongVariant::c8>(ra, dev, s);
+      }
+      return false;
+    }
+    if (ra.rows * 4 > INT32_MAX) return false;
     if (p == LongPath::row1024) {
       launch_row1<T, kLog, 1, 1024>(ra, s);
       return true;
     }
-    if (!row1_cluster_ok<T, kLog>(a.stream.device().index)) return false;
+    if (!row1_cluster_ok<T, kLog>(dev)) return false;
     if (ra.n <= 2 * 256 * kRow1Values) launch_row1<T, kLog, 2, 256>(ra, s);
     else launch_row1<T, kLog, 4, 256>(ra, s);
     return true;
