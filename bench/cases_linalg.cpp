@@ -63,6 +63,9 @@ void cases_linalg(std::vector<Case>& out, const Options& o) {
     add_matmul(4096, 3584, 18944, DType::bf16);
     // quantized decode GEMV with the engine's bf16 activations
     for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(1, 3584, 18944, wt, DType::bf16);
+    // batch-16 decode with bf16 activations, on the MLP up (N 18944) and down (N 3584, K 18944) shapes
+    for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(16, 3584, 18944, wt, DType::bf16);
+    for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(16, 18944, 3584, wt, DType::bf16);
     // quantized skinny GEMM at 64 rows (q4_k above on every device)
     for (DType wt : {DType::q8_0, DType::q6_k}) add_linear(64, 3584, 18944, wt);
     // a few decode rows (speculative decoding, small batches): where the tensor-core kernel starts to win

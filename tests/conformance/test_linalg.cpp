@@ -326,6 +326,16 @@ std::vector<LinCase> lin_cases() {
     v.push_back({d, DType::f32, DType::q8_0, {33, 1120}, 35, true, Layout::contiguous});
     v.push_back({d, DType::f32, DType::q4_k, {5, 2560}, 33, false, Layout::contiguous});
     v.push_back({d, DType::bf16, DType::q6_k, {18, 2560}, 41, true, Layout::contiguous});
+    // the persistent ring variant: more 16-row tiles than CTAs (up to 2 per SM on a 132-SM part), so
+    // CTAs walk several tiles with stages running across tile ends; N not a multiple of 16; K of one
+    // block; q6_k rows of 210 B (never 16-byte aligned: chunks straddling the tensor's ends); M = 64
+    // for k-quants (two passes of 32 tokens)
+    v.push_back({d, DType::f32, DType::q8_0, {2, 1120}, 4500, true, Layout::contiguous});
+    v.push_back({d, DType::bf16, DType::q8_0, {3, 32}, 4501, false, Layout::contiguous});
+    v.push_back({d, DType::bf16, DType::q6_k, {17, 256}, 4501, true, Layout::contiguous});
+    v.push_back({d, DType::f32, DType::q6_k, {1, 2560}, 4500, false, Layout::contiguous});
+    v.push_back({d, DType::f32, DType::q4_k, {64, 512}, 2245, true, Layout::contiguous});
+    v.push_back({d, DType::f16, DType::q4_k, {16, 256}, 4243, false, Layout::contiguous});
     for (int64_t M : {1, 7, 16, 17, 64, 65}) {
       v.push_back({d, DType::bf16, DType::bf16, {M, 264}, 45, M % 2 == 1, Layout::contiguous});
       v.push_back({d, DType::f16, DType::f16, {M, 128}, 33, false, Layout::contiguous});

@@ -854,12 +854,31 @@ __global__ void __launch_bounds__(kMWarps * 32, NT == 1 ? 4 : 2) qmma_kernel(con
 // +15 and the odd or even blocks (w >> 1) of each stage. Stages of SB blocks per row (q8_0 16,
 // k-quants 4) are copied with cp.async as whole 16-byte chunks of each row's contiguous run of
 // blocks (the chunk holding the run's first byte upwards: any row alignment; the bytes before /
-// after the run in those chunks are never used), double-buffered, so a CTA has one stage (17-27
+// after the run in those chunks are never used; a chunk reaching outside the tensor's bytes is
+// copied byte by byte, see copy_chunk_clamped), double-buffered, so a CTA has one stage (17-27
 // KiB) in flight while it computes the other. Fragments are read from shared memory 4 bytes at
 // any alignment (two words and a funnel shift) into MmaRaw, then mma_block (decode once) as in
 // mma2. All n-tiles in one pass over the weights, except k-quants at M > 32 (8 n-tiles need more
 // than 255 registers: two launches of 32 tokens). 2 CTAs of 4 warps per SM at least (<= 255 regs).
 constexpr int kSWarps = 4, kSRows = 32;
+
+// 16 bytes at the 16-byte aligned global address src into shared dst, never reading a byte outside
+// [lo, hi) (those read as zeros): one cp.async for a chunk inside, byte loads for one that straddles.
+__device__ __forceinline__ void copy_chunk_clamped(uint8_t* dst, uintptr_t src, uintptr_t lo, uintptr_t hi) {
+  if (src >= lo && src + 16 <= hi) {
+    cp_async16(dst, reinterpret_cast<const void*>(src), 16);
+  } else {
+#pragma unroll 1
+    for (int b = 0; b < 16; ++b)
+      dst[b] = src + b >= lo && src + b < hi ? *reinterpret_cast<const uint8_t*>(src + b) : uint8_t{0};
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait_n() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 
 template <DType Q>
 struct SmemFmt {
@@ -927,6 +946,8 @@ __global__ void __launch_bounds__(kSWarps * 32, 2) qsmem_kernel(const uint8_t* _
   const int64_t n0 = static_cast<int64_t>(blockIdx.x) * kSRows;
   const int64_t nb = K / BN, ns = (nb + SB - 1) / SB;
 
+  // the weight tensor's bytes: a row's first / last chunk may reach outside them (never read)
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(W), hi = lo + static_cast<uintptr_t>((N - 1) * wrs + nb * BB);
   // stage s of every row into buffer buf (rows past N copy row N - 1; never stored)
   auto issue = [&](int64_t st, int buf) {
     const int64_t b0 = st * SB;
@@ -937,8 +958,8 @@ __global__ void __launch_bounds__(kSWarps * 32, 2) qsmem_kernel(const uint8_t* _
       const uintptr_t a = reinterpret_cast<uintptr_t>(W + row * wrs + b0 * BB);
       const int nch = (static_cast<int>(a & 15) + run + 15) >> 4;
       if (c < nch)
-        cp_async16(qsm + buf * F::stage + r * F::pitch + 16 * c,
-                   reinterpret_cast<const void*>((a & ~uintptr_t{15}) + 16 * static_cast<uintptr_t>(c)), 16);
+        copy_chunk_clamped(qsm + buf * F::stage + r * F::pitch + 16 * c, (a & ~uintptr_t{15}) + 16 * static_cast<uintptr_t>(c),
+                           lo, hi);
     }
   };
 
@@ -1039,6 +1060,166 @@ void launch_smem(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int
   }
 }
 
+// ---------------------------------------------------------------- persistent weight stream through a shared-memory ring
+//
+// FLAGOS_CUDA_QGEMV=ring (1 CTA of 8 warps per SM, deep ring) / ring2 (2 CTAs per SM, half the
+// stages). A persistent grid (one wave): CTA b owns the 16-row weight tiles [b T / G, (b + 1) T / G)
+// (T tiles, G CTAs: at most one tile more than another CTA) and walks them as one flat sequence
+// of stages (tile, SB blocks of each of its 16 rows), so the copy pipeline runs across tile
+// boundaries without draining and no CTA starts late. Each stage is copied with cp.async as the
+// 16-byte chunks covering each row's run of blocks into a ring of S slots, S - 1 stages in flight
+// (64-100 KiB per SM); chunks that straddle the first or last byte of the tensor are copied byte
+// by byte, so no byte outside the weight tensor is read (any row alignment: q6_k rows of 2940 B).
+// Warp w decodes blocks w, w + 8, ... of the stage for all 16 rows from shared memory (MmaRaw via
+// lds_any, then mma_block with decode once for every n-tile, as the smem variant); at the end of a
+// tile the 8 warps' partial sums meet in shared memory and are summed in warp order.
+constexpr int kRWarps = 8, kRRows = 16;
+
+template <DType Q>
+struct RingFmt {
+  static constexpr int SB = Q == DType::q8_0 ? 16 : 8;  // blocks per row per stage
+  static constexpr int run = SB * QTraits<Q>::bytes;
+  static constexpr int pitch = (run + 15 + 4 + 127) / 128 * 128 + 32;  // as SmemFmt
+  static constexpr int stage = kRRows * pitch;
+  static constexpr int S = Q == DType::q8_0 ? 8 : 4;  // slots with one CTA per SM
+  static constexpr size_t smem(int slots, int nt) {
+    return static_cast<size_t>(slots) * stage + static_cast<size_t>(kRWarps) * nt * 4 * 32 * sizeof(float);
+  }
+};
+
+template <DType Q, int NT, int S, int MINB>
+__global__ void __launch_bounds__(kRWarps * 32, MINB) qring_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
+                                                                  int64_t K, const int8_t* __restrict__ qa,
+                                                                  const float* __restrict__ da, int64_t M,
+                                                                  const float* __restrict__ bias, void* y, int ydt) {
+  using F = RingFmt<Q>;
+  constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, SB = F::SB, CH = F::pitch / 16;
+  constexpr int NTP = Q == DType::q8_0 || NT <= 4 ? NT : 2, P = NT / NTP;
+  static_assert(S >= 2);
+  extern __shared__ __align__(16) uint8_t qsm[];
+  float* red = reinterpret_cast<float*>(qsm + static_cast<size_t>(S) * F::stage);  // [kRWarps][NT * 4][32]
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
+  const int64_t nb = K / BN, ns = (nb + SB - 1) / SB, tiles = (N + kRRows - 1) / kRRows;
+  const int64_t ta = static_cast<int64_t>(blockIdx.x) * tiles / gridDim.x;
+  const int64_t tb = (static_cast<int64_t>(blockIdx.x) + 1) * tiles / gridDim.x;
+  const int64_t items = (tb - ta) * ns;
+  const int64_t row_bytes = nb * BB;
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(W), hi = lo + static_cast<uintptr_t>((N - 1) * wrs + row_bytes);
+
+  auto issue = [&](int64_t it) {
+    if (it >= items) return;
+    const int64_t tile = ta + it / ns, b0 = (it % ns) * SB;
+    const int run = static_cast<int>((nb - b0 < SB ? nb - b0 : SB) * BB);
+    uint8_t* slot = qsm + static_cast<size_t>(it % S) * F::stage;
+    for (int i = threadIdx.x; i < kRRows * CH; i += kRWarps * 32) {
+      const int r = i / CH, c = i - r * CH;
+      const int64_t row = tile * kRRows + r < N ? tile * kRRows + r : N - 1;
+      const uintptr_t a = reinterpret_cast<uintptr_t>(W + row * wrs + b0 * BB);
+      const int nch = (static_cast<int>(a & 15) + run + 15) >> 4;
+      if (c < nch) copy_chunk_clamped(slot + r * F::pitch + 16 * c, (a & ~uintptr_t{15}) + 16 * static_cast<uintptr_t>(c), lo, hi);
+    }
+  };
+
+  const int8_t* arow[P][NTP];
+  int tok[P][NTP][2];
+  float acc[P][NTP][4];
+#pragma unroll
+  for (int p = 0; p < P; ++p)
+#pragma unroll
+    for (int j = 0; j < NTP; ++j) {
+      const int64_t nt = p * NTP + j, mlast = M - 1, m = 8 * nt + g;
+      arow[p][j] = qa + (m < mlast ? m : mlast) * K;
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        const int64_t mi = 8 * nt + 2 * t + i;
+        tok[p][j][i] = static_cast<int>(mi < mlast ? mi : mlast);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[p][j][i] = 0.f;
+    }
+
+#pragma unroll
+  for (int i = 0; i < S - 1; ++i) {
+    issue(i);
+    cp_async_commit();
+  }
+  for (int64_t it = 0; it < items; ++it) {
+    cp_async_wait_n<S - 2>();  // this thread's copies of stage it landed
+    __syncthreads();           // everyone's; and slot (it - 1) % S is free (its decode is done)
+    issue(it + S - 1);
+    cp_async_commit();
+    const int64_t tile = ta + it / ns, st = it % ns, b0 = st * SB;
+    const int sbn = static_cast<int>(nb - b0 < SB ? nb - b0 : SB);
+    const uint8_t* slot = qsm + static_cast<size_t>(it % S) * F::stage;
+    const int64_t r0 = tile * kRRows + g, r1 = r0 + 8;
+    const int64_t row0 = r0 < N ? r0 : N - 1, row1 = r1 < N ? r1 : N - 1;
+    // the run of a row starts (address & 15) bytes into its first chunk
+    const uint8_t* s0 = slot + g * F::pitch + (reinterpret_cast<uintptr_t>(W + row0 * wrs + b0 * BB) & 15);
+    const uint8_t* s1 = slot + (g + 8) * F::pitch + (reinterpret_cast<uintptr_t>(W + row1 * wrs + b0 * BB) & 15);
+    for (int j = warp; j < sbn; j += kRWarps) {
+      MmaRaw<Q> raw;
+      load_raw_smem<Q>(raw, s0 + j * BB, s1 + j * BB, t);
+#pragma unroll
+      for (int p = 0; p < P; ++p) mma_block<Q, NTP, true>(raw, b0 + j, t, nb, arow[p], tok[p], da, acc[p]);
+    }
+    if (st == ns - 1) {  // the tile's last stage: the warps' sums meet, then the next tile starts at 0
+#pragma unroll
+      for (int p = 0; p < P; ++p)
+#pragma unroll
+        for (int j = 0; j < NTP; ++j)
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            red[(warp * NT * 4 + (p * NTP + j) * 4 + i) * 32 + lane] = acc[p][j][i];
+            acc[p][j][i] = 0.f;
+          }
+      __syncthreads();
+      // red is written again only after the next stage's barrier, which every reader passes after reading
+      for (int e = threadIdx.x; e < NT * 4 * 32; e += kRWarps * 32) {
+        float v = 0.f;
+#pragma unroll
+        for (int w = 0; w < kRWarps; ++w) v += red[w * NT * 4 * 32 + e];
+        const int ln = e & 31, idx = e >> 5, nt = idx >> 2, i = idx & 3;
+        const int64_t n = tile * kRRows + (ln >> 2) + 8 * (i >> 1), m = 8 * nt + 2 * (ln & 3) + (i & 1);
+        if (n < N && m < M) store_out(y, ydt, m * N + n, v + (bias ? bias[n] : 0.f));
+      }
+    }
+  }
+  cp_async_wait_all();  // no copy outlives the CTA (the ring's tail issues were empty groups)
+}
+
+template <DType Q, int NT, int S, int MINB>
+void launch_ring_nt(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
+                    const float* bias, void* y, int ydt, int device, cudaStream_t s) {
+  constexpr size_t smem = RingFmt<Q>::smem(S, NT);
+  static_assert(smem <= 227 * 1024 / MINB, "ring does not fit");
+  auto* fn = &qring_kernel<Q, NT, S, MINB>;
+  static const bool attr = [fn] {
+    CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    return true;
+  }();
+  (void)attr;
+  const int64_t tiles = (N + kRRows - 1) / kRRows, ctas = static_cast<int64_t>(sm_count(device)) * MINB;
+  const unsigned grid = static_cast<unsigned>(tiles < ctas ? tiles : ctas);
+  fn<<<grid, kRWarps * 32, smem, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt);
+}
+
+template <DType Q, int MINB>
+void launch_ring(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
+                 const float* bias, void* y, int ydt, int device, cudaStream_t s) {
+  constexpr int S = RingFmt<Q>::S / MINB;
+#define FLAGOS_QRING(NT, MM, QA, DA, YP) launch_ring_nt<Q, NT, S, MINB>(wp, wrs, N, K, QA, DA, MM, bias, YP, ydt, device, s)
+  if (M <= 8) FLAGOS_QRING(1, M, qa, da, y);
+  else if (M <= 16) FLAGOS_QRING(2, M, qa, da, y);
+  else if (M <= 32) FLAGOS_QRING(4, M, qa, da, y);
+  else if constexpr (Q == DType::q8_0) FLAGOS_QRING(8, M, qa, da, y);
+  else {  // k-quants: 8 n-tiles spill (as smem): two passes of 32 tokens (the weights are read twice)
+    const int64_t nb = K / QTraits<Q>::n, ys = ydt == 0 ? 4 : 2;
+    FLAGOS_QRING(4, 32, qa, da, y);
+    FLAGOS_QRING(4, M - 32, qa + 32 * K, da + 32 * nb, static_cast<char*>(y) + 32 * N * ys);
+  }
+#undef FLAGOS_QRING
+}
+
 template <DType Q>
 constexpr bool has_mma_kernel() {
   return Q == DType::q8_0 || Q == DType::q4_k || Q == DType::q6_k;
@@ -1060,13 +1241,16 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 #undef FLAGOS_QMMA
 }
 
-// FLAGOS_CUDA_QGEMV = dp4a | vec | mma | mma2 | smem | auto (default): the decode kernel for
-// quantized weights. dp4a: the half-warp-per-row kernel (every format); vec: the wide-load kernel
-// (q8_0, q4_k, q6_k); mma / mma2 / smem: the tensor-core kernels above (q8_0, q4_k, q6_k); formats a
-// variant lacks take dp4a. auto (measured, H200, 18944 x 3584): mma for M >= 2 (M = 16: 35-77 us
+// FLAGOS_CUDA_QGEMV = dp4a | vec | mma | mma2 | smem | ring | ring2 | auto (default): the decode
+// kernel for quantized weights. dp4a: the half-warp-per-row kernel (every format); vec: the
+// wide-load kernel (q8_0, q4_k, q6_k); mma / mma2 / smem / ring / ring2: the tensor-core kernels
+// above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. auto: ring for q8_0 / q4_k / q6_k at
+// every M <= 64 when N has >= 6 16-row tiles per SM (unmeasured when written: expected to stream the
+// weight faster than every older variant), else the older table below (all of it under
+// FLAGOS_CUDA_QGEMV=auto_old). auto (measured, H200, 18944 x 3584): mma for M >= 2 (M = 16: 35-77 us
 // against 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us; dp4a 27.1); vec for q8_0 (31.4 us,
 // mma 36.9) and q6_k (35.8 us, mma 48.4) at M = 1.
-enum class QgemvVariant { automatic, dp4a, vec, mma, mma2, smem };
+enum class QgemvVariant { automatic, automatic_old, dp4a, vec, mma, mma2, smem, ring, ring2 };
 QgemvVariant qgemv_variant() {
   static const QgemvVariant v = [] {
     const char* e = std::getenv("FLAGOS_CUDA_QGEMV");
@@ -1076,8 +1260,12 @@ QgemvVariant qgemv_variant() {
     if (s == "mma") return QgemvVariant::mma;
     if (s == "mma2") return QgemvVariant::mma2;
     if (s == "smem") return QgemvVariant::smem;
+    if (s == "ring") return QgemvVariant::ring;
+    if (s == "ring2") return QgemvVariant::ring2;
+    if (s == "auto_old") return QgemvVariant::automatic_old;
     if (!s.empty() && s != "auto")
-      throw InvalidArgument("FLAGOS_CUDA_QGEMV: unknown variant '" + s + "' (dp4a, vec, mma, mma2, smem or auto)");
+      throw InvalidArgument("FLAGOS_CUDA_QGEMV: unknown variant '" + s +
+                            "' (dp4a, vec, mma, mma2, smem, ring, ring2, auto_old or auto)");
     return QgemvVariant::automatic;
   }();
   return v;
@@ -1107,11 +1295,25 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   const auto* wp = static_cast<const uint8_t*>(W.data());
   const int ydt = out_kind(Y.dtype());
   void* yp = Y.data();
-  const QgemvVariant var = qgemv_variant();
+  QgemvVariant var = qgemv_variant();
+  // the auto table before ring (FLAGOS_CUDA_QGEMV=auto_old; formats without an mma kernel under auto)
+  const bool au = var == QgemvVariant::automatic || var == QgemvVariant::automatic_old;
   if constexpr (has_mma_kernel<Q>()) {
+    // auto: ring where every CTA of the one-wave grid gets 6 tiles or more (the tile is its unit of
+    // work: at most one tile more than another CTA, <= 17% idle); fewer rows (e.g. N = 3584 or 4608)
+    // keep the older table
+    if (var == QgemvVariant::automatic && (N + kRRows - 1) / kRRows >= 6 * static_cast<int64_t>(sm_count(device)))
+      var = QgemvVariant::ring;
+    if (var == QgemvVariant::ring || var == QgemvVariant::ring2) {
+      const int64_t wrs = N == 1 ? K / QTraits<Q>::n * QTraits<Q>::bytes : W.stride(0);
+      if (var == QgemvVariant::ring) launch_ring<Q, 1>(wp, wrs, N, K, qa, da, M, bias, yp, ydt, device, s);
+      else launch_ring<Q, 2>(wp, wrs, N, K, qa, da, M, bias, yp, ydt, device, s);
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
     // auto, measured the same day at 23:45: q6_k at 2 <= M <= 16 on smem (M = 2 / 4 / 16: 37.3 / 39.5 /
     // 66.6 us vs mma 49.5 / 51.6 / 75.8)
-    if (var == QgemvVariant::smem || (var == QgemvVariant::automatic && Q == DType::q6_k && M >= 2 && M <= 16)) {
+    if (var == QgemvVariant::smem || (au && Q == DType::q6_k && M >= 2 && M <= 16)) {
       launch_smem<Q>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
       CUDA_CHECK_LAUNCH();
       return;
@@ -1120,12 +1322,12 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
     // and for q4_k at M = 1 (20.1 us vs 27.1 dp4a); vec for q8_0 / q6_k at M = 1 (31.4 / 35.8 us vs
     // mma 36.9 / 48.4)
     const bool want = var == QgemvVariant::mma || var == QgemvVariant::mma2 ||
-                      (var == QgemvVariant::automatic && (Q == DType::q4_k || M > 1));
+                      (au && (Q == DType::q4_k || M > 1));
     // q4_k reads 8- and 16-byte pieces of its 144-byte blocks; q8_0 / q6_k 2-byte halves
     const bool ok = Q != DType::q4_k || (aligned16(wp) && W.stride(0) % 16 == 0);
     if (want && ok) {
       // auto: q4_k at M >= 2 decodes each block once for all token tiles (mma2: M = 16 29.6 us vs 34.8)
-      if (var == QgemvVariant::mma2 || (var == QgemvVariant::automatic && Q == DType::q4_k && M >= 2))
+      if (var == QgemvVariant::mma2 || (au && Q == DType::q4_k && M >= 2))
         launch_mma<Q, true>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
       else launch_mma<Q, false>(wp, W.stride(0), N, K, qa, da, M, bias, yp, ydt, s);
       CUDA_CHECK_LAUNCH();
@@ -1133,7 +1335,7 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
     }
   }
   // auto: q4_k is slower on the wide-load kernel (28.4 vs 27.1 us at M = 1): dp4a when mma cannot run
-  const bool vec_wanted = var == QgemvVariant::vec || (var == QgemvVariant::automatic && Q != DType::q4_k);
+  const bool vec_wanted = var == QgemvVariant::vec || (au && Q != DType::q4_k);
   if constexpr (has_vec_kernel<Q>()) {
     if (vec_wanted) {
       // wide-load kernel: q4_k needs 16-byte aligned blocks; q8_0 / q6_k stage contiguous rows
