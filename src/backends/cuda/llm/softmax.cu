@@ -468,7 +468,10 @@ void launch_row1(const RowArgs<T>& ra, cudaStream_t s) {
 
 // ---- rows of 32K..160K values (vocabularies): the one-read kernel over a cluster of 16 CTAs
 // (a non-portable cluster size) or 8. FLAGOS_CUDA_SOFTMAX_LONG (read once) picks the variant:
-//   c16  (default) 16 CTAs x 256 threads x 40 values, 3 CTAs per SM (80 registers); c8 where a
+//   auto (default) c16s for f32 rows, block for 16-bit rows: H200 2026-11-30 01:40, us at [64,152064]
+//        f32 c16s 39.2 / c16 54.9 / block 44.8 (log_softmax 43.2 / 55.3 / 44.3), bf16 block 30.3 /
+//        c16s 33.1 / c16 38.1; [1,152064] f32 c16s 9.6 / c16w 8.2 / block 12.5;
+//   c16  16 CTAs x 256 threads x 40 values, 3 CTAs per SM (80 registers); c8 where a
 //        cluster of 16 does not launch on the device;
 //   c16w 16 CTAs x 512 threads x 20 values (24 for 16-bit types), 2 CTAs per SM;
 //   c8   8 CTAs x 1024 threads x 20 values (24 for 16-bit types), 1 CTA per SM (portable size);
@@ -477,17 +480,18 @@ void launch_row1(const RowArgs<T>& ra, cudaStream_t s) {
 //   block: the block path (split into segments; the behavior before these kernels).
 // The register variants hold up to 163840 values a row (f32; more for 16-bit types); longer rows
 // take the block path.
-enum class LongVariant { c16, c16w, c8, c16s, block };
+enum class LongVariant { automatic, c16, c16w, c8, c16s, block };
 LongVariant long_variant() {
   static const LongVariant p = [] {
     const char* e = std::getenv("FLAGOS_CUDA_SOFTMAX_LONG");
     const std::string v = e ? e : "";
-    if (v.empty() || v == "c16") return LongVariant::c16;
+    if (v.empty() || v == "auto") return LongVariant::automatic;
+    if (v == "c16") return LongVariant::c16;
     if (v == "c16w") return LongVariant::c16w;
     if (v == "c8") return LongVariant::c8;
     if (v == "c16s") return LongVariant::c16s;
     if (v == "block") return LongVariant::block;
-    throw InvalidArgument("FLAGOS_CUDA_SOFTMAX_LONG: '" + v + "' is none of c16, c16w, c8, c16s, block");
+    throw InvalidArgument("FLAGOS_CUDA_SOFTMAX_LONG: '" + v + "' is none of auto, c16, c16w, c8, c16s, block");
   }();
   return p;
 }
@@ -608,7 +612,10 @@ bool try_row1(const KernelArgs& a, const RowArgs<T>& ra, cudaStream_t s) {
     const int dev = a.stream.device().index;
     if (ra.n > 4 * 256 * kRow1Values) {
       if (p != LongPath::cluster) return false;
-      switch (long_variant()) {
+      LongVariant v = long_variant();
+      if (v == LongVariant::automatic) v = sizeof(T) == 4 ? LongVariant::c16s : LongVariant::block;
+      switch (v) {
+        case LongVariant::automatic:
         case LongVariant::block: return false;
         case LongVariant::c16w: return try_long<T, kLog, LongVariant::c16w>(ra, dev, s);
         case LongVariant::c8: return try_long<T, kLog, LongVariant::c8>(ra, dev, s);
