@@ -13,8 +13,9 @@
 // Otherwise a strided path reads the row per pass. FLAGOS_CUDA_NORM_PATH=ring|ring3|ringbal|tma|tma3|
 // warp|block|block1|block2|strided (read once) forces a path wherever it applies (A/B in one job).
 // Compute is f32 (f64 for f64), sums reduced over the warp/block, 1/sqrt in double (rsqrt in ring_row); f16/bf16
-// rounded once at the store. layer_norm's mean and variance come from one reduction of per-thread (count, mean,
-// squared deviations) merged pairwise (Chan et al.); FLAGOS_CUDA_NORM_REDUCE=old restores two reductions. add_rms_norm normalizes the residual as stored (rounded to its dtype).
+// rounded once at the store. layer_norm's mean and variance come from one reduction of the sums of x - x[0] and
+// its square (see shift_ok: a second pass where x[0] is far from the row's mean); FLAGOS_CUDA_NORM_REDUCE=old:
+// always two reductions. add_rms_norm normalizes the residual as stored (rounded to its dtype).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -77,37 +78,6 @@ __device__ __forceinline__ C warp_sum(C v) {
   return v;
 }
 
-// layer_norm statistics in one reduction: each thread's (count, mean, sum of squared deviations from
-// that mean) over its own values, merged pairwise by Chan et al.'s update (as stable as two passes:
-// no E[x^2] - E[x]^2 cancellation), so a row needs one shuffle tree (and one block barrier) instead
-// of two.
-template <typename C>
-__device__ __forceinline__ C div_fast(C x, C y) {  // f32: no slow-path call (it spilled in the ring body)
-  if constexpr (std::is_same_v<C, float>) return __fdividef(x, y);
-  else return x / y;
-}
-template <typename C>
-struct Moments {
-  C n, mean, m2;
-};
-template <typename C>
-__device__ __forceinline__ Moments<C> merge(const Moments<C>& a, const Moments<C>& b) {
-  const C n = a.n + b.n;
-  if (b.n == C(0)) return a;
-  if (a.n == C(0)) return b;
-  const C d = b.mean - a.mean, fb = div_fast(b.n, n);
-  return {n, a.mean + d * fb, a.m2 + b.m2 + d * d * a.n * fb};
-}
-template <typename C>
-__device__ __forceinline__ Moments<C> warp_moments(Moments<C> v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const Moments<C> u{__shfl_xor_sync(0xffffffffu, v.n, o), __shfl_xor_sync(0xffffffffu, v.mean, o),
-                       __shfl_xor_sync(0xffffffffu, v.m2, o)};
-    v = (threadIdx.x & o) ? merge(u, v) : merge(v, u);  // lower lane's moments first: every lane agrees
-  }
-  return v;
-}
 // Sum over the block with one barrier (for kernels that reduce once: the scratch is never reused):
 // warp sums to shared memory, then every warp folds the partials in the same order.
 template <typename C>
@@ -118,13 +88,24 @@ __device__ __forceinline__ C block_sum_once(C v, C* scratch) {
   __syncthreads();
   return warp_sum(lane < nwarps ? scratch[lane] : C(0));
 }
+// Two sums over the block with one barrier (scratch: 64 values, not reused by the kernel).
 template <typename C>
-__device__ __forceinline__ Moments<C> block_moments_once(Moments<C> v, Moments<C>* scratch) {
+__device__ __forceinline__ void block_sum2_once(C& u, C& v, C* scratch) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = static_cast<int>(blockDim.x >> 5);
-  v = warp_moments(v);
-  if (lane == 0) scratch[warp] = v;
+  u = warp_sum(u), v = warp_sum(v);
+  if (lane == 0) scratch[warp] = u, scratch[32 + warp] = v;
   __syncthreads();
-  return warp_moments(lane < nwarps ? scratch[lane] : Moments<C>{C(0), C(0), C(0)});
+  u = warp_sum(lane < nwarps ? scratch[lane] : C(0));
+  v = warp_sum(lane < nwarps ? scratch[32 + lane] : C(0));
+}
+
+// layer_norm statistics in one reduction: sums of d = x - k0 and d^2 about the row's first element k0,
+// then mean = k0 + S1 / H and var = S2 / H - (S1 / H)^2. The subtraction loses about
+// (1 + (mean - k0)^2 / var) ulps of the variance, so when (mean - k0)^2 > 8 var (k0 an outlier of its
+// row; also NaN rows) the caller redoes the squared deviations about the mean (a second reduction).
+template <typename C>
+__device__ __forceinline__ bool shift_ok(C md, C var) {
+  return md * md <= C(8) * var;
 }
 
 template <NormKind K, typename T, typename W, int VPT, bool WARP>
@@ -160,41 +141,56 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a, int64_t rows) {
       } else {
         v[k] = px;
       }
+      if constexpr (K != NormKind::layer)
 #pragma unroll
-      for (int e = 0; e < VE; ++e) {
-        const C x = static_cast<C>(to_f(v[k].v[e]));
-        s1 += K == NormKind::layer ? x : x * x;
-      }
+        for (int e = 0; e < VE; ++e) {
+          const C x = static_cast<C>(to_f(v[k].v[e]));
+          s1 += x * x;
+        }
     }
   }
   C mean = 0, r;
   if constexpr (K == NormKind::layer) {
-    int nv = 0;  // this thread's vectors
-#pragma unroll
-    for (int k = 0; k < VPT; ++k) nv += static_cast<int64_t>(k) * nthr + tid < nvec ? 1 : 0;
-    Moments<C> m{static_cast<C>(nv * VE), C(0), C(0)};
-    if (!a.old_reduce && nv > 0) m.mean = div_fast(s1, m.n);
-    // deviations from the thread's own mean (old path: from the row mean, after a first reduction)
-    if (a.old_reduce) mean = reduce(s1) / static_cast<C>(a.H);
-    const C c = a.old_reduce ? mean : m.mean;
+    // sums about k0 (old path: about 0, then the squared deviations about the mean: two reductions)
+    const C k0 = a.old_reduce ? C(0) : static_cast<C>(to_f(xr[0]));
+    C s2 = 0;
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       const int64_t iv = static_cast<int64_t>(k) * nthr + tid;
       if (iv < nvec)
 #pragma unroll
         for (int e = 0; e < VE; ++e) {
-          const C d = static_cast<C>(to_f(v[k].v[e])) - c;
-          m.m2 += d * d;
+          const C d = static_cast<C>(to_f(v[k].v[e])) - k0;
+          s1 += d, s2 += d * d;
         }
     }
-    C s2;
-    if (a.old_reduce) {
-      s2 = reduce(m.m2);
+    bool exact = a.old_reduce;
+    if (!exact) {
+      __shared__ C scratch2[64];
+      if constexpr (WARP) s1 = warp_sum(s1), s2 = warp_sum(s2);
+      else block_sum2_once(s1, s2, scratch2);
+      const C md = s1 / static_cast<C>(a.H);
+      s2 = s2 / static_cast<C>(a.H) - md * md;  // the variance
+      mean = k0 + md;
+      exact = !shift_ok(md, s2);
+      if (!exact) s2 *= static_cast<C>(a.H);
     } else {
-      __shared__ Moments<C> mscratch[32];
-      if constexpr (WARP) m = warp_moments(m);
-      else m = block_moments_once(m, mscratch);
-      mean = m.mean, s2 = m.m2;
+      mean = reduce(s1) / static_cast<C>(a.H);
+    }
+    if (exact) {  // squared deviations about the mean
+      s2 = 0;
+#pragma unroll
+      for (int k = 0; k < VPT; ++k) {
+        const int64_t iv = static_cast<int64_t>(k) * nthr + tid;
+        if (iv < nvec)
+#pragma unroll
+          for (int e = 0; e < VE; ++e) {
+            const C d = static_cast<C>(to_f(v[k].v[e])) - mean;
+            s2 += d * d;
+          }
+      }
+      if constexpr (WARP) s2 = warp_sum(s2);
+      else s2 = block_sum(s2, scratch);  // two barriers: scratch may have been used by the mean's sum
     }
     r = static_cast<C>(1.0 / sqrt(static_cast<double>(s2) / static_cast<double>(a.H) + a.eps));
   } else {
@@ -258,35 +254,49 @@ __device__ __forceinline__ void ring_row(const NormArgs<T, W>& a, Pack<T, 16 / s
       *reinterpret_cast<P*>(a.res + row * a.rs + static_cast<int64_t>(v) * VE) = pv;
       st[v] = pv;
     }
+    if constexpr (K != NormKind::layer)
 #pragma unroll
-    for (int e = 0; e < VE; ++e) {
-      const C x = static_cast<C>(to_f(pv.v[e]));
-      s1 += K == NormKind::layer ? x : x * x;
-    }
+      for (int e = 0; e < VE; ++e) {
+        const C x = static_cast<C>(to_f(pv.v[e]));
+        s1 += x * x;
+      }
   }
   C mean = 0, r;
   if constexpr (K == NormKind::layer) {
-    // one shuffle tree of (count, mean, squared deviations) per lane (old path: two, mean first)
-    const int nv = lane < nvec ? (nvec - lane + 31) / 32 : 0;
-    Moments<C> m{static_cast<C>(nv * VE), C(0), C(0)};
-    if (a.old_reduce) mean = warp_sum(s1) * static_cast<C>(a.inv_h);
-    else if (nv > 0) m.mean = div_fast(s1, m.n);
-    const C c = a.old_reduce ? mean : m.mean;
+    // sums about k0 in one shuffle tree (old path: the mean first, then squared deviations about it)
+    const C k0 = a.old_reduce ? C(0) : static_cast<C>(to_f(st[0].v[0]));
+    C s2 = 0;
 #pragma unroll 4
     for (int v = lane; v < nvec; v += 32) {
       const P pv = st[v];
 #pragma unroll
       for (int e = 0; e < VE; ++e) {
-        const C d = static_cast<C>(to_f(pv.v[e])) - c;
-        m.m2 += d * d;
+        const C d = static_cast<C>(to_f(pv.v[e])) - k0;
+        s1 += d, s2 += d * d;
       }
     }
-    C s2;
-    if (a.old_reduce) {
-      s2 = warp_sum(m.m2);
+    s1 = warp_sum(s1);
+    mean = k0 + s1 * static_cast<C>(a.inv_h);
+    bool exact = a.old_reduce;
+    if (!exact) {
+      s2 = warp_sum(s2);
+      const C md = s1 * static_cast<C>(a.inv_h), var = s2 * static_cast<C>(a.inv_h) - md * md;
+      exact = !shift_ok(md, var);
+    }
+    if (exact) {
+      s2 = 0;
+#pragma unroll 4
+      for (int v = lane; v < nvec; v += 32) {
+        const P pv = st[v];
+#pragma unroll
+        for (int e = 0; e < VE; ++e) {
+          const C d = static_cast<C>(to_f(pv.v[e])) - mean;
+          s2 += d * d;
+        }
+      }
+      s2 = warp_sum(s2);
     } else {
-      m = warp_moments(m);
-      mean = m.mean, s2 = m.m2;
+      s2 -= s1 * s1 * static_cast<C>(a.inv_h);  // H * var
     }
     r = static_cast<C>(rsqrt(static_cast<double>(s2) * a.inv_h + a.eps));
   } else {
