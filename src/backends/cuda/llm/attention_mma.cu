@@ -446,6 +446,42 @@ __device__ __forceinline__ void wg_issue_pv(float (&o)[DR][32], const uint32_t (
       wgmma_rs<T>(o[n], pa[kk], sdesc(sv(st) + n * (BN * 128) + kk * (16 * 128), 1024, 1024));
   wg_commit();
 }
+// Online softmax of the S tile (raw scores s, log2-domain scale scl; masked scores -inf) with a
+// lazy running max (fattn4): the base m of a row's exponentials moves only when the tile's max
+// exceeds it by more than kLazyMax (log2 domain), so P <= 2^kLazyMax and O and l are rescaled
+// (alpha != 1) only then; the result is exact after the final O / l (numerator and denominator
+// share the base). Max and sum reduced over 4 independent partials (shorter dependency chains
+// than one running value). s becomes P (f32); alpha[hr] = 1 exactly when row hr keeps its base.
+constexpr float kLazyMax = 8.f;  // 2^8 = 256: no overflow of P in bf16 / f16, nor of l in f32
+template <int BN>
+__device__ __forceinline__ void lazy_softmax_rows(float (&s)[BN / 2], float (&mrow)[2], float (&lrow)[2],
+                                                  float (&alpha)[2], float scl) {
+  constexpr int NT = BN / 8;
+#pragma unroll
+  for (int hr = 0; hr < 2; ++hr) {
+    float m4[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) m4[nt & 3] = fmaxf(m4[nt & 3], fmaxf(s[nt * 4 + 2 * hr], s[nt * 4 + 2 * hr + 1]));
+    float mt = fmaxf(fmaxf(m4[0], m4[1]), fmaxf(m4[2], m4[3]));
+    mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+    mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+    const float mts = mt * scl;                                  // the tile's row max, log2 domain
+    const float mnew = mts > mrow[hr] + kLazyMax ? mts : mrow[hr];  // -inf > -inf + 8: false
+    const float base = mnew == -INFINITY ? 0.f : mnew;             // nothing visible so far: p = 0
+    alpha[hr] = ex2(mrow[hr] - base);                              // ex2(0) = 1 when kept
+    mrow[hr] = mnew;
+    float l4[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt) {
+      const float p0 = ex2(fmaf(s[nt * 4 + 2 * hr], scl, -base));
+      const float p1 = ex2(fmaf(s[nt * 4 + 2 * hr + 1], scl, -base));
+      s[nt * 4 + 2 * hr] = p0;
+      s[nt * 4 + 2 * hr + 1] = p1;
+      l4[nt & 3] += p0 + p1;
+    }
+    lrow[hr] = lrow[hr] * alpha[hr] + ((l4[0] + l4[1]) + (l4[2] + l4[3]));  // per-thread partial
+  }
+}
 #undef FLAGOS_WG_ACC
 #undef FLAGOS_WG_OUT
 #undef FLAGOS_WG_ACC64
@@ -670,7 +706,7 @@ constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [BN keys], up
   return static_cast<size_t>(128 + S * 2 * BN) * D * 2 + 128 + 1024;
 }
 
-template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false>
+template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false>
 __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__ WgArgs w) {
 #ifdef FLAGOS_ATTN_WGMMA
   static_assert((SPLIT ? 4 : 2) * S * 8 <= 128, "mbarrier area");
@@ -847,25 +883,29 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       } else if (edge) {  // diagonal / window / last tiles only
         wg_mask_tile<BN>(s, a, j0, qi0, t4);
       }
+      if constexpr (LAZY) {
+        lazy_softmax_rows<BN>(s, mrow, lrow, alpha, scl);
+      } else {
 #pragma unroll
-      for (int hr = 0; hr < 2; ++hr) {
-        float mt = -INFINITY;
+        for (int hr = 0; hr < 2; ++hr) {
+          float mt = -INFINITY;
 #pragma unroll
-        for (int nt = 0; nt < BN / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt * 4 + 2 * hr], s[nt * 4 + 2 * hr + 1]));
-        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
-        mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
-        const float mnew = fmaxf(mrow[hr], mt * scl);  // log2 domain
-        const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
-        alpha[hr] = ex2(mrow[hr] - base);
-        mrow[hr] = mnew;
-        float sum = 0.f;
+          for (int nt = 0; nt < BN / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt * 4 + 2 * hr], s[nt * 4 + 2 * hr + 1]));
+          mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+          mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+          const float mnew = fmaxf(mrow[hr], mt * scl);  // log2 domain
+          const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
+          alpha[hr] = ex2(mrow[hr] - base);
+          mrow[hr] = mnew;
+          float sum = 0.f;
 #pragma unroll
-        for (int nt = 0; nt < BN / 8; ++nt) {
-          s[nt * 4 + 2 * hr] = ex2(fmaf(s[nt * 4 + 2 * hr], scl, -base));
-          s[nt * 4 + 2 * hr + 1] = ex2(fmaf(s[nt * 4 + 2 * hr + 1], scl, -base));
-          sum += s[nt * 4 + 2 * hr] + s[nt * 4 + 2 * hr + 1];
+          for (int nt = 0; nt < BN / 8; ++nt) {
+            s[nt * 4 + 2 * hr] = ex2(fmaf(s[nt * 4 + 2 * hr], scl, -base));
+            s[nt * 4 + 2 * hr + 1] = ex2(fmaf(s[nt * 4 + 2 * hr + 1], scl, -base));
+            sum += s[nt * 4 + 2 * hr] + s[nt * 4 + 2 * hr + 1];
+          }
+          lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
         }
-        lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
       }
     };
     auto to_p = [&] { wg_to_p<T, BN>(pa, s); };  // P as the A fragments of P V
@@ -959,11 +999,11 @@ void launch_wgmma(const WgArgs& w, cudaStream_t s) {
   CUDA_CHECK_LAUNCH();
 }
 
-template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false>
+template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false>
 void launch_ws(const WgArgs& w, cudaStream_t s) {
   constexpr size_t smem = ws_smem<D, S, BN>();
   static_assert(smem <= 227 * 1024, "shared memory per block");
-  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT>;
+  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY>;
   CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
   fn<<<static_cast<unsigned>(blocks), 384, smem, s>>>(w);
@@ -978,12 +1018,15 @@ void launch_ws(const WgArgs& w, cudaStream_t s) {
 //   kv    K and V on separate barriers (K handed back once Q K^T is done), 128 keys, 3 stages
 //   n176  no causal mask and no window: 176-key tiles, 2 stages, K/V barriers; else kv
 //   n176c n176 for every mask (causal and window too)
-// The kv/n176/n176c variants cover D = 128 (D = 64 runs pp).
-enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c };
+//   n176r n176 with the lazy running max (lazy_softmax_rows) without a mask; kv when masked
+//   n176ra the lazy running max for every case: n176r without a mask, kv + lazy max when masked
+// The kv/n176/n176c/n176r/n176ra variants cover D = 128 (D = 64 runs pp).
+enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
 // pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
-constexpr HopperKernel kDefaultHopperKernel = HopperKernel::n176;
+// fattn4 (not yet measured on a GPU): n176r, the same kernels with the lazy max without a mask.
+constexpr HopperKernel kDefaultHopperKernel = HopperKernel::n176r;
 HopperKernel hopper_kernel() {
   static const HopperKernel k = [] {
     const char* old = std::getenv("FLAGOS_CUDA_FATTN_OLD");
@@ -995,8 +1038,11 @@ HopperKernel hopper_kernel() {
     if (v == "kv") return HopperKernel::kv;
     if (v == "n176") return HopperKernel::n176;
     if (v == "n176c") return HopperKernel::n176c;
+    if (v == "n176r") return HopperKernel::n176r;
+    if (v == "n176ra") return HopperKernel::n176ra;
     if (!v.empty())
-      throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) + ": expected pp, ws, kv, n176 or n176c");
+      throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) +
+                               ": expected pp, ws, kv, n176, n176c, n176r or n176ra");
     return kDefaultHopperKernel;
   }();
   return k;
@@ -1038,7 +1084,11 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     HopperKernel hk = hopper_kernel();
     const bool pos_scale = ma.scale_log2 > 0.f;  // the warp-specialized kernel folds it into exp2
     if (!pos_scale) hk = HopperKernel::old;
-    if (hk == HopperKernel::n176 && (ma.causal || ma.window > 0)) hk = HopperKernel::kv;  // dense key ranges only
+    const bool masked = ma.causal || ma.window > 0;
+    // lazy running max: n176r without a mask, n176ra always
+    const bool lazy = hk == HopperKernel::n176ra || (hk == HopperKernel::n176r && !masked);
+    if (hk == HopperKernel::n176r || hk == HopperKernel::n176ra) hk = HopperKernel::n176;
+    if (hk == HopperKernel::n176 && masked) hk = HopperKernel::kv;  // dense key ranges only
     if (hk == HopperKernel::n176c) hk = HopperKernel::n176;
     if ((hk == HopperKernel::kv || hk == HopperKernel::n176) && D != 128) hk = HopperKernel::ws_pingpong;
     const int bn = hk == HopperKernel::n176 ? 176 : 128;  // TMA box rows
@@ -1049,9 +1099,9 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     auto go = [&](auto tag) {
       using TT = decltype(tag);
       if (tma && pos_scale && D == 128 && hk == HopperKernel::kv)
-        launch_ws<TT, 128, 3, true, 128, true>(w, s);
+        lazy ? launch_ws<TT, 128, 3, true, 128, true, true>(w, s) : launch_ws<TT, 128, 3, true, 128, true>(w, s);
       else if (tma && pos_scale && D == 128 && hk == HopperKernel::n176)
-        launch_ws<TT, 128, 2, true, 176, true>(w, s);
+        lazy ? launch_ws<TT, 128, 2, true, 176, true, true>(w, s) : launch_ws<TT, 128, 2, true, 176, true>(w, s);
       else if (tma && pos_scale && hk == HopperKernel::ws_pingpong)
         D == 64 ? launch_ws<TT, 64, 4, true>(w, s) : launch_ws<TT, 128, 3, true>(w, s);
       else if (tma && pos_scale && hk == HopperKernel::ws)
