@@ -483,6 +483,14 @@ std::vector<AttnCase> attn_cases() {
       // so both rings wrap, GQA 4:1 through views, an empty second consumer (Tq 64), softcap
       v.push_back({d, t, 2, 4, 1, 200, 1500, 128, 128, false, 0, 0, 0, true, 0});
       v.push_back({d, t, 1, 2, 1, 64, 1100, 128, 128, false, 0, 25.0, 0, false, 0});
+      // the lazy running max (n176r / n176ra: the base of the exponentials moves only when a tile's
+      // max exceeds it by 2^8): large scales so that row maxima grow by more than that across
+      // tiles (O and l rescaled) and P reaches 256; tile edges at 175/176/177/352 keys
+      v.push_back({d, t, 1, 2, 1, 200, 1500, 128, 128, false, 0, 0, 0, false, 2.0});
+      v.push_back({d, t, 1, 4, 2, 300, 700, 128, 128, true, 0, 0, 0, false, 1.5});
+      v.push_back({d, t, 1, 2, 1, 177, 352, 128, 128, false, 0, 0, 0, false, 0.7});
+      v.push_back({d, t, 1, 2, 2, 176, 177, 128, 128, false, 0, 0, 0, true, 0});
+      v.push_back({d, t, 1, 2, 1, 175, 175, 128, 128, true, 60, 0, 0, false, 3.0});
     }
     // f32 prefill on the register-tiled CUDA kernel (>= 16 query rows, D = Dv in {64, 128}; 64-row
     // query tiles, 32-key tiles): the minimum 16 rows, partial tiles on a cache with GQA 3:1, a

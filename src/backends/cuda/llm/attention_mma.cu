@@ -701,6 +701,9 @@ __global__ void __launch_bounds__(NWG * 128, 1) attn_wgmma_kernel(const __grid_c
 // SPLIT (fattn3 variants): K and V of a stage have their own full/empty mbarriers, so K of a stage
 // is handed back as soon as Q K^T of its tile is done (P V of the tile before still running) and
 // 2 stages suffice; BN (keys per tile) 128 or 176 (192 spills: 420 bytes at 240 registers).
+// LAZY (fattn4, SPLIT only): lazy_softmax_rows (the exponentials' base moves only when a tile's max
+// exceeds it by 2^8; O rescaled only then), and the wait for P V in the branches on the rescale
+// vote, which keeps ptxas from scheduling that wait ahead of the softmax (it did in one block).
 template <int D, int S, int BN = 128>
 constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [BN keys], up to 4 S mbarriers; + 1024 alignment
   return static_cast<size_t>(128 + S * 2 * BN) * D * 2 + 128 + 1024;
@@ -712,6 +715,7 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
   static_assert((SPLIT ? 4 : 2) * S * 8 <= 128, "mbarrier area");
   static_assert(BN == 128 || (SPLIT && BN == 176), "key tile");
   static_assert(SPLIT ? S >= 2 : S >= 3, "stages");
+  static_assert(!LAZY || SPLIT, "the lazy-max loop releases K and V separately");
   const MmaArgs& a = w.a;
   constexpr int BM = 128, DR = D / 64, NS = BN / 2;  // NS: S accumulators per thread
   constexpr uint32_t kQBytes = BM * D * 2, kTile = BN * D * 2;
@@ -806,7 +810,12 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
     for (int n = 0; n < DR; ++n)
 #pragma unroll
       for (int i = 0; i < 32; ++i) o[n][i] = 0.f;
+    // LAZY: zeroed once; Q K^T's first k-step ignores the accumulators (scale-d 0), so later
+    // tiles reuse the registers as they are (no per-tile zeroing)
     float s[NS];
+    if constexpr (LAZY)
+#pragma unroll
+      for (int i = 0; i < NS; ++i) s[i] = 0.f;
     uint32_t pa[BN / 16][4];
     float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f}, alpha[2] = {1.f, 1.f};
 
@@ -838,8 +847,9 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
     };
     auto qk = [&](int tile) {  // issue S = Q K^T of a tile (one commit group)
       const int st = tile % S;
+      if constexpr (!LAZY)
 #pragma unroll
-      for (int i = 0; i < NS; ++i) s[i] = 0.f;
+        for (int i = 0; i < NS; ++i) s[i] = 0.f;
       wg_fence();
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
@@ -932,17 +942,39 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       reg_fence(s);
       if constexpr (SPLIT) release(it + 1);  // K of tile it + 1 read
       softmax(jbeg + static_cast<int64_t>(it + 1) * BN);
-      wg_wait<0>();
+      if constexpr (LAZY) {
+        // the wait for P V sits in the branches on the rescale vote. In one basic block with the
+        // softmax, ptxas scheduled the wait first (SASS of n176: WARPGROUP.DEPBAR.LE gsb0, 0x0
+        // ahead of the softmax's shuffles and exponentials): the softmax did not overlap the P V.
+        auto pv_done = [&] {
+          wg_wait<0>();
 #pragma unroll
-      for (int n = 0; n < DR; ++n) reg_fence(o[n]);
-      reg_fence(pa);
-      if constexpr (SPLIT) vrelease(it);  // V of tile it read
-      else release(it);  // K (Q K^T of tile it) and V (P V of tile it) read
-      if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
+          for (int n = 0; n < DR; ++n) reg_fence(o[n]);
+          reg_fence(pa);
+        };
+        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
+          pv_done();
 #pragma unroll
-        for (int n = 0; n < DR; ++n)
+          for (int n = 0; n < DR; ++n)
 #pragma unroll
-          for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
+            for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
+        } else {
+          pv_done();
+        }
+        vrelease(it);  // V of tile it read
+      } else {
+        wg_wait<0>();
+#pragma unroll
+        for (int n = 0; n < DR; ++n) reg_fence(o[n]);
+        reg_fence(pa);
+        if constexpr (SPLIT) vrelease(it);  // V of tile it read
+        else release(it);  // K (Q K^T of tile it) and V (P V of tile it) read
+        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
+#pragma unroll
+          for (int n = 0; n < DR; ++n)
+#pragma unroll
+            for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
+        }
       }
       to_p();
     }
