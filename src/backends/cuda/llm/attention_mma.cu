@@ -818,6 +818,10 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       for (int i = 0; i < NS; ++i) s[i] = 0.f;
     uint32_t pa[BN / 16][4];
     float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f}, alpha[2] = {1.f, 1.f};
+    // LAZY: matrix descriptors of this warpgroup's Q and of stage 0's K; any operand's is one of
+    // these plus its byte offset / 16 (the start field holds (address & 0x3FFFF) >> 4 in its low
+    // 14 bits, and every address here is 16-byte aligned and below 2^18, so nothing carries out)
+    [[maybe_unused]] const uint64_t dq0 = sdesc(sq + cw * (64 * 128), 1024, 1024), dk0 = sdesc(sk(0), 1024, 1024);
 
     // GEMM turns (PP): step k of nsteps; consumer 0 goes first; each waits for the other's
     // previous turn and hands the turn over after issuing (the last hand-over is dropped so that
@@ -851,18 +855,43 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
 #pragma unroll
         for (int i = 0; i < NS; ++i) s[i] = 0.f;
       wg_fence();
+      if constexpr (LAZY) {  // descriptors as the base's plus constants (see dq0)
+        const uint64_t dk = dk0 + static_cast<uint64_t>(st) * ((2 * kTile) >> 4);
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t qa = sq + (kk >> 2) * (BM * 128) + cw * (64 * 128) + (kk & 3) * 32;
-        const uint32_t ka = sk(st) + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
-        if constexpr (BN == 128)
-          wgmma_ss<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
-        else
-          wgmma_ss_wide<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const uint64_t qo = ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16;
+          const uint64_t ko = ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16;
+          if constexpr (BN == 128)
+            wgmma_ss<T, BN>(s, dq0 + qo, dk + ko, kk > 0);
+          else
+            wgmma_ss_wide<T, BN>(s, dq0 + qo, dk + ko, kk > 0);
+        }
+      } else {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk) {
+          const uint32_t qa = sq + (kk >> 2) * (BM * 128) + cw * (64 * 128) + (kk & 3) * 32;
+          const uint32_t ka = sk(st) + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
+          if constexpr (BN == 128)
+            wgmma_ss<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
+          else
+            wgmma_ss_wide<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
+        }
       }
       wg_commit();
     };
-    auto pv = [&](int tile) { wg_issue_pv<T, BN, DR>(o, pa, sv, tile % S); };  // O += P V of a tile
+    auto pv = [&](int tile) {  // O += P V of a tile
+      if constexpr (LAZY) {
+        const uint64_t dv = dk0 + (kTile >> 4) + static_cast<uint64_t>(tile % S) * ((2 * kTile) >> 4);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+          for (int n = 0; n < DR; ++n) wgmma_rs<T>(o[n], pa[kk], dv + (n * (BN * 128) + kk * (16 * 128)) / 16);
+        wg_commit();
+      } else {
+        wg_issue_pv<T, BN, DR>(o, pa, sv, tile % S);
+      }
+    };
     // scale, softcap, masks and the online softmax of S (tile at key j0): s becomes P, alpha the
     // rescale of the rows' previous O
     auto softmax = [&](int64_t j0) {
