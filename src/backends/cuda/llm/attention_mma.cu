@@ -1081,8 +1081,9 @@ void launch_ws(const WgArgs& w, cudaStream_t s) {
 //   n176c n176 for every mask (causal and window too)
 //   n176r n176 with the lazy running max (lazy_softmax_rows) without a mask; kv when masked
 //   n176ra the lazy running max for every case: n176r without a mask, kv + lazy max when masked
-// The kv/n176/n176c/n176r/n176ra variants cover D = 128 (D = 64 runs pp).
-enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra };
+//   kvr   kv + lazy max for every case (128-key tiles without a mask too: no partial last tile at T 4096)
+// The kv/n176/n176c/n176r/n176ra/kvr variants cover D = 128 (D = 64 runs pp).
+enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
 // pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
@@ -1102,9 +1103,10 @@ HopperKernel hopper_kernel() {
     if (v == "n176c") return HopperKernel::n176c;
     if (v == "n176r") return HopperKernel::n176r;
     if (v == "n176ra") return HopperKernel::n176ra;
+    if (v == "kvr") return HopperKernel::kvr;
     if (!v.empty())
       throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) +
-                               ": expected pp, ws, kv, n176, n176c, n176r or n176ra");
+                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra or kvr");
     return kDefaultHopperKernel;
   }();
   return k;
@@ -1147,8 +1149,10 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     const bool pos_scale = ma.scale_log2 > 0.f;  // the warp-specialized kernel folds it into exp2
     if (!pos_scale) hk = HopperKernel::old;
     const bool masked = ma.causal || ma.window > 0;
-    // lazy running max: n176r without a mask, n176ra always
-    const bool lazy = hk == HopperKernel::n176ra || (hk == HopperKernel::n176r && !masked);
+    // lazy running max: n176r without a mask, n176ra and kvr always
+    const bool lazy =
+        hk == HopperKernel::n176ra || hk == HopperKernel::kvr || (hk == HopperKernel::n176r && !masked);
+    if (hk == HopperKernel::kvr) hk = HopperKernel::kv;
     if (hk == HopperKernel::n176r || hk == HopperKernel::n176ra) hk = HopperKernel::n176;
     if (hk == HopperKernel::n176 && masked) hk = HopperKernel::kv;  // dense key ranges only
     if (hk == HopperKernel::n176c) hk = HopperKernel::n176;
