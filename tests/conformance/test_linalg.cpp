@@ -336,7 +336,11 @@ std::vector<LinCase> lin_cases() {
     v.push_back({d, DType::f32, DType::q6_k, {1, 2560}, 4500, false, Layout::contiguous});
     v.push_back({d, DType::f32, DType::q4_k, {64, 512}, 2245, true, Layout::contiguous});
     v.push_back({d, DType::f16, DType::q4_k, {16, 256}, 4243, false, Layout::contiguous});
-    // N with >= 6 tiles per SM on a 132-SM part: FLAGOS_CUDA_QGEMV=auto takes the ring there
+    // few tiles, many stages: the ring splits each tile's K into parts (f32 partial sums + a finalize pass)
+    v.push_back({d, DType::bf16, DType::q4_k, {16, 4864}, 100, true, Layout::contiguous});
+    v.push_back({d, DType::f32, DType::q8_0, {5, 4096}, 50, false, Layout::contiguous});
+    v.push_back({d, DType::f32, DType::q6_k, {64, 2048}, 21, true, Layout::contiguous});
+    // N with >= 6 tiles per SM on a 132-SM part: no K split
     v.push_back({d, DType::f32, DType::q4_k, {3, 256}, 12899, true, Layout::contiguous});
     v.push_back({d, DType::bf16, DType::q8_0, {1, 64}, 12801, false, Layout::contiguous});
     for (int64_t M : {1, 7, 16, 17, 64, 65}) {

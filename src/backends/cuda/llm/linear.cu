@@ -1073,6 +1073,9 @@ void launch_smem(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int
 // Warp w decodes blocks w, w + 8, ... of the stage for all 16 rows from shared memory (MmaRaw via
 // lds_any, then mma_block with decode once for every n-tile, as the smem variant); at the end of a
 // tile the 8 warps' partial sums meet in shared memory and are summed in warp order.
+// Few tiles (fewer than 6 per CTA: N = 3584 / 4608 on 132 SMs) split each tile's stages into ks
+// k parts (units); CTAs own balanced runs of units, a unit's sums go to an f32 workspace [ks, M, N]
+// and a second kernel adds the parts in k order plus the bias (deterministic).
 constexpr int kRWarps = 8, kRRows = 16;
 
 template <DType Q>
@@ -1091,7 +1094,8 @@ template <DType Q, int NT, int S, int MINB>
 __global__ void __launch_bounds__(kRWarps * 32, MINB) qring_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
                                                                   int64_t K, const int8_t* __restrict__ qa,
                                                                   const float* __restrict__ da, int64_t M,
-                                                                  const float* __restrict__ bias, void* y, int ydt) {
+                                                                  const float* __restrict__ bias, void* y, int ydt,
+                                                                  int ks, float* __restrict__ part) {
   using F = RingFmt<Q>;
   constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, SB = F::SB, CH = F::pitch / 16;
   constexpr int NTP = Q == DType::q8_0 || NT <= 4 ? NT : 2, P = NT / NTP;
@@ -1100,15 +1104,19 @@ __global__ void __launch_bounds__(kRWarps * 32, MINB) qring_kernel(const uint8_t
   float* red = reinterpret_cast<float*>(qsm + static_cast<size_t>(S) * F::stage);  // [kRWarps][NT * 4][32]
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
   const int64_t nb = K / BN, ns = (nb + SB - 1) / SB, tiles = (N + kRRows - 1) / kRRows;
-  const int64_t ta = static_cast<int64_t>(blockIdx.x) * tiles / gridDim.x;
-  const int64_t tb = (static_cast<int64_t>(blockIdx.x) + 1) * tiles / gridDim.x;
-  const int64_t items = (tb - ta) * ns;
+  // units: (tile, k part kp < ks), kp covering stages [kp ns / ks, (kp + 1) ns / ks) of the tile; in
+  // the sequence of all (tile, stage) pairs unit u starts at ustart(u), so a CTA's units are one run
+  const int64_t units = tiles * ks;
+  const int64_t ua = static_cast<int64_t>(blockIdx.x) * units / gridDim.x;
+  const int64_t ub = (static_cast<int64_t>(blockIdx.x) + 1) * units / gridDim.x;
+  auto ustart = [&](int64_t u) { return (u / ks) * ns + (u % ks) * ns / ks; };
+  const int64_t gs0 = ustart(ua), items = ustart(ub) - gs0;
   const int64_t row_bytes = nb * BB;
   const uintptr_t lo = reinterpret_cast<uintptr_t>(W), hi = lo + static_cast<uintptr_t>((N - 1) * wrs + row_bytes);
 
   auto issue = [&](int64_t it) {
     if (it >= items) return;
-    const int64_t tile = ta + it / ns, b0 = (it % ns) * SB;
+    const int64_t tile = (gs0 + it) / ns, b0 = ((gs0 + it) % ns) * SB;
     const int run = static_cast<int>((nb - b0 < SB ? nb - b0 : SB) * BB);
     uint8_t* slot = qsm + static_cast<size_t>(it % S) * F::stage;
     for (int i = threadIdx.x; i < kRRows * CH; i += kRWarps * 32) {
@@ -1148,7 +1156,7 @@ __global__ void __launch_bounds__(kRWarps * 32, MINB) qring_kernel(const uint8_t
     __syncthreads();           // everyone's; and slot (it - 1) % S is free (its decode is done)
     issue(it + S - 1);
     cp_async_commit();
-    const int64_t tile = ta + it / ns, st = it % ns, b0 = st * SB;
+    const int64_t tile = (gs0 + it) / ns, st = (gs0 + it) % ns, b0 = st * SB;
     const int sbn = static_cast<int>(nb - b0 < SB ? nb - b0 : SB);
     const uint8_t* slot = qsm + static_cast<size_t>(it % S) * F::stage;
     const int64_t r0 = tile * kRRows + g, r1 = r0 + 8;
@@ -1162,7 +1170,8 @@ __global__ void __launch_bounds__(kRWarps * 32, MINB) qring_kernel(const uint8_t
 #pragma unroll
       for (int p = 0; p < P; ++p) mma_block<Q, NTP, true>(raw, b0 + j, t, nb, arow[p], tok[p], da, acc[p]);
     }
-    if (st == ns - 1) {  // the tile's last stage: the warps' sums meet, then the next tile starts at 0
+    const int64_t kp = ((st + 1) * ks - 1) / ns;  // the k part holding stage st
+    if (st + 1 == (kp + 1) * ns / ks) {  // the unit's last stage: the warps' sums meet, the next unit starts at 0
 #pragma unroll
       for (int p = 0; p < P; ++p)
 #pragma unroll
@@ -1180,16 +1189,39 @@ __global__ void __launch_bounds__(kRWarps * 32, MINB) qring_kernel(const uint8_t
         for (int w = 0; w < kRWarps; ++w) v += red[w * NT * 4 * 32 + e];
         const int ln = e & 31, idx = e >> 5, nt = idx >> 2, i = idx & 3;
         const int64_t n = tile * kRRows + (ln >> 2) + 8 * (i >> 1), m = 8 * nt + 2 * (ln & 3) + (i & 1);
-        if (n < N && m < M) store_out(y, ydt, m * N + n, v + (bias ? bias[n] : 0.f));
+        if (n < N && m < M) {
+          if (ks == 1) store_out(y, ydt, m * N + n, v + (bias ? bias[n] : 0.f));
+          else part[(kp * M + m) * N + n] = v;  // ring_finalize_kernel adds the parts in kp order
+        }
       }
     }
   }
   cp_async_wait_all();  // no copy outlives the CTA (the ring's tail issues were empty groups)
 }
 
+// y[m, n] = sum of part[kp, m, n] over kp in order + bias[n]
+__global__ void ring_finalize_kernel(const float* __restrict__ part, int ks, int64_t M, int64_t N,
+                                     const float* __restrict__ bias, void* y, int ydt) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= M * N) return;
+  float v = 0.f;
+  for (int kp = 0; kp < ks; ++kp) v += part[kp * M * N + i];
+  store_out(y, ydt, i, v + (bias ? bias[i % N] : 0.f));
+}
+
+// k parts for the ring: 1 when the 16-row tiles give every CTA 6 or more, else enough parts for 6
+// units per CTA (at most one per stage). The partial sums go to an f32 [ks, M, N] workspace.
+template <DType Q>
+int ring_splits(int64_t N, int64_t K, int64_t ctas) {
+  const int64_t tiles = (N + kRRows - 1) / kRRows, ns = (K / QTraits<Q>::n + RingFmt<Q>::SB - 1) / RingFmt<Q>::SB;
+  if (tiles >= 6 * ctas) return 1;
+  const int64_t ks = (6 * ctas + tiles - 1) / tiles;
+  return static_cast<int>(ks < ns ? ks : (ns > 0 ? ns : 1));
+}
+
 template <DType Q, int NT, int S, int MINB>
 void launch_ring_nt(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
-                    const float* bias, void* y, int ydt, int device, cudaStream_t s) {
+                    const float* bias, void* y, int ydt, int device, cudaStream_t s, int ks, float* part) {
   constexpr size_t smem = RingFmt<Q>::smem(S, NT);
   static_assert(smem <= 227 * 1024 / MINB, "ring does not fit");
   auto* fn = &qring_kernel<Q, NT, S, MINB>;
@@ -1198,16 +1230,22 @@ void launch_ring_nt(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const 
     return true;
   }();
   (void)attr;
-  const int64_t tiles = (N + kRRows - 1) / kRRows, ctas = static_cast<int64_t>(sm_count(device)) * MINB;
-  const unsigned grid = static_cast<unsigned>(tiles < ctas ? tiles : ctas);
-  fn<<<grid, kRWarps * 32, smem, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt);
+  const int64_t units = (N + kRRows - 1) / kRRows * ks, ctas = static_cast<int64_t>(sm_count(device)) * MINB;
+  const unsigned grid = static_cast<unsigned>(units < ctas ? units : ctas);
+  fn<<<grid, kRWarps * 32, smem, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt, ks, part);
+  if (ks > 1) {
+    CUDA_CHECK_LAUNCH();
+    ring_finalize_kernel<<<blocks_for(M * N, 256), 256, 0, s>>>(part, ks, M, N, bias, y, ydt);
+  }
 }
 
 template <DType Q, int MINB>
 void launch_ring(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
-                 const float* bias, void* y, int ydt, int device, cudaStream_t s) {
+                 const float* bias, void* y, int ydt, int device, cudaStream_t s, int ks, float* part) {
   constexpr int S = RingFmt<Q>::S / MINB;
-#define FLAGOS_QRING(NT, MM, QA, DA, YP) launch_ring_nt<Q, NT, S, MINB>(wp, wrs, N, K, QA, DA, MM, bias, YP, ydt, device, s)
+  // (the two k-quant passes below reuse part: stream order)
+#define FLAGOS_QRING(NT, MM, QA, DA, YP) \
+  launch_ring_nt<Q, NT, S, MINB>(wp, wrs, N, K, QA, DA, MM, bias, YP, ydt, device, s, ks, part)
   if (M <= 8) FLAGOS_QRING(1, M, qa, da, y);
   else if (M <= 16) FLAGOS_QRING(2, M, qa, da, y);
   else if (M <= 32) FLAGOS_QRING(4, M, qa, da, y);
@@ -1245,11 +1283,10 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 // kernel for quantized weights. dp4a: the half-warp-per-row kernel (every format); vec: the
 // wide-load kernel (q8_0, q4_k, q6_k); mma / mma2 / smem / ring / ring2: the tensor-core kernels
 // above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. auto: ring for q8_0 / q4_k / q6_k at
-// every M <= 64 when N has >= 6 16-row tiles per SM (unmeasured when written: expected to stream the
-// weight faster than every older variant), else the older table below (all of it under
-// FLAGOS_CUDA_QGEMV=auto_old). auto (measured, H200, 18944 x 3584): mma for M >= 2 (M = 16: 35-77 us
-// against 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us; dp4a 27.1); vec for q8_0 (31.4 us,
-// mma 36.9) and q6_k (35.8 us, mma 48.4) at M = 1.
+// every M <= 64 (unmeasured when written: expected to stream the weight faster than every older
+// variant); the older table stays under FLAGOS_CUDA_QGEMV=auto_old (measured, H200, 18944 x 3584):
+// mma for M >= 2 (M = 16: 35-77 us against 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us;
+// dp4a 27.1); vec for q8_0 (31.4 us, mma 36.9) and q6_k (35.8 us, mma 48.4) at M = 1.
 enum class QgemvVariant { automatic, automatic_old, dp4a, vec, mma, mma2, smem, ring, ring2 };
 QgemvVariant qgemv_variant() {
   static const QgemvVariant v = [] {
@@ -1277,12 +1314,23 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   constexpr int BS = QTraits<Q>::n;
   const int device = a.stream.device().index;
   const cudaStream_t s = kernel_stream(a);
-  // workspace: int8 [M, K], f32 scales [M, K / BS], i32 sums [M, K / 16]
+  QgemvVariant var = qgemv_variant();
+  // the auto table before ring (FLAGOS_CUDA_QGEMV=auto_old; formats without an mma kernel under auto)
+  const bool au = var == QgemvVariant::automatic || var == QgemvVariant::automatic_old;
+  int ks = 1;  // ring: k parts
+  if constexpr (has_mma_kernel<Q>()) {
+    if (var == QgemvVariant::automatic) var = QgemvVariant::ring;
+    if (var == QgemvVariant::ring || var == QgemvVariant::ring2)
+      ks = ring_splits<Q>(N, K, static_cast<int64_t>(sm_count(device)) * (var == QgemvVariant::ring ? 1 : 2));
+  }
+  // workspace: int8 [M, K], f32 scales [M, K / BS], i32 sums [M, K / 16], ring's f32 parts [ks, M, N]
   const int64_t qbytes = (M * K + 255) / 256 * 256, dbytes = (M * (K / BS) * 4 + 255) / 256 * 256;
-  Tensor ws = workspace(a, qbytes + dbytes + M * (K / 16) * 4);
+  const int64_t sbytes = (M * (K / 16) * 4 + 255) / 256 * 256, pbytes = ks > 1 ? ks * M * N * 4 : 0;
+  Tensor ws = workspace(a, qbytes + dbytes + sbytes + pbytes);
   int8_t* qa = static_cast<int8_t*>(ws.data());
   float* da = reinterpret_cast<float*>(static_cast<char*>(ws.data()) + qbytes);
   int* sa = reinterpret_cast<int*>(static_cast<char*>(ws.data()) + qbytes + dbytes);
+  float* part = ks > 1 ? reinterpret_cast<float*>(static_cast<char*>(ws.data()) + qbytes + dbytes + sbytes) : nullptr;
   const int64_t warps = M * (K / BS);
   const unsigned qgrid = blocks_for(warps * 32, 256);
   if (X.dtype() == DType::f32)
@@ -1295,19 +1343,11 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   const auto* wp = static_cast<const uint8_t*>(W.data());
   const int ydt = out_kind(Y.dtype());
   void* yp = Y.data();
-  QgemvVariant var = qgemv_variant();
-  // the auto table before ring (FLAGOS_CUDA_QGEMV=auto_old; formats without an mma kernel under auto)
-  const bool au = var == QgemvVariant::automatic || var == QgemvVariant::automatic_old;
   if constexpr (has_mma_kernel<Q>()) {
-    // auto: ring where every CTA of the one-wave grid gets 6 tiles or more (the tile is its unit of
-    // work: at most one tile more than another CTA, <= 17% idle); fewer rows (e.g. N = 3584 or 4608)
-    // keep the older table
-    if (var == QgemvVariant::automatic && (N + kRRows - 1) / kRRows >= 6 * static_cast<int64_t>(sm_count(device)))
-      var = QgemvVariant::ring;
     if (var == QgemvVariant::ring || var == QgemvVariant::ring2) {
       const int64_t wrs = N == 1 ? K / QTraits<Q>::n * QTraits<Q>::bytes : W.stride(0);
-      if (var == QgemvVariant::ring) launch_ring<Q, 1>(wp, wrs, N, K, qa, da, M, bias, yp, ydt, device, s);
-      else launch_ring<Q, 2>(wp, wrs, N, K, qa, da, M, bias, yp, ydt, device, s);
+      if (var == QgemvVariant::ring) launch_ring<Q, 1>(wp, wrs, N, K, qa, da, M, bias, yp, ydt, device, s, ks, part);
+      else launch_ring<Q, 2>(wp, wrs, N, K, qa, da, M, bias, yp, ydt, device, s, ks, part);
       CUDA_CHECK_LAUNCH();
       return;
     }
