@@ -14,6 +14,7 @@
 //     for f32 x) first; mixed plain dtypes through f32 copies. The bias is a separate pass there.
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "backends/cuda/llm/gemm.cuh"
 #include "backends/cuda/llm/llm_common.cuh"
@@ -1209,6 +1210,34 @@ __global__ void ring_finalize_kernel(const float* __restrict__ part, int ks, int
   store_out(y, ydt, i, v + (bias ? bias[i % N] : 0.f));
 }
 
+// Shared memory per block (opt-in) and per SM of every device, queried once.
+struct RingSmem {
+  int block = 0, sm = 0;
+};
+RingSmem ring_smem(int device) {
+  static const std::vector<RingSmem> v = [] {
+    int n = 0;
+    CUDA_CHECK(cudaGetDeviceCount(&n));
+    std::vector<RingSmem> r(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      CUDA_CHECK(cudaDeviceGetAttribute(&r[static_cast<size_t>(i)].block, cudaDevAttrMaxSharedMemoryPerBlockOptin, i));
+      CUDA_CHECK(cudaDeviceGetAttribute(&r[static_cast<size_t>(i)].sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, i));
+    }
+    return r;
+  }();
+  return v.at(static_cast<size_t>(device));
+}
+
+// Whether the ring's shared memory for M tokens fits MINB CTAs per SM on `device` (1 KiB reserved
+// per CTA); H100 / H200 / A100 yes, parts with ~100 KiB per SM (sm_86, sm_89) no.
+template <DType Q, int MINB>
+bool ring_fits(int64_t M, int device) {
+  const int nt = M <= 8 ? 1 : (M <= 16 ? 2 : (M <= 32 || Q != DType::q8_0 ? 4 : 8));
+  const size_t smem = RingFmt<Q>::smem(RingFmt<Q>::S / MINB, nt);
+  const RingSmem l = ring_smem(device);
+  return smem <= static_cast<size_t>(l.block) && MINB * (smem + 1024) <= static_cast<size_t>(l.sm);
+}
+
 // k parts for the ring: 1 when the 16-row tiles give every CTA 6 or more, else enough parts for 6
 // units per CTA (at most one per stage). The partial sums go to an f32 [ks, M, N] workspace.
 template <DType Q>
@@ -1284,7 +1313,8 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 // wide-load kernel (q8_0, q4_k, q6_k); mma / mma2 / smem / ring / ring2: the tensor-core kernels
 // above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. auto: ring for q8_0 / q4_k / q6_k at
 // every M <= 64 (unmeasured when written: expected to stream the weight faster than every older
-// variant); the older table stays under FLAGOS_CUDA_QGEMV=auto_old (measured, H200, 18944 x 3584):
+// variant; ring / ring2 fall back to auto_old on a device without their shared memory, see
+// ring_fits); the older table stays under FLAGOS_CUDA_QGEMV=auto_old (measured, H200, 18944 x 3584):
 // mma for M >= 2 (M = 16: 35-77 us against 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us;
 // dp4a 27.1); vec for q8_0 (31.4 us, mma 36.9) and q6_k (35.8 us, mma 48.4) at M = 1.
 enum class QgemvVariant { automatic, automatic_old, dp4a, vec, mma, mma2, smem, ring, ring2 };
@@ -1315,14 +1345,18 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   const int device = a.stream.device().index;
   const cudaStream_t s = kernel_stream(a);
   QgemvVariant var = qgemv_variant();
-  // the auto table before ring (FLAGOS_CUDA_QGEMV=auto_old; formats without an mma kernel under auto)
-  const bool au = var == QgemvVariant::automatic || var == QgemvVariant::automatic_old;
   int ks = 1;  // ring: k parts
   if constexpr (has_mma_kernel<Q>()) {
     if (var == QgemvVariant::automatic) var = QgemvVariant::ring;
+    // a device without the shared memory for the ring takes the older table
+    if ((var == QgemvVariant::ring && !ring_fits<Q, 1>(M, device)) ||
+        (var == QgemvVariant::ring2 && !ring_fits<Q, 2>(M, device)))
+      var = QgemvVariant::automatic_old;
     if (var == QgemvVariant::ring || var == QgemvVariant::ring2)
       ks = ring_splits<Q>(N, K, static_cast<int64_t>(sm_count(device)) * (var == QgemvVariant::ring ? 1 : 2));
   }
+  // the auto table before ring (FLAGOS_CUDA_QGEMV=auto_old; formats without an mma kernel under auto)
+  const bool au = var == QgemvVariant::automatic || var == QgemvVariant::automatic_old;
   // workspace: int8 [M, K], f32 scales [M, K / BS], i32 sums [M, K / 16], ring's f32 parts [ks, M, N]
   const int64_t qbytes = (M * K + 255) / 256 * 256, dbytes = (M * (K / BS) * 4 + 255) / 256 * 256;
   const int64_t sbytes = (M * (K / 16) * 4 + 255) / 256 * 256, pbytes = ks > 1 ? ks * M * N * 4 : 0;
