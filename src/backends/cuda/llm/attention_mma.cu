@@ -1087,9 +1087,10 @@ enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, 
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
 // pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
-// fattn4 (not yet measured on a GPU): n176r, without a mask the lazy max and the softmax kept ahead
-// of the P V wait (LAZY); masked cases as n176.
-constexpr HopperKernel kDefaultHopperKernel = HopperKernel::n176r;
+// H200 2026-11-30 01:50 (same job, us; torch SDPA 405.4 / 251.8 / 32.7 / 21.7): no-mask T4096 kvr
+// 430.5 / n176ra 431.8 / n176r 433.1 / n176 436.6; causal T4096 kvr 232.8 / n176ra 233.7 / n176 244.3;
+// T1024 causal 25.2 / 25.4 / 25.6; T512 causal 14.0 / 14.2 / 14.3: kvr.
+constexpr HopperKernel kDefaultHopperKernel = HopperKernel::kvr;
 HopperKernel hopper_kernel() {
   static const HopperKernel k = [] {
     const char* old = std::getenv("FLAGOS_CUDA_FATTN_OLD");

@@ -1311,10 +1311,9 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 // FLAGOS_CUDA_QGEMV = dp4a | vec | mma | mma2 | smem | ring | ring2 | auto (default): the decode
 // kernel for quantized weights. dp4a: the half-warp-per-row kernel (every format); vec: the
 // wide-load kernel (q8_0, q4_k, q6_k); mma / mma2 / smem / ring / ring2: the tensor-core kernels
-// above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. auto: ring for q8_0 / q4_k / q6_k at
-// every M <= 64 (unmeasured when written: expected to stream the weight faster than every older
-// variant; ring / ring2 fall back to auto_old on a device without their shared memory, see
-// ring_fits); the older table stays under FLAGOS_CUDA_QGEMV=auto_old (measured, H200, 18944 x 3584):
+// above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. ring / ring2 measured 2-3x slower
+// than this table at every shape (H200 2026-11-30 01:50, 18944 x 3584, M = 1: q8_0 108.5 / 72.8 us
+// vs 31.6; q4_k 47.0 / 41.4 vs 20.5); auto (= auto_old) is the table (measured, H200, 18944 x 3584):
 // mma for M >= 2 (M = 16: 35-77 us against 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us;
 // dp4a 27.1); vec for q8_0 (31.4 us, mma 36.9) and q6_k (35.8 us, mma 48.4) at M = 1.
 enum class QgemvVariant { automatic, automatic_old, dp4a, vec, mma, mma2, smem, ring, ring2 };
@@ -1347,7 +1346,6 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   QgemvVariant var = qgemv_variant();
   int ks = 1;  // ring: k parts
   if constexpr (has_mma_kernel<Q>()) {
-    if (var == QgemvVariant::automatic) var = QgemvVariant::ring;
     // a device without the shared memory for the ring takes the older table
     if ((var == QgemvVariant::ring && !ring_fits<Q, 1>(M, device)) ||
         (var == QgemvVariant::ring2 && !ring_fits<Q, 2>(M, device)))

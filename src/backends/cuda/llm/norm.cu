@@ -612,10 +612,11 @@ void norm_launch(const KernelArgs& a) {
     const bool many = rows > 4 * static_cast<int64_t>(sm_count(device));
     //                                           decode (few rows)  prefill (many rows)
     // H200 2026-11-29 23:45, bf16 3584 (us): rms [1] block2 4.2 / warp 5.2, [4096] block2 21.5 / ring 22.2;
-    // add_rms [16] block2 4.4 / ring 6.6, [4096] block2 32.8 / block 40.2; layer_norm [4096] ring 25.0.
+    // add_rms [16] block2 4.4 / ring 6.6, [4096] block2 32.8 / block 40.2. layer_norm in one reduction
+    // (2026-11-30 01:52): [4096] block 20.7 / block2 22.6 / ring 27.7, [16 or 1] rows: warp (not re-measured).
     static constexpr NormPath kAuto16[3][2] = {{NormPath::block2, NormPath::block2},  // rms_norm
                                                {NormPath::block2, NormPath::block2},  // add_rms_norm
-                                               {NormPath::warp, NormPath::block2}};   // layer_norm
+                                               {NormPath::warp, NormPath::block}};    // layer_norm
     if (llm_row) path = kAuto16[static_cast<int>(K)][many ? 1 : 0];
     else if (vec) path = NormPath::block;
   } else if (forced == NormPath::ring || forced == NormPath::ring3 || forced == NormPath::ringbal ||
