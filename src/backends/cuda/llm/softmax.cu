@@ -468,30 +468,27 @@ void launch_row1(const RowArgs<T>& ra, cudaStream_t s) {
 
 // ---- rows of 32K..160K values (vocabularies): the one-read kernel over a cluster of 16 CTAs
 // (a non-portable cluster size) or 8. FLAGOS_CUDA_SOFTMAX_LONG (read once) picks the variant:
-//   auto (default) c16s for f32 rows, block for 16-bit rows: H200 2026-11-30 01:40, us at [64,152064]
-//        f32 c16s 39.2 / c16 54.9 / block 44.8 (log_softmax 43.2 / 55.3 / 44.3), bf16 block 30.3 /
-//        c16s 33.1 / c16 38.1; [1,152064] f32 c16s 9.6 / c16w 8.2 / block 12.5;
-//   c16  16 CTAs x 256 threads x 40 values, 3 CTAs per SM (80 registers); c8 where a
-//        cluster of 16 does not launch on the device;
-//   c16w 16 CTAs x 512 threads x 20 values (24 for 16-bit types), 2 CTAs per SM;
-//   c8   8 CTAs x 1024 threads x 20 values (24 for 16-bit types), 1 CTA per SM (portable size);
+//   auto (default) c16s for f32 rows, block for 16-bit rows;
 //   c16s 16 CTAs x 256 threads, the slice in shared memory (softmax_slice_kernel, <= 48 KB a CTA:
-//        196608 f32 values a row), CTAs per SM set by shared memory (4-5 at 152064 f32);
+//        196608 f32 values a row), CTAs per SM set by shared memory (4-5 at 152064 f32); c8 where
+//        a cluster of 16 does not launch on the device;
+//   c8   8 CTAs x 1024 threads x 20 values (24 for 16-bit types) in registers, 1 CTA per SM
+//        (portable size; up to 163840 f32 values a row);
 //   block: the block path (split into segments; the behavior before these kernels).
-// The register variants hold up to 163840 values a row (f32; more for 16-bit types); longer rows
-// take the block path.
-enum class LongVariant { automatic, c16, c16w, c8, c16s, block };
+// Longer rows take the block path. H200 2026-11-30 01:40, us at [64,152064]: f32 c16s 39.2 / c8 51.1 /
+// block 44.8 (log_softmax 43.2 / 50.1 / 44.3), bf16 block 30.3 / c16s 33.1 / c8 44.9; [1,152064] f32
+// c16s 9.6 / c8 9.9 / block 12.5. Two more register variants (16 CTAs x 256 x 40 values, 16 x 512 x 20)
+// lost at every shape (54.9 / 52.3 us at [64,152064] f32) and were removed.
+enum class LongVariant { automatic, c8, c16s, block };
 LongVariant long_variant() {
   static const LongVariant p = [] {
     const char* e = std::getenv("FLAGOS_CUDA_SOFTMAX_LONG");
     const std::string v = e ? e : "";
     if (v.empty() || v == "auto") return LongVariant::automatic;
-    if (v == "c16") return LongVariant::c16;
-    if (v == "c16w") return LongVariant::c16w;
     if (v == "c8") return LongVariant::c8;
     if (v == "c16s") return LongVariant::c16s;
     if (v == "block") return LongVariant::block;
-    throw InvalidArgument("FLAGOS_CUDA_SOFTMAX_LONG: '" + v + "' is none of auto, c16, c16w, c8, c16s, block");
+    throw InvalidArgument("FLAGOS_CUDA_SOFTMAX_LONG: '" + v + "' is none of auto, c8, c16s, block");
   }();
   return p;
 }
@@ -501,14 +498,6 @@ constexpr int vpt_for(int values, int esize) { return (values * esize + 15) / 16
 // Long-row variants as (cluster, threads, vectors per thread, CTAs per SM).
 template <typename T, bool kLog, LongVariant V>
 struct LongCfg;
-template <typename T, bool kLog>
-struct LongCfg<T, kLog, LongVariant::c16> {
-  static constexpr int CL = 16, NT = 256, VPT = vpt_for(40, sizeof(T)), MINB = 3;
-};
-template <typename T, bool kLog>
-struct LongCfg<T, kLog, LongVariant::c16w> {
-  static constexpr int CL = 16, NT = 512, VPT = vpt_for(20, sizeof(T)), MINB = 2;
-};
 template <typename T, bool kLog>
 struct LongCfg<T, kLog, LongVariant::c8> {
   static constexpr int CL = 8, NT = 1024, VPT = vpt_for(20, sizeof(T)), MINB = 1;
@@ -617,11 +606,8 @@ bool try_row1(const KernelArgs& a, const RowArgs<T>& ra, cudaStream_t s) {
       switch (v) {
         case LongVariant::automatic:
         case LongVariant::block: return false;
-        case LongVariant::c16w: return try_long<T, kLog, LongVariant::c16w>(ra, dev, s);
         case LongVariant::c8: return try_long<T, kLog, LongVariant::c8>(ra, dev, s);
         case LongVariant::c16s: return try_slice<T, kLog>(ra, dev, s) || try_long<T, kLog, LongVariant::c8>(ra, dev, s);
-        case LongVariant::c16:
-          return try_long<T, kLog, LongVariant::c16>(ra, dev, s) || try_long<T, kLog, LongVariant::c8>(ra, dev, s);
       }
       return false;
     }
