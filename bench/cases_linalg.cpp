@@ -63,6 +63,8 @@ void cases_linalg(std::vector<Case>& out, const Options& o) {
     add_matmul(4096, 3584, 18944, DType::bf16);
     // quantized decode GEMV with the engine's bf16 activations
     for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(1, 3584, 18944, wt, DType::bf16);
+    // and on the MLP down shape (N 3584, K 18944: fewer, longer rows)
+    for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(1, 18944, 3584, wt, DType::bf16);
     // batch-16 decode with bf16 activations, on the MLP up (N 18944) and down (N 3584, K 18944) shapes
     for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(16, 3584, 18944, wt, DType::bf16);
     for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k}) add_linear(16, 18944, 3584, wt, DType::bf16);

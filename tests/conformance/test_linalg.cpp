@@ -255,32 +255,35 @@ TEST_P(Linear, MatchesReference) {
 }
 
 // Quantized weights as a row-strided view (every other row of a larger matrix): the decode GEMV
-// kernels that stage contiguous rows must take their general path, and the results must not change.
+// kernels that stage contiguous rows must take their general path, and the results must not change;
+// and as contiguous rows starting one row into a larger matrix (q8_0 / q6_k: a start 2 mod 16
+// bytes into a 16-byte piece, which the kernels reading whole 16-byte pieces must not read before).
 TEST(LinearQuantStrided, MatchesReference) {
   for (Device dev : test_devices())
     for (DType wt : {DType::q8_0, DType::q4_k, DType::q6_k, DType::q5_1})
-      for (int64_t M : {1, 2, 5}) {
-        auto rng = rng_for_current_test();
-        const int64_t K = 512, N = 37;
-        const Tensor big = ops::quantize(make_input({2 * N, K}, DType::f32, dev, rng), wt);
-        const Tensor w = big.slice(0, 1, 2 * N, 2);
-        const Tensor x = make_input({M, K}, DType::f32, dev, rng);
-        const auto xv = to_f64(x), wv = to_f64(w);
-        const int bs = wt == DType::q4_k || wt == DType::q6_k ? 256 : 32;
-        const std::vector<double> xq = int8_activations(xv, M, K, bs);
-        std::vector<double> ref(static_cast<size_t>(M * N));
-        for (int64_t m = 0; m < M; ++m)
-          for (int64_t n = 0; n < N; ++n) {
-            double s = 0;
-            for (int64_t k = 0; k < K; ++k) s += xq[static_cast<size_t>(m * K + k)] * wv[static_cast<size_t>(n * K + k)];
-            ref[static_cast<size_t>(m * N + n)] = s;
-          }
-        Tensor y = poisoned({M, N}, DType::f32, dev);
-        ops::linear(x, w, Tensor(), y);
-        expect_close(y, ref, 1e-5,
-                     "linear, row-strided w " + std::string(dtype_name(wt)) + " M " + std::to_string(M) + " on " +
-                         device_tag(dev));
-      }
+      for (int64_t M : {1, 2, 5})
+        for (int64_t step : {2, 1}) {
+          auto rng = rng_for_current_test();
+          const int64_t K = 512, N = 37;
+          const Tensor big = ops::quantize(make_input({2 * N, K}, DType::f32, dev, rng), wt);
+          const Tensor w = step == 2 ? big.slice(0, 1, 2 * N, 2) : big.slice(0, 1, N + 1, 1);
+          const Tensor x = make_input({M, K}, DType::f32, dev, rng);
+          const auto xv = to_f64(x), wv = to_f64(w);
+          const int bs = wt == DType::q4_k || wt == DType::q6_k ? 256 : 32;
+          const std::vector<double> xq = int8_activations(xv, M, K, bs);
+          std::vector<double> ref(static_cast<size_t>(M * N));
+          for (int64_t m = 0; m < M; ++m)
+            for (int64_t n = 0; n < N; ++n) {
+              double s = 0;
+              for (int64_t k = 0; k < K; ++k) s += xq[static_cast<size_t>(m * K + k)] * wv[static_cast<size_t>(n * K + k)];
+              ref[static_cast<size_t>(m * N + n)] = s;
+            }
+          Tensor y = poisoned({M, N}, DType::f32, dev);
+          ops::linear(x, w, Tensor(), y);
+          expect_close(y, ref, 1e-5,
+                       "linear, row-strided w " + std::string(dtype_name(wt)) + " M " + std::to_string(M) + " step " +
+                           std::to_string(step) + " on " + device_tag(dev));
+        }
 }
 
 std::vector<LinCase> lin_cases() {
@@ -326,23 +329,31 @@ std::vector<LinCase> lin_cases() {
     v.push_back({d, DType::f32, DType::q8_0, {33, 1120}, 35, true, Layout::contiguous});
     v.push_back({d, DType::f32, DType::q4_k, {5, 2560}, 33, false, Layout::contiguous});
     v.push_back({d, DType::bf16, DType::q6_k, {18, 2560}, 41, true, Layout::contiguous});
-    // the persistent ring variant: more 16-row tiles than CTAs (up to 2 per SM on a 132-SM part), so
-    // CTAs walk several tiles with stages running across tile ends; N not a multiple of 16; K of one
-    // block; q6_k rows of 210 B (never 16-byte aligned: chunks straddling the tensor's ends); M = 64
-    // for k-quants (two passes of 32 tokens)
+    // many 16-row tiles per CTA (more than 2 CTAs per SM on a 132-SM part); N not a multiple of 16;
+    // K of one block; q6_k rows of 210 B (never 16-byte aligned: 16-byte pieces straddling the
+    // tensor's ends); M = 64 for k-quants (two passes of 32 tokens)
     v.push_back({d, DType::f32, DType::q8_0, {2, 1120}, 4500, true, Layout::contiguous});
     v.push_back({d, DType::bf16, DType::q8_0, {3, 32}, 4501, false, Layout::contiguous});
     v.push_back({d, DType::bf16, DType::q6_k, {17, 256}, 4501, true, Layout::contiguous});
     v.push_back({d, DType::f32, DType::q6_k, {1, 2560}, 4500, false, Layout::contiguous});
     v.push_back({d, DType::f32, DType::q4_k, {64, 512}, 2245, true, Layout::contiguous});
     v.push_back({d, DType::f16, DType::q4_k, {16, 256}, 4243, false, Layout::contiguous});
-    // few tiles, many stages: the ring splits each tile's K into parts (f32 partial sums + a finalize pass)
+    // few tiles, many stages
     v.push_back({d, DType::bf16, DType::q4_k, {16, 4864}, 100, true, Layout::contiguous});
     v.push_back({d, DType::f32, DType::q8_0, {5, 4096}, 50, false, Layout::contiguous});
     v.push_back({d, DType::f32, DType::q6_k, {64, 2048}, 21, true, Layout::contiguous});
-    // N with >= 6 tiles per SM on a 132-SM part: no K split
+    // many rows
     v.push_back({d, DType::f32, DType::q4_k, {3, 256}, 12899, true, Layout::contiguous});
     v.push_back({d, DType::bf16, DType::q8_0, {1, 64}, 12801, false, Layout::contiguous});
+    // the stream variant (M <= 4): several rows per warp with steps of 16-96 blocks running across
+    // row ends (one-block rows: up to 17 rows in a step), rows longer than a step, odd N (q6_k: the
+    // tensor ends 2 mod 16 bytes past a 16-byte boundary)
+    v.push_back({d, DType::f32, DType::q6_k, {1, 256}, 5001, true, Layout::contiguous});
+    v.push_back({d, DType::bf16, DType::q4_k, {1, 512}, 4999, false, Layout::contiguous});
+    v.push_back({d, DType::f32, DType::q8_0, {2, 96}, 6001, true, Layout::contiguous});
+    v.push_back({d, DType::bf16, DType::q8_0, {1, 4864}, 300, true, Layout::contiguous});
+    v.push_back({d, DType::f32, DType::q4_k, {4, 4864}, 100, false, Layout::contiguous});
+    v.push_back({d, DType::f16, DType::q6_k, {3, 3584}, 2113, true, Layout::contiguous});
     for (int64_t M : {1, 7, 16, 17, 64, 65}) {
       v.push_back({d, DType::bf16, DType::bf16, {M, 264}, 45, M % 2 == 1, Layout::contiguous});
       v.push_back({d, DType::f16, DType::f16, {M, 128}, 33, false, Layout::contiguous});

@@ -1061,230 +1061,165 @@ void launch_smem(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int
   }
 }
 
-// ---------------------------------------------------------------- persistent weight stream through a shared-memory ring
+// ---------------------------------------------------------------- int8 GEMV streaming whole 16-byte vectors (q8_0, q4_k, q6_k; M <= 4)
 //
-// FLAGOS_CUDA_QGEMV=ring (1 CTA of 8 warps per SM, deep ring) / ring2 (2 CTAs per SM, half the
-// stages). A persistent grid (one wave): CTA b owns the 16-row weight tiles [b T / G, (b + 1) T / G)
-// (T tiles, G CTAs: at most one tile more than another CTA) and walks them as one flat sequence
-// of stages (tile, SB blocks of each of its 16 rows), so the copy pipeline runs across tile
-// boundaries without draining and no CTA starts late. Each stage is copied with cp.async as the
-// 16-byte chunks covering each row's run of blocks into a ring of S slots, S - 1 stages in flight
-// (64-100 KiB per SM); chunks that straddle the first or last byte of the tensor are copied byte
-// by byte, so no byte outside the weight tensor is read (any row alignment: q6_k rows of 2940 B).
-// Warp w decodes blocks w, w + 8, ... of the stage for all 16 rows from shared memory (MmaRaw via
-// lds_any, then mma_block with decode once for every n-tile, as the smem variant); at the end of a
-// tile the 8 warps' partial sums meet in shared memory and are summed in warp order.
-// Few tiles (fewer than 6 per CTA: N = 3584 / 4608 on 132 SMs) split each tile's stages into ks
-// k parts (units); CTAs own balanced runs of units, a unit's sums go to an f32 workspace [ks, M, N]
-// and a second kernel adds the parts in k order plus the bias (deterministic).
-constexpr int kRWarps = 8, kRRows = 16;
-
+// FLAGOS_CUDA_QGEMV=stream (auto at M = 1). A persistent grid (2 CTAs of 8 warps per SM); warp w
+// owns the balanced run of rows [w N / W, (w + 1) N / W) (W warps) and walks their blocks as one
+// flat sequence (the rows are contiguous) in steps of G blocks (q8_0 96, q4_k 24, q6_k 16: 3.2-3.4
+// KiB). A step's bytes are read as the aligned 16-byte vectors that cover them (7 per lane,
+// ld.global.nc.L1::no_allocate; a vector reaching outside the weight tensor is read as in-range
+// 16-bit halves and zeros), one step ahead of the decode, so a warp keeps ~3.3 KiB in flight (53
+// KiB per SM). The step is stored to the warp's shared stage and decoded from there with the wide-
+// load kernel's block math (vec_block: the same int8 products), U = G / (32 / LPB) blocks per lane
+// group; each lane keeps the running sum of the row that continues into the next step and a row
+// that ends inside a step is reduced over the warp and stored (f32 sums in a fixed order).
 template <DType Q>
-struct RingFmt {
-  static constexpr int SB = Q == DType::q8_0 ? 16 : 8;  // blocks per row per stage
-  static constexpr int run = SB * QTraits<Q>::bytes;
-  static constexpr int pitch = (run + 15 + 4 + 127) / 128 * 128 + 32;  // as SmemFmt
-  static constexpr int stage = kRRows * pitch;
-  static constexpr int S = Q == DType::q8_0 ? 8 : 4;  // slots with one CTA per SM
-  static constexpr size_t smem(int slots, int nt) {
-    return static_cast<size_t>(slots) * stage + static_cast<size_t>(kRWarps) * nt * 4 * 32 * sizeof(float);
-  }
+struct StreamFmt {
+  static constexpr int U = Q == DType::q8_0 ? 3 : (Q == DType::q4_k ? 6 : 4);  // blocks per lane group and step
+  static constexpr int G = 32 / VecFmt<Q>::lpb * U;                           // blocks per step
+  static constexpr int L = ((G * QTraits<Q>::bytes + 15 + 15) / 16 + 31) / 32;  // 16-byte loads per lane
+  static constexpr int stage = L * 32 * 16 + 16;                              // + a word read past the end
 };
+constexpr int kStWarps = 8;
 
-template <DType Q, int NT, int S, int MINB>
-__global__ void __launch_bounds__(kRWarps * 32, MINB) qring_kernel(const uint8_t* __restrict__ W, int64_t wrs, int64_t N,
-                                                                  int64_t K, const int8_t* __restrict__ qa,
-                                                                  const float* __restrict__ da, int64_t M,
-                                                                  const float* __restrict__ bias, void* y, int ydt,
-                                                                  int ks, float* __restrict__ part) {
-  using F = RingFmt<Q>;
-  constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, SB = F::SB, CH = F::pitch / 16;
-  constexpr int NTP = Q == DType::q8_0 || NT <= 4 ? NT : 2, P = NT / NTP;
-  static_assert(S >= 2);
-  extern __shared__ __align__(16) uint8_t qsm[];
-  float* red = reinterpret_cast<float*>(qsm + static_cast<size_t>(S) * F::stage);  // [kRWarps][NT * 4][32]
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, t = lane & 3;
-  const int64_t nb = K / BN, ns = (nb + SB - 1) / SB, tiles = (N + kRRows - 1) / kRRows;
-  // units: (tile, k part kp < ks), kp covering stages [kp ns / ks, (kp + 1) ns / ks) of the tile; in
-  // the sequence of all (tile, stage) pairs unit u starts at ustart(u), so a CTA's units are one run
-  const int64_t units = tiles * ks;
-  const int64_t ua = static_cast<int64_t>(blockIdx.x) * units / gridDim.x;
-  const int64_t ub = (static_cast<int64_t>(blockIdx.x) + 1) * units / gridDim.x;
-  auto ustart = [&](int64_t u) { return (u / ks) * ns + (u % ks) * ns / ks; };
-  const int64_t gs0 = ustart(ua), items = ustart(ub) - gs0;
-  const int64_t row_bytes = nb * BB;
-  const uintptr_t lo = reinterpret_cast<uintptr_t>(W), hi = lo + static_cast<uintptr_t>((N - 1) * wrs + row_bytes);
+// 16 bytes at the 16-byte aligned address a, not allocated in L1.
+__device__ __forceinline__ uint4 ldg16_stream(uintptr_t a) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(a));
+  return v;
+}
+// The same where the 16 bytes may reach outside [lo, hi) (2-byte aligned bounds): bytes outside read
+// as zeros without being touched.
+__device__ __forceinline__ uint4 ldg16_clamped(uintptr_t a, uintptr_t lo, uintptr_t hi) {
+  uint32_t h[8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uintptr_t p = a + 2 * i;
+    h[i] = p >= lo && p + 2 <= hi ? *reinterpret_cast<const uint16_t*>(p) : 0u;
+  }
+  return make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
+}
 
-  auto issue = [&](int64_t it) {
-    if (it >= items) return;
-    const int64_t tile = (gs0 + it) / ns, b0 = ((gs0 + it) % ns) * SB;
-    const int run = static_cast<int>((nb - b0 < SB ? nb - b0 : SB) * BB);
-    uint8_t* slot = qsm + static_cast<size_t>(it % S) * F::stage;
-    for (int i = threadIdx.x; i < kRRows * CH; i += kRWarps * 32) {
-      const int r = i / CH, c = i - r * CH;
-      const int64_t row = tile * kRRows + r < N ? tile * kRRows + r : N - 1;
-      const uintptr_t a = reinterpret_cast<uintptr_t>(W + row * wrs + b0 * BB);
-      const int nch = (static_cast<int>(a & 15) + run + 15) >> 4;
-      if (c < nch) copy_chunk_clamped(slot + r * F::pitch + 16 * c, (a & ~uintptr_t{15}) + 16 * static_cast<uintptr_t>(c), lo, hi);
+template <DType Q, int MT>
+__global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t* __restrict__ W, int64_t N, int64_t K,
+                                                                   const int8_t* __restrict__ qa,
+                                                                   const float* __restrict__ da,
+                                                                   const int* __restrict__ sa, int64_t M,
+                                                                   const float* __restrict__ bias, void* y, int ydt) {
+  using F = StreamFmt<Q>;
+  constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, LPB = VecFmt<Q>::lpb, NG = 32 / LPB, U = F::U, G = F::G;
+  constexpr int L = F::L;
+  __shared__ __align__(16) uint8_t stage[kStWarps][F::stage];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t nw = static_cast<int64_t>(gridDim.x) * kStWarps, w = static_cast<int64_t>(blockIdx.x) * kStWarps + warp;
+  const int64_t ra = w * N / nw, rb = (w + 1) * N / nw;
+  if (ra >= rb) return;  // the whole warp
+  const int64_t nb = K / BN, total = (rb - ra) * nb, row_bytes = nb * BB;
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(W), hi = lo + static_cast<uintptr_t>(N * row_bytes);
+  const uint8_t* base = W + ra * row_bytes;
+  const int g = lane / LPB, p = lane % LPB;
+  auto fetch = [&](int64_t t0, uint4 (&v)[L]) {
+    const uintptr_t src = reinterpret_cast<uintptr_t>(base + t0 * BB);
+    const int64_t nblk = total - t0 < G ? total - t0 : G;
+    const int off = static_cast<int>(src & 15);
+    const int nch = static_cast<int>((off + nblk * BB + 15) / 16);
+    const uintptr_t a0 = src - static_cast<uintptr_t>(off);
+    if (a0 >= lo && a0 + 16 * static_cast<uintptr_t>(nch) <= hi) {  // warp-uniform: all but the tensor's ends
+#pragma unroll
+      for (int i = 0; i < L; ++i)
+        if (lane + 32 * i < nch) v[i] = ldg16_stream(a0 + 16 * static_cast<uintptr_t>(lane + 32 * i));
+    } else {
+#pragma unroll
+      for (int i = 0; i < L; ++i)
+        if (lane + 32 * i < nch) v[i] = ldg16_clamped(a0 + 16 * static_cast<uintptr_t>(lane + 32 * i), lo, hi);
     }
   };
-
-  const int8_t* arow[P][NTP];
-  int tok[P][NTP][2];
-  float acc[P][NTP][4];
+  float carry[MT];
 #pragma unroll
-  for (int p = 0; p < P; ++p)
+  for (int j = 0; j < MT; ++j) carry[j] = 0.f;
+  uint4 ra_[L], rb_[L];
 #pragma unroll
-    for (int j = 0; j < NTP; ++j) {
-      const int64_t nt = p * NTP + j, mlast = M - 1, m = 8 * nt + g;
-      arow[p][j] = qa + (m < mlast ? m : mlast) * K;
+  for (int i = 0; i < L; ++i) ra_[i] = rb_[i] = make_uint4(0, 0, 0, 0);
+  // one step: the next step's loads into nxt, then the decode of raw (two buffers, swapped by
+  // unrolling the loop by 2: no register copy waits on loads in flight)
+  auto step = [&](int64_t t0, const uint4 (&raw)[L], uint4 (&nxt)[L]) {
+    if (t0 + G < total) fetch(t0 + G, nxt);
+    const int off = static_cast<int>(reinterpret_cast<uintptr_t>(base + t0 * BB) & 15);
+    __syncwarp();  // the previous step's reads of the stage are done
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const int64_t mi = 8 * nt + 2 * t + i;
-        tok[p][j][i] = static_cast<int>(mi < mlast ? mi : mlast);
-      }
+    for (int i = 0; i < L; ++i) *reinterpret_cast<uint4*>(&stage[warp][16 * (lane + 32 * i)]) = raw[i];
+    __syncwarp();
+    const int64_t tend = total - t0 < G ? total : t0 + G;
+    const int64_t rfirst = t0 / nb, rlast = (tend - 1) / nb;  // step-local rows (warp-uniform)
+    float part[U][MT];
+    int64_t prow[U];
 #pragma unroll
-      for (int i = 0; i < 4; ++i) acc[p][j][i] = 0.f;
-    }
-
+    for (int u = 0; u < U; ++u) {
 #pragma unroll
-  for (int i = 0; i < S - 1; ++i) {
-    issue(i);
-    cp_async_commit();
-  }
-  for (int64_t it = 0; it < items; ++it) {
-    cp_async_wait_n<S - 2>();  // this thread's copies of stage it landed
-    __syncthreads();           // everyone's; and slot (it - 1) % S is free (its decode is done)
-    issue(it + S - 1);
-    cp_async_commit();
-    const int64_t tile = (gs0 + it) / ns, st = (gs0 + it) % ns, b0 = st * SB;
-    const int sbn = static_cast<int>(nb - b0 < SB ? nb - b0 : SB);
-    const uint8_t* slot = qsm + static_cast<size_t>(it % S) * F::stage;
-    const int64_t r0 = tile * kRRows + g, r1 = r0 + 8;
-    const int64_t row0 = r0 < N ? r0 : N - 1, row1 = r1 < N ? r1 : N - 1;
-    // the run of a row starts (address & 15) bytes into its first chunk
-    const uint8_t* s0 = slot + g * F::pitch + (reinterpret_cast<uintptr_t>(W + row0 * wrs + b0 * BB) & 15);
-    const uint8_t* s1 = slot + (g + 8) * F::pitch + (reinterpret_cast<uintptr_t>(W + row1 * wrs + b0 * BB) & 15);
-    for (int j = warp; j < sbn; j += kRWarps) {
-      MmaRaw<Q> raw;
-      load_raw_smem<Q>(raw, s0 + j * BB, s1 + j * BB, t);
-#pragma unroll
-      for (int p = 0; p < P; ++p) mma_block<Q, NTP, true>(raw, b0 + j, t, nb, arow[p], tok[p], da, acc[p]);
-    }
-    const int64_t kp = ((st + 1) * ks - 1) / ns;  // the k part holding stage st
-    if (st + 1 == (kp + 1) * ns / ks) {  // the unit's last stage: the warps' sums meet, the next unit starts at 0
-#pragma unroll
-      for (int p = 0; p < P; ++p)
-#pragma unroll
-        for (int j = 0; j < NTP; ++j)
-#pragma unroll
-          for (int i = 0; i < 4; ++i) {
-            red[(warp * NT * 4 + (p * NTP + j) * 4 + i) * 32 + lane] = acc[p][j][i];
-            acc[p][j][i] = 0.f;
-          }
-      __syncthreads();
-      // red is written again only after the next stage's barrier, which every reader passes after reading
-      for (int e = threadIdx.x; e < NT * 4 * 32; e += kRWarps * 32) {
-        float v = 0.f;
-#pragma unroll
-        for (int w = 0; w < kRWarps; ++w) v += red[w * NT * 4 * 32 + e];
-        const int ln = e & 31, idx = e >> 5, nt = idx >> 2, i = idx & 3;
-        const int64_t n = tile * kRRows + (ln >> 2) + 8 * (i >> 1), m = 8 * nt + 2 * (ln & 3) + (i & 1);
-        if (n < N && m < M) {
-          if (ks == 1) store_out(y, ydt, m * N + n, v + (bias ? bias[n] : 0.f));
-          else part[(kp * M + m) * N + n] = v;  // ring_finalize_kernel adds the parts in kp order
+      for (int j = 0; j < MT; ++j) part[u][j] = 0.f;
+      const int64_t t = t0 + u * NG + g;
+      prow[u] = -1;
+      if (t < total) {
+        const int64_t r = t / nb, blk = t - r * nb;
+        prow[u] = r;
+        const uint8_t* bp = &stage[warp][off + (u * NG + g) * BB];
+        uint4 q4raw[2] = {};
+        if constexpr (Q == DType::q4_k) {  // 16-byte aligned blocks (off == 0): header and the lane's 16 level bytes
+          q4raw[0] = *reinterpret_cast<const uint4*>(bp);
+          q4raw[1] = *reinterpret_cast<const uint4*>(bp + 16 + 16 * p);
         }
+        vec_block<Q, MT>(bp, q4raw, p, blk, K, 0, M, qa, da, sa, part[u]);
       }
     }
-  }
-  cp_async_wait_all();  // no copy outlives the CTA (the ring's tail issues were empty groups)
-}
-
-// y[m, n] = sum of part[kp, m, n] over kp in order + bias[n]
-__global__ void ring_finalize_kernel(const float* __restrict__ part, int ks, int64_t M, int64_t N,
-                                     const float* __restrict__ bias, void* y, int ydt) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= M * N) return;
-  float v = 0.f;
-  for (int kp = 0; kp < ks; ++kp) v += part[kp * M * N + i];
-  store_out(y, ydt, i, v + (bias ? bias[i % N] : 0.f));
-}
-
-// Shared memory per block (opt-in) and per SM of every device, queried once.
-struct RingSmem {
-  int block = 0, sm = 0;
-};
-RingSmem ring_smem(int device) {
-  static const std::vector<RingSmem> v = [] {
-    int n = 0;
-    CUDA_CHECK(cudaGetDeviceCount(&n));
-    std::vector<RingSmem> r(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) {
-      CUDA_CHECK(cudaDeviceGetAttribute(&r[static_cast<size_t>(i)].block, cudaDevAttrMaxSharedMemoryPerBlockOptin, i));
-      CUDA_CHECK(cudaDeviceGetAttribute(&r[static_cast<size_t>(i)].sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, i));
+    for (int64_t r = rfirst; r <= rlast; ++r) {
+      float v[MT];
+#pragma unroll
+      for (int j = 0; j < MT; ++j) v[j] = r == rfirst ? carry[j] : 0.f;
+#pragma unroll
+      for (int u = 0; u < U; ++u)
+        if (prow[u] == r)
+#pragma unroll
+          for (int j = 0; j < MT; ++j) v[j] += part[u][j];
+      if ((r + 1) * nb <= tend) {  // the row ends in this step
+#pragma unroll
+        for (int j = 0; j < MT; ++j) {
+          float s = v[j];
+#pragma unroll
+          for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+          if (lane == 0 && j < M) {
+            const int64_t n = ra + r;
+            store_out(y, ydt, j * N + n, s + (bias ? bias[n] : 0.f));
+          }
+          carry[j] = 0.f;
+        }
+      } else {
+#pragma unroll
+        for (int j = 0; j < MT; ++j) carry[j] = v[j];
+      }
     }
-    return r;
-  }();
-  return v.at(static_cast<size_t>(device));
+  };
+  fetch(0, ra_);
+  for (int64_t t0 = 0; t0 < total; t0 += 2 * G) {
+    step(t0, ra_, rb_);
+    if (t0 + G < total) step(t0 + G, rb_, ra_);
+  }
 }
 
-// Whether the ring's shared memory for M tokens fits MINB CTAs per SM on `device` (1 KiB reserved
-// per CTA); H100 / H200 / A100 yes, parts with ~100 KiB per SM (sm_86, sm_89) no.
-template <DType Q, int MINB>
-bool ring_fits(int64_t M, int device) {
-  const int nt = M <= 8 ? 1 : (M <= 16 ? 2 : (M <= 32 || Q != DType::q8_0 ? 4 : 8));
-  const size_t smem = RingFmt<Q>::smem(RingFmt<Q>::S / MINB, nt);
-  const RingSmem l = ring_smem(device);
-  return smem <= static_cast<size_t>(l.block) && MINB * (smem + 1024) <= static_cast<size_t>(l.sm);
+// CTAs for the stream kernel on `device`: 2 per SM (at most one warp per row).
+unsigned stream_grid(int64_t N, int device) {
+  const int64_t ctas = static_cast<int64_t>(sm_count(device)) * 2, need = (N + kStWarps - 1) / kStWarps;
+  return static_cast<unsigned>(need < ctas ? need : ctas);
 }
 
-// k parts for the ring: 1 when the 16-row tiles give every CTA 6 or more, else enough parts for 6
-// units per CTA (at most one per stage). The partial sums go to an f32 [ks, M, N] workspace.
 template <DType Q>
-int ring_splits(int64_t N, int64_t K, int64_t ctas) {
-  const int64_t tiles = (N + kRRows - 1) / kRRows, ns = (K / QTraits<Q>::n + RingFmt<Q>::SB - 1) / RingFmt<Q>::SB;
-  if (tiles >= 6 * ctas) return 1;
-  const int64_t ks = (6 * ctas + tiles - 1) / tiles;
-  return static_cast<int>(ks < ns ? ks : (ns > 0 ? ns : 1));
-}
-
-template <DType Q, int NT, int S, int MINB>
-void launch_ring_nt(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
-                    const float* bias, void* y, int ydt, int device, cudaStream_t s, int ks, float* part) {
-  constexpr size_t smem = RingFmt<Q>::smem(S, NT);
-  static_assert(smem <= 227 * 1024 / MINB, "ring does not fit");
-  auto* fn = &qring_kernel<Q, NT, S, MINB>;
-  static const bool attr = [fn] {
-    CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-    return true;
-  }();
-  (void)attr;
-  const int64_t units = (N + kRRows - 1) / kRRows * ks, ctas = static_cast<int64_t>(sm_count(device)) * MINB;
-  const unsigned grid = static_cast<unsigned>(units < ctas ? units : ctas);
-  fn<<<grid, kRWarps * 32, smem, s>>>(wp, wrs, N, K, qa, da, M, bias, y, ydt, ks, part);
-  if (ks > 1) {
-    CUDA_CHECK_LAUNCH();
-    ring_finalize_kernel<<<blocks_for(M * N, 256), 256, 0, s>>>(part, ks, M, N, bias, y, ydt);
-  }
-}
-
-template <DType Q, int MINB>
-void launch_ring(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8_t* qa, const float* da, int64_t M,
-                 const float* bias, void* y, int ydt, int device, cudaStream_t s, int ks, float* part) {
-  constexpr int S = RingFmt<Q>::S / MINB;
-  // (the two k-quant passes below reuse part: stream order)
-#define FLAGOS_QRING(NT, MM, QA, DA, YP) \
-  launch_ring_nt<Q, NT, S, MINB>(wp, wrs, N, K, QA, DA, MM, bias, YP, ydt, device, s, ks, part)
-  if (M <= 8) FLAGOS_QRING(1, M, qa, da, y);
-  else if (M <= 16) FLAGOS_QRING(2, M, qa, da, y);
-  else if (M <= 32) FLAGOS_QRING(4, M, qa, da, y);
-  else if constexpr (Q == DType::q8_0) FLAGOS_QRING(8, M, qa, da, y);
-  else {  // k-quants: 8 n-tiles spill (as smem): two passes of 32 tokens (the weights are read twice)
-    const int64_t nb = K / QTraits<Q>::n, ys = ydt == 0 ? 4 : 2;
-    FLAGOS_QRING(4, 32, qa, da, y);
-    FLAGOS_QRING(4, M - 32, qa + 32 * K, da + 32 * nb, static_cast<char*>(y) + 32 * N * ys);
-  }
-#undef FLAGOS_QRING
+void launch_stream(const uint8_t* wp, int64_t N, int64_t K, const int8_t* qa, const float* da, const int* sa, int64_t M,
+                   const float* bias, void* y, int ydt, int device, cudaStream_t s) {
+  const unsigned grid = stream_grid(N, device);
+  if (M == 1) qstream_kernel<Q, 1><<<grid, kStWarps * 32, 0, s>>>(wp, N, K, qa, da, sa, M, bias, y, ydt);
+  else if (M == 2) qstream_kernel<Q, 2><<<grid, kStWarps * 32, 0, s>>>(wp, N, K, qa, da, sa, M, bias, y, ydt);
+  else qstream_kernel<Q, 4><<<grid, kStWarps * 32, 0, s>>>(wp, N, K, qa, da, sa, M, bias, y, ydt);
 }
 
 template <DType Q>
@@ -1308,30 +1243,30 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 #undef FLAGOS_QMMA
 }
 
-// FLAGOS_CUDA_QGEMV = dp4a | vec | mma | mma2 | smem | ring | ring2 | auto (default): the decode
+// FLAGOS_CUDA_QGEMV = dp4a | vec | stream | mma | mma2 | smem | auto (default) | auto_old: the decode
 // kernel for quantized weights. dp4a: the half-warp-per-row kernel (every format); vec: the
-// wide-load kernel (q8_0, q4_k, q6_k); mma / mma2 / smem / ring / ring2: the tensor-core kernels
-// above (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. ring / ring2 measured 2-3x slower
-// than this table at every shape (H200 2026-11-30 01:50, 18944 x 3584, M = 1: q8_0 108.5 / 72.8 us
-// vs 31.6; q4_k 47.0 / 41.4 vs 20.5); auto (= auto_old) is the table (measured, H200, 18944 x 3584):
-// mma for M >= 2 (M = 16: 35-77 us against 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us;
-// dp4a 27.1); vec for q8_0 (31.4 us, mma 36.9) and q6_k (35.8 us, mma 48.4) at M = 1.
-enum class QgemvVariant { automatic, automatic_old, dp4a, vec, mma, mma2, smem, ring, ring2 };
+// wide-load kernel (q8_0, q4_k, q6_k); stream: the 16-byte vector stream kernel (q8_0, q4_k, q6_k,
+// M <= 4, contiguous rows; other shapes take auto); mma / mma2 / smem: the tensor-core kernels above
+// (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. auto = stream at M = 1 (q8_0, q4_k, q6_k),
+// else auto_old, the measured table (H200, 18944 x 3584): mma for M >= 2 (M = 16: 35-77 us against
+// 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us; dp4a 27.1); vec for q8_0 (31.4 us, mma
+// 36.9) and q6_k (35.8 us, mma 48.4) at M = 1. (A persistent cp.async ring variant, ring / ring2,
+// measured 2-3x slower than that table at every shape on 2026-11-30 and was removed.)
+enum class QgemvVariant { automatic, automatic_old, dp4a, vec, stream, mma, mma2, smem };
 QgemvVariant qgemv_variant() {
   static const QgemvVariant v = [] {
     const char* e = std::getenv("FLAGOS_CUDA_QGEMV");
     const std::string s = e ? e : "";
     if (s == "dp4a" || s == "old") return QgemvVariant::dp4a;
     if (s == "vec") return QgemvVariant::vec;
+    if (s == "stream") return QgemvVariant::stream;
     if (s == "mma") return QgemvVariant::mma;
     if (s == "mma2") return QgemvVariant::mma2;
     if (s == "smem") return QgemvVariant::smem;
-    if (s == "ring") return QgemvVariant::ring;
-    if (s == "ring2") return QgemvVariant::ring2;
     if (s == "auto_old") return QgemvVariant::automatic_old;
     if (!s.empty() && s != "auto")
       throw InvalidArgument("FLAGOS_CUDA_QGEMV: unknown variant '" + s +
-                            "' (dp4a, vec, mma, mma2, smem, ring, ring2, auto_old or auto)");
+                            "' (dp4a, vec, stream, mma, mma2, smem, auto_old or auto)");
     return QgemvVariant::automatic;
   }();
   return v;
@@ -1344,25 +1279,13 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   const int device = a.stream.device().index;
   const cudaStream_t s = kernel_stream(a);
   QgemvVariant var = qgemv_variant();
-  int ks = 1;  // ring: k parts
-  if constexpr (has_mma_kernel<Q>()) {
-    // a device without the shared memory for the ring takes the older table
-    if ((var == QgemvVariant::ring && !ring_fits<Q, 1>(M, device)) ||
-        (var == QgemvVariant::ring2 && !ring_fits<Q, 2>(M, device)))
-      var = QgemvVariant::automatic_old;
-    if (var == QgemvVariant::ring || var == QgemvVariant::ring2)
-      ks = ring_splits<Q>(N, K, static_cast<int64_t>(sm_count(device)) * (var == QgemvVariant::ring ? 1 : 2));
-  }
-  // the auto table before ring (FLAGOS_CUDA_QGEMV=auto_old; formats without an mma kernel under auto)
-  const bool au = var == QgemvVariant::automatic || var == QgemvVariant::automatic_old;
-  // workspace: int8 [M, K], f32 scales [M, K / BS], i32 sums [M, K / 16], ring's f32 parts [ks, M, N]
+  // workspace: int8 [M, K], f32 scales [M, K / BS], i32 sums [M, K / 16]
   const int64_t qbytes = (M * K + 255) / 256 * 256, dbytes = (M * (K / BS) * 4 + 255) / 256 * 256;
-  const int64_t sbytes = (M * (K / 16) * 4 + 255) / 256 * 256, pbytes = ks > 1 ? ks * M * N * 4 : 0;
-  Tensor ws = workspace(a, qbytes + dbytes + sbytes + pbytes);
+  const int64_t sbytes = (M * (K / 16) * 4 + 255) / 256 * 256;
+  Tensor ws = workspace(a, qbytes + dbytes + sbytes);
   int8_t* qa = static_cast<int8_t*>(ws.data());
   float* da = reinterpret_cast<float*>(static_cast<char*>(ws.data()) + qbytes);
   int* sa = reinterpret_cast<int*>(static_cast<char*>(ws.data()) + qbytes + dbytes);
-  float* part = ks > 1 ? reinterpret_cast<float*>(static_cast<char*>(ws.data()) + qbytes + dbytes + sbytes) : nullptr;
   const int64_t warps = M * (K / BS);
   const unsigned qgrid = blocks_for(warps * 32, 256);
   if (X.dtype() == DType::f32)
@@ -1375,14 +1298,21 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
   const auto* wp = static_cast<const uint8_t*>(W.data());
   const int ydt = out_kind(Y.dtype());
   void* yp = Y.data();
-  if constexpr (has_mma_kernel<Q>()) {
-    if (var == QgemvVariant::ring || var == QgemvVariant::ring2) {
-      const int64_t wrs = N == 1 ? K / QTraits<Q>::n * QTraits<Q>::bytes : W.stride(0);
-      if (var == QgemvVariant::ring) launch_ring<Q, 1>(wp, wrs, N, K, qa, da, M, bias, yp, ydt, device, s, ks, part);
-      else launch_ring<Q, 2>(wp, wrs, N, K, qa, da, M, bias, yp, ydt, device, s, ks, part);
+  if constexpr (has_vec_kernel<Q>()) {
+    // stream: contiguous rows (the steps run across row ends), 2-byte aligned blocks (q4_k: 16)
+    const int64_t row_bytes = K / QTraits<Q>::n * QTraits<Q>::bytes;
+    const bool ok = (N == 1 || W.stride(0) == row_bytes) &&
+                    (Q == DType::q4_k ? aligned16(wp) : reinterpret_cast<uintptr_t>(wp) % 2 == 0);
+    if ((var == QgemvVariant::stream && M <= 4 && ok) || (var == QgemvVariant::automatic && M == 1 && ok)) {
+      launch_stream<Q>(wp, N, K, qa, da, sa, M, bias, yp, ydt, device, s);
       CUDA_CHECK_LAUNCH();
       return;
     }
+  }
+  if (var == QgemvVariant::stream) var = QgemvVariant::automatic_old;  // M > 4 or rows it cannot read
+  // the measured table (auto_old; auto where stream does not run)
+  const bool au = var == QgemvVariant::automatic || var == QgemvVariant::automatic_old;
+  if constexpr (has_mma_kernel<Q>()) {
     // auto, measured the same day at 23:45: q6_k at 2 <= M <= 16 on smem (M = 2 / 4 / 16: 37.3 / 39.5 /
     // 66.6 us vs mma 49.5 / 51.6 / 75.8)
     if (var == QgemvVariant::smem || (au && Q == DType::q6_k && M >= 2 && M <= 16)) {
