@@ -1160,25 +1160,29 @@ __global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t
   uint4 ra_[L], rb_[L];
 #pragma unroll
   for (int i = 0; i < L; ++i) ra_[i] = rb_[i] = make_uint4(0, 0, 0, 0);
-  // one step: the next step's loads into nxt, then the decode of raw (two buffers, swapped by
-  // unrolling the loop by 2: no register copy waits on loads in flight)
-  // decodes the step at t0 from the stage sb (its 16-byte pieces from the aligned-down start)
+  // decodes the step at t0 from the stage sb (its 16-byte pieces from the aligned-down start); the
+  // step starts at block srem of the warp's row srow (no 64-bit divisions per block)
+  int64_t srow = 0, srem = 0;
   auto decode = [&](int64_t t0, const uint8_t* sb) {
     const int off = static_cast<int>(reinterpret_cast<uintptr_t>(base + t0 * BB) & 15);
-    const int64_t tend = total - t0 < G ? total : t0 + G;
-    const int64_t rfirst = t0 / nb, rlast = (tend - 1) / nb;  // step-local rows (warp-uniform)
+    const int nblk = static_cast<int>(total - t0 < G ? total - t0 : G);
     float part[U][MT];
-    int64_t prow[U];
+    int prow[U];  // row of the block relative to srow; -1: none
 #pragma unroll
     for (int u = 0; u < U; ++u) {
 #pragma unroll
       for (int j = 0; j < MT; ++j) part[u][j] = 0.f;
-      const int64_t t = t0 + u * NG + g;
+      const int i = u * NG + g;
       prow[u] = -1;
-      if (t < total) {
-        const int64_t r = t / nb, blk = t - r * nb;
+      if (i < nblk) {
+        int64_t blk = srem + i;
+        int r = 0;
+        while (blk >= nb) {
+          blk -= nb;
+          ++r;
+        }
         prow[u] = r;
-        const uint8_t* bp = sb + off + (u * NG + g) * BB;
+        const uint8_t* bp = sb + off + i * BB;
         uint4 q4raw[2] = {};
         if constexpr (Q == DType::q4_k) {  // 16-byte aligned blocks (off == 0): header and the lane's 16 level bytes
           q4raw[0] = *reinterpret_cast<const uint4*>(bp);
@@ -1187,24 +1191,27 @@ __global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t
         vec_block<Q, MT>(bp, q4raw, p, blk, K, 0, M, qa, da, sa, part[u]);
       }
     }
-    for (int64_t r = rfirst; r <= rlast; ++r) {
+    // rows 0 .. of the step (warp-uniform): row r has nb - srem + (r - 1) nb blocks up to its end
+    int64_t left = nblk;  // blocks of the step not yet assigned to a row
+    for (int r = 0; left > 0; ++r) {
+      const int64_t rowleft = r == 0 ? nb - srem : nb;  // blocks of row r from the step's start or the row's start
       float v[MT];
 #pragma unroll
-      for (int j = 0; j < MT; ++j) v[j] = r == rfirst ? carry[j] : 0.f;
+      for (int j = 0; j < MT; ++j) v[j] = r == 0 ? carry[j] : 0.f;
 #pragma unroll
       for (int u = 0; u < U; ++u)
         if (prow[u] == r)
 #pragma unroll
           for (int j = 0; j < MT; ++j) v[j] += part[u][j];
-      if ((r + 1) * nb <= tend) {  // the row ends in this step
+      if (rowleft <= left) {  // the row ends in this step
 #pragma unroll
         for (int j = 0; j < MT; ++j) {
-          float s = v[j];
+          float sum = v[j];
 #pragma unroll
-          for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+          for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
           if (lane == 0 && j < M) {
-            const int64_t n = ra + r;
-            store_out(y, ydt, j * N + n, s + (bias ? bias[n] : 0.f));
+            const int64_t n = ra + srow + r;
+            store_out(y, ydt, j * N + n, sum + (bias ? bias[n] : 0.f));
           }
           carry[j] = 0.f;
         }
@@ -1212,12 +1219,21 @@ __global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t
 #pragma unroll
         for (int j = 0; j < MT; ++j) carry[j] = v[j];
       }
+      left -= rowleft;
+    }
+    // the next step's start
+    srem += nblk;
+    while (srem >= nb) {
+      srem -= nb;
+      ++srow;
     }
   };
   (void)fetch;
   (void)issue;
   if constexpr (D == 0) {
     uint8_t* sb = stage_s[warp];
+    // one step: the next step's loads into nxt, then the decode of raw (two buffers, swapped by
+    // unrolling the loop by 2: no register copy waits on loads in flight)
     auto step = [&](int64_t t0, const uint4 (&raw)[L], uint4 (&nxt)[L]) {
       if (t0 + G < total) fetch(t0 + G, nxt);
       __syncwarp();  // the previous step's reads of the stage are done
