@@ -356,6 +356,28 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[32], const uint32_t (&a)[4],
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
   }
 }
+// d[64x128] += A[64x16] B[16x128] (fattn5: one instruction for both 64-column halves of O, d0 the
+// columns 0..63, d1 64..127; accumulator i of the m64n128 tile is d0[i] for i < 32, d1[i - 32] else),
+// A from registers, B from shared memory MN-major (transposed; the descriptor's leading offset steps
+// from the first 64 columns to the next).
+template <typename T>
+__device__ __forceinline__ void wgmma_rs128(float (&d0)[32], float (&d1)[32], const uint32_t (&a)[4], uint64_t db) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d0[0]), "+f"(d0[1]), "+f"(d0[2]), "+f"(d0[3]), "+f"(d0[4]), "+f"(d0[5]), "+f"(d0[6]), "+f"(d0[7]), "+f"(d0[8]), "+f"(d0[9]), "+f"(d0[10]), "+f"(d0[11]), "+f"(d0[12]), "+f"(d0[13]), "+f"(d0[14]), "+f"(d0[15]), "+f"(d0[16]), "+f"(d0[17]), "+f"(d0[18]), "+f"(d0[19]), "+f"(d0[20]), "+f"(d0[21]), "+f"(d0[22]), "+f"(d0[23]), "+f"(d0[24]), "+f"(d0[25]), "+f"(d0[26]), "+f"(d0[27]), "+f"(d0[28]), "+f"(d0[29]), "+f"(d0[30]), "+f"(d0[31]), "+f"(d1[0]), "+f"(d1[1]), "+f"(d1[2]), "+f"(d1[3]), "+f"(d1[4]), "+f"(d1[5]), "+f"(d1[6]), "+f"(d1[7]), "+f"(d1[8]), "+f"(d1[9]), "+f"(d1[10]), "+f"(d1[11]), "+f"(d1[12]), "+f"(d1[13]), "+f"(d1[14]), "+f"(d1[15]), "+f"(d1[16]), "+f"(d1[17]), "+f"(d1[18]), "+f"(d1[19]), "+f"(d1[20]), "+f"(d1[21]), "+f"(d1[22]), "+f"(d1[23]), "+f"(d1[24]), "+f"(d1[25]), "+f"(d1[26]), "+f"(d1[27]), "+f"(d1[28]), "+f"(d1[29]), "+f"(d1[30]), "+f"(d1[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+        : "+f"(d0[0]), "+f"(d0[1]), "+f"(d0[2]), "+f"(d0[3]), "+f"(d0[4]), "+f"(d0[5]), "+f"(d0[6]), "+f"(d0[7]), "+f"(d0[8]), "+f"(d0[9]), "+f"(d0[10]), "+f"(d0[11]), "+f"(d0[12]), "+f"(d0[13]), "+f"(d0[14]), "+f"(d0[15]), "+f"(d0[16]), "+f"(d0[17]), "+f"(d0[18]), "+f"(d0[19]), "+f"(d0[20]), "+f"(d0[21]), "+f"(d0[22]), "+f"(d0[23]), "+f"(d0[24]), "+f"(d0[25]), "+f"(d0[26]), "+f"(d0[27]), "+f"(d0[28]), "+f"(d0[29]), "+f"(d0[30]), "+f"(d0[31]), "+f"(d1[0]), "+f"(d1[1]), "+f"(d1[2]), "+f"(d1[3]), "+f"(d1[4]), "+f"(d1[5]), "+f"(d1[6]), "+f"(d1[7]), "+f"(d1[8]), "+f"(d1[9]), "+f"(d1[10]), "+f"(d1[11]), "+f"(d1[12]), "+f"(d1[13]), "+f"(d1[14]), "+f"(d1[15]), "+f"(d1[16]), "+f"(d1[17]), "+f"(d1[18]), "+f"(d1[19]), "+f"(d1[20]), "+f"(d1[21]), "+f"(d1[22]), "+f"(d1[23]), "+f"(d1[24]), "+f"(d1[25]), "+f"(d1[26]), "+f"(d1[27]), "+f"(d1[28]), "+f"(d1[29]), "+f"(d1[30]), "+f"(d1[31])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
+  }
+}
 // Warp-specialized kernel helpers: mbarriers with an arrival count, named barriers, register
 // reallocation between warpgroups (setmaxnreg, sm_90a).
 __device__ __forceinline__ void mbar_init_n(uint32_t bar, uint32_t count) {
@@ -709,9 +731,10 @@ constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [BN keys], up
   return static_cast<size_t>(128 + S * 2 * BN) * D * 2 + 128 + 1024;
 }
 
-template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false>
+template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0>
 __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__ WgArgs w) {
 #ifdef FLAGOS_ATTN_WGMMA
+  static_assert(PVW == 0 || (LAZY && D == 128), "wide P V: the lazy loop, D = 128");
   static_assert((SPLIT ? 4 : 2) * S * 8 <= 128, "mbarrier area");
   static_assert(BN == 128 || (SPLIT && BN == 176), "key tile");
   static_assert(SPLIT ? S >= 2 : S >= 3, "stages");
@@ -822,6 +845,12 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
     // these plus its byte offset / 16 (the start field holds (address & 0x3FFFF) >> 4 in its low
     // 14 bits, and every address here is 16-byte aligned and below 2^18, so nothing carries out)
     [[maybe_unused]] const uint64_t dq0 = sdesc(sq + cw * (64 * 128), 1024, 1024), dk0 = sdesc(sk(0), 1024, 1024);
+    // PVW (fattn5): stage 0's V as one MN-major m64n128 operand; the two 64-column regions are
+    // BN * 128 bytes apart, 8-key row groups 1024. PVW 1: leading offset = the region stride and
+    // stride offset = the row-group stride (PTX canonical MN-major 128B layout
+    // ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))); PVW 2: the two swapped (a hedge for the GPU A/B).
+    [[maybe_unused]] const uint64_t dvw0 =
+        PVW == 2 ? sdesc(sv(0), 1024, BN * 128) : sdesc(sv(0), BN * 128, 1024);
 
     // GEMM turns (PP): step k of nsteps; consumer 0 goes first; each waits for the other's
     // previous turn and hands the turn over after issuing (the last hand-over is dropped so that
@@ -880,7 +909,13 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       wg_commit();
     };
     auto pv = [&](int tile) {  // O += P V of a tile
-      if constexpr (LAZY) {
+      if constexpr (PVW > 0) {  // one m64n128k16 per 16 keys (half the instructions of m64n64k16)
+        const uint64_t dv = dvw0 + static_cast<uint64_t>(tile % S) * ((2 * kTile) >> 4);
+        wg_fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; ++kk) wgmma_rs128<T>(o[0], o[DR - 1], pa[kk], dv + (kk * (16 * 128)) / 16);
+        wg_commit();
+      } else if constexpr (LAZY) {
         const uint64_t dv = dk0 + (kTile >> 4) + static_cast<uint64_t>(tile % S) * ((2 * kTile) >> 4);
         wg_fence();
 #pragma unroll
@@ -1060,11 +1095,11 @@ void launch_wgmma(const WgArgs& w, cudaStream_t s) {
   CUDA_CHECK_LAUNCH();
 }
 
-template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false>
+template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0>
 void launch_ws(const WgArgs& w, cudaStream_t s) {
   constexpr size_t smem = ws_smem<D, S, BN>();
   static_assert(smem <= 227 * 1024, "shared memory per block");
-  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY>;
+  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY, PVW>;
   CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   const int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
   fn<<<static_cast<unsigned>(blocks), 384, smem, s>>>(w);
@@ -1082,15 +1117,22 @@ void launch_ws(const WgArgs& w, cudaStream_t s) {
 //   n176r n176 with the lazy running max (lazy_softmax_rows) without a mask; kv when masked
 //   n176ra the lazy running max for every case: n176r without a mask, kv + lazy max when masked
 //   kvr   kv + lazy max for every case (128-key tiles without a mask too: no partial last tile at T 4096)
+//   kvw   (fattn5) kvr with P V as one m64n128k16 per 16 keys (wgmma_rs128) instead of two m64n64k16,
+//         without a mask; kvr when masked
+//   kvwa  kvw for every case (masked too)
+//   kvw2  kvwa with the V descriptor's leading/stride offsets swapped (hedge: if kvw fails the
+//         conformance suite and kvw2 passes, the PTX layout reading was backwards)
+//   n176w n176r with the wide P V without a mask; kvr when masked
 // The kv/n176/n176c/n176r/n176ra/kvr variants cover D = 128 (D = 64 runs pp).
-enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr };
+enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, kvw2, n176w };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
 // pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
 // H200 2026-11-30 01:50 (same job, us; torch SDPA 405.4 / 251.8 / 32.7 / 21.7): no-mask T4096 kvr
 // 430.5 / n176ra 431.8 / n176r 433.1 / n176 436.6; causal T4096 kvr 232.8 / n176ra 233.7 / n176 244.3;
 // T1024 causal 25.2 / 25.4 / 25.6; T512 causal 14.0 / 14.2 / 14.3: kvr.
-constexpr HopperKernel kDefaultHopperKernel = HopperKernel::kvr;
+// fattn5: kvw (wide P V without a mask, kvr when masked), not yet measured.
+constexpr HopperKernel kDefaultHopperKernel = HopperKernel::kvw;
 HopperKernel hopper_kernel() {
   static const HopperKernel k = [] {
     const char* old = std::getenv("FLAGOS_CUDA_FATTN_OLD");
@@ -1105,9 +1147,13 @@ HopperKernel hopper_kernel() {
     if (v == "n176r") return HopperKernel::n176r;
     if (v == "n176ra") return HopperKernel::n176ra;
     if (v == "kvr") return HopperKernel::kvr;
+    if (v == "kvw") return HopperKernel::kvw;
+    if (v == "kvwa") return HopperKernel::kvwa;
+    if (v == "kvw2") return HopperKernel::kvw2;
+    if (v == "n176w") return HopperKernel::n176w;
     if (!v.empty())
       throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) +
-                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra or kvr");
+                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, kvw2 or n176w");
     return kDefaultHopperKernel;
   }();
   return k;
@@ -1150,6 +1196,15 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     const bool pos_scale = ma.scale_log2 > 0.f;  // the warp-specialized kernel folds it into exp2
     if (!pos_scale) hk = HopperKernel::old;
     const bool masked = ma.causal || ma.window > 0;
+    // wide P V (fattn5): 1 = m64n128k16 per 16 keys, 2 = the same with the V descriptor's offsets swapped
+    int pvw = 0;
+    if (hk == HopperKernel::kvwa || (hk == HopperKernel::kvw && !masked)) pvw = 1;
+    if (hk == HopperKernel::kvw2) pvw = 2;
+    if (hk == HopperKernel::n176w) {
+      pvw = masked ? 0 : 1;
+      hk = masked ? HopperKernel::kvr : HopperKernel::n176r;
+    }
+    if (hk == HopperKernel::kvw || hk == HopperKernel::kvwa || hk == HopperKernel::kvw2) hk = HopperKernel::kvr;
     // lazy running max: n176r without a mask, n176ra and kvr always
     const bool lazy =
         hk == HopperKernel::n176ra || hk == HopperKernel::kvr || (hk == HopperKernel::n176r && !masked);
@@ -1165,8 +1220,14 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     // (no tensor maps: the cp.async kernel below, whatever the variant)
     auto go = [&](auto tag) {
       using TT = decltype(tag);
-      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv)
+      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1)
+        launch_ws<TT, 128, 3, true, 128, true, true, 1>(w, s);
+      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 2)
+        launch_ws<TT, 128, 3, true, 128, true, true, 2>(w, s);
+      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv)
         lazy ? launch_ws<TT, 128, 3, true, 128, true, true>(w, s) : launch_ws<TT, 128, 3, true, 128, true>(w, s);
+      else if (tma && pos_scale && D == 128 && hk == HopperKernel::n176 && lazy && pvw == 1)
+        launch_ws<TT, 128, 2, true, 176, true, true, 1>(w, s);
       else if (tma && pos_scale && D == 128 && hk == HopperKernel::n176)
         lazy ? launch_ws<TT, 128, 2, true, 176, true, true>(w, s) : launch_ws<TT, 128, 2, true, 176, true>(w, s);
       else if (tma && pos_scale && hk == HopperKernel::ws_pingpong)
