@@ -491,6 +491,11 @@ std::vector<AttnCase> attn_cases() {
       v.push_back({d, t, 1, 2, 1, 177, 352, 128, 128, false, 0, 0, 0, false, 0.7});
       v.push_back({d, t, 1, 2, 2, 176, 177, 128, 128, false, 0, 0, 0, true, 0});
       v.push_back({d, t, 1, 2, 1, 175, 175, 128, 128, true, 60, 0, 0, false, 3.0});
+      // the persistent grid (FLAGOS_CUDA_FATTN_VARIANT=kvwp, no mask: one block per SM looping over
+      // work items): 288 items (> 2 per block on 132 SMs, uneven counts per block), 2 key tiles per
+      // item (the last partial) so the 3-stage rings wrap across items, a partial last query tile
+      // whose second consumer has 12 rows, GQA 8:1
+      v.push_back({d, t, 2, 16, 2, 1100, 200, 128, 128, false, 0, 0, 0, false, 0});
     }
     // f32 prefill on the register-tiled CUDA kernel (>= 16 query rows, D = Dv in {64, 128}; 64-row
     // query tiles, 32-key tiles): the minimum 16 rows, partial tiles on a cache with GQA 3:1, a

@@ -731,7 +731,8 @@ constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [BN keys], up
   return static_cast<size_t>(128 + S * 2 * BN) * D * 2 + 128 + 1024;
 }
 
-template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0>
+template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0,
+          bool PERSIST = false>
 __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__ WgArgs w) {
 #ifdef FLAGOS_ATTN_WGMMA
   static_assert(PVW == 0 || (LAZY && D == 128), "wide P V: the lazy loop, D = 128");
@@ -749,18 +750,30 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
   const uint32_t full = sq + kQBytes + S * 2 * kTile, empty = full + 8 * S;
   const uint32_t vfull = empty + 8 * S, vempty = vfull + 8 * S;  // SPLIT: full/empty are K's
   const int tid = threadIdx.x, wg = tid >> 7;
-  const int64_t nqt = (a.Tq + BM - 1) / BM, BH = a.B * a.Hq, bid = blockIdx.x;
-  const int64_t qt = nqt - 1 - bid / BH, bh = bid % BH;
-  const int64_t h = bh % a.Hq, b = bh / a.Hq, hkv = h / a.G;
-  const int64_t q0 = qt * BM;
-
-  // key range of the block (both consumers run the same tiles)
-  int64_t jbeg = 0, jend = a.Tk;
-  const int64_t qlast = min(a.Tq, q0 + BM) - 1;
-  if (a.causal) jend = min(a.Tk, qlast + a.off + 1);
-  if (a.window > 0) jbeg = max(int64_t{0}, q0 + a.off - a.window + 1);
-  jbeg = jbeg / BN * BN;
-  const int ntiles = jend > jbeg ? static_cast<int>((jend - jbeg + BN - 1) / BN) : 0;
+  const int64_t nqt = (a.Tq + BM - 1) / BM, BH = a.B * a.Hq, nwork = nqt * BH;
+  // Work items (query tile, batch, head), heaviest causal query tiles first. PERSIST (fattn5): the
+  // gridDim.x (<= nwork) blocks take items blockIdx.x, blockIdx.x + gridDim.x, ...; the ring's stages
+  // and phases run on over all of a block's tiles (tb: the tiles of its earlier items), so the
+  // producer loads the next item's first K/V while the consumers finish the current one. Else one
+  // item per block.
+  const int64_t wstep = PERSIST ? static_cast<int64_t>(gridDim.x) : nwork;
+  struct Work {
+    int64_t h, b, hkv, q0, jbeg;
+    int ntiles;
+  };
+  auto work_of = [&](int64_t bid) {
+    Work k;
+    const int64_t qt = nqt - 1 - bid / BH, bh = bid % BH;
+    k.h = bh % a.Hq, k.b = bh / a.Hq, k.hkv = k.h / a.G, k.q0 = qt * BM;
+    // key range of the item (both consumers run the same tiles)
+    int64_t jbeg = 0, jend = a.Tk;
+    const int64_t qlast = min(a.Tq, k.q0 + BM) - 1;
+    if (a.causal) jend = min(a.Tk, qlast + a.off + 1);
+    if (a.window > 0) jbeg = max(int64_t{0}, k.q0 + a.off - a.window + 1);
+    k.jbeg = jbeg / BN * BN;
+    k.ntiles = jend > k.jbeg ? static_cast<int>((jend - k.jbeg + BN - 1) / BN) : 0;
+    return k;
+  };
 
   if (tid == 0) {
     for (int st = 0; st < S; ++st) {
@@ -777,11 +790,15 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
 
   if (wg == 0) {  // ---- producer
     setmaxnreg_dec<24>();
-    if (tid == 0) {
-      for (int t = 0; t < ntiles && SPLIT; ++t) {  // K then V of each tile, each on its own barriers
+    for (int64_t wk = blockIdx.x, tb = 0; tid == 0 && wk < nwork; wk += wstep) {
+      const Work item = work_of(wk);
+      const int64_t jbeg = item.jbeg, hkv = item.hkv, b = item.b;
+      const int ntiles = item.ntiles;
+      for (int tl = 0; tl < ntiles && SPLIT; ++tl) {  // K then V of each tile, each on its own barriers
+        const int t = static_cast<int>(tb) + tl;  // the ring's tile count
         const int st = t % S;
         const uint32_t par = static_cast<uint32_t>(t / S - 1) & 1u;
-        const int j0 = static_cast<int>(jbeg + static_cast<int64_t>(t) * BN);
+        const int j0 = static_cast<int>(jbeg + static_cast<int64_t>(tl) * BN);
         if (t >= S) mbar_wait(empty + 8 * st, par);
         mbar_expect_tx(full + 8 * st, kTile);
 #pragma unroll
@@ -793,266 +810,282 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
         for (int r = 0; r < DR; ++r)
           tma_load4(sv(st) + r * (BN * 128), &w.tv, r * 64, j0, static_cast<int>(hkv), static_cast<int>(b), vfull + 8 * st);
       }
-      for (int t = 0; t < ntiles && !SPLIT; ++t) {
+      for (int tl = 0; tl < ntiles && !SPLIT; ++tl) {
+        const int t = static_cast<int>(tb) + tl;
         const int st = t % S;
         if (t >= S) mbar_wait(empty + 8 * st, static_cast<uint32_t>(t / S - 1) & 1u);
         const uint32_t bar = full + 8 * st;
         mbar_expect_tx(bar, 2 * kTile);
-        const int j0 = static_cast<int>(jbeg + static_cast<int64_t>(t) * BN);
+        const int j0 = static_cast<int>(jbeg + static_cast<int64_t>(tl) * BN);
 #pragma unroll
         for (int r = 0; r < DR; ++r) {
           tma_load4(sk(st) + r * (BN * 128), &w.tk, r * 64, j0, static_cast<int>(hkv), static_cast<int>(b), bar);
           tma_load4(sv(st) + r * (BN * 128), &w.tv, r * 64, j0, static_cast<int>(hkv), static_cast<int>(b), bar);
         }
       }
+      tb += ntiles;
     }
   } else {  // ---- consumers
     setmaxnreg_inc<240>();
     const int cw = wg - 1, ct = tid & 127, lane = tid & 31, wi = (tid >> 5) & 3;
     const int g = lane >> 2, t4 = lane & 3;
-    {  // this warpgroup's 64 Q rows (zeros past Tq), swizzled like the TMA tiles
-      const T* qb = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1];
-      constexpr int C = D / 8;
-#pragma unroll 4
-      for (int i = ct; i < 64 * C; i += 128) {
-        const int r = cw * 64 + i / C, c = i % C;
-        const int64_t row = q0 + r;
-        const bool ok = row < a.Tq;
-        cp_async16_s(sq + (c >> 3) * (BM * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4),
-                     qb + (ok ? row : 0) * a.qs[2] + c * 8, ok ? 16 : 0);
-      }
-      cp_async_commit();
-      cp_async_wait_all();
-      fence_proxy_async();
-      named_sync(1 + cw, 128);
+    // GEMM turns (PP): steps counted over all of the block's items (ntiles + 1 per item)
+    int total_steps = 0, step = 0, tb = 0;
+    for (int64_t wk = blockIdx.x; wk < nwork; wk += wstep) {
+      const int n = work_of(wk).ntiles;
+      total_steps += n > 0 ? n + 1 : 0;
     }
-    const int64_t wr0 = q0 + cw * 64, wlast = wr0 + 63;  // this warpgroup's rows
-    const int64_t qi0 = wr0 + wi * 16 + g;               // this thread's rows qi0, qi0 + 8
-    float o[DR][32];
+    for (int64_t wk = blockIdx.x; wk < nwork; wk += wstep) {
+      const Work item = work_of(wk);
+      const int64_t h = item.h, b = item.b, q0 = item.q0, jbeg = item.jbeg;
+      const int ntiles = item.ntiles;
+      if (PERSIST && wk != blockIdx.x) named_sync(1 + cw, 128);  // the warpgroup's reads of the last Q done
+      {  // this warpgroup's 64 Q rows (zeros past Tq), swizzled like the TMA tiles
+        const T* qb = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1];
+        constexpr int C = D / 8;
+#pragma unroll 4
+        for (int i = ct; i < 64 * C; i += 128) {
+          const int r = cw * 64 + i / C, c = i % C;
+          const int64_t row = q0 + r;
+          const bool ok = row < a.Tq;
+          cp_async16_s(sq + (c >> 3) * (BM * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4),
+                       qb + (ok ? row : 0) * a.qs[2] + c * 8, ok ? 16 : 0);
+        }
+        cp_async_commit();
+        cp_async_wait_all();
+        fence_proxy_async();
+        named_sync(1 + cw, 128);
+      }
+      const int64_t wr0 = q0 + cw * 64, wlast = wr0 + 63;  // this warpgroup's rows
+      const int64_t qi0 = wr0 + wi * 16 + g;               // this thread's rows qi0, qi0 + 8
+      float o[DR][32];
 #pragma unroll
-    for (int n = 0; n < DR; ++n)
+      for (int n = 0; n < DR; ++n)
 #pragma unroll
-      for (int i = 0; i < 32; ++i) o[n][i] = 0.f;
-    // LAZY: zeroed once; Q K^T's first k-step ignores the accumulators (scale-d 0), so later
-    // tiles reuse the registers as they are (no per-tile zeroing)
-    float s[NS];
-    if constexpr (LAZY)
-#pragma unroll
-      for (int i = 0; i < NS; ++i) s[i] = 0.f;
-    uint32_t pa[BN / 16][4];
-    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f}, alpha[2] = {1.f, 1.f};
-    // LAZY: matrix descriptors of this warpgroup's Q and of stage 0's K; any operand's is one of
-    // these plus its byte offset / 16 (the start field holds (address & 0x3FFFF) >> 4 in its low
-    // 14 bits, and every address here is 16-byte aligned and below 2^18, so nothing carries out)
-    [[maybe_unused]] const uint64_t dq0 = sdesc(sq + cw * (64 * 128), 1024, 1024), dk0 = sdesc(sk(0), 1024, 1024);
-    // PVW (fattn5): stage 0's V as one MN-major m64n128 operand; the two 64-column regions are
-    // BN * 128 bytes apart, 8-key row groups 1024. PVW 1: leading offset = the region stride and
-    // stride offset = the row-group stride (PTX canonical MN-major 128B layout
-    // ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))); PVW 2: the two swapped (a hedge for the GPU A/B).
-    [[maybe_unused]] const uint64_t dvw0 =
-        PVW == 2 ? sdesc(sv(0), 1024, BN * 128) : sdesc(sv(0), BN * 128, 1024);
-
-    // GEMM turns (PP): step k of nsteps; consumer 0 goes first; each waits for the other's
-    // previous turn and hands the turn over after issuing (the last hand-over is dropped so that
-    // every arrival has a matching wait)
-    const int nsteps = ntiles > 0 ? ntiles + 1 : 0;
-    int step = 0;
-    auto turn = [&] {
-      if constexpr (PP)
-        if (cw == 1 || step > 0) named_sync(3 + cw, 256);
-    };
-    auto pass = [&] {
-      if constexpr (PP)
-        if (cw == 0 || step + 1 < nsteps) named_arrive(4 - cw, 256);
-      ++step;
-    };
-    auto ready = [&](int tile) { mbar_wait(full + 8 * (tile % S), static_cast<uint32_t>(tile / S) & 1u); };
-    auto release = [&](int tile) {  // after wgmma.wait_group: this warp is done with the stage
-      if (lane == 0) mbar_arrive(empty + 8 * (tile % S));
-    };
-    // SPLIT: ready/release above are K's; V's:
-    auto vready = [&](int tile) {
-      if constexpr (SPLIT) mbar_wait(vfull + 8 * (tile % S), static_cast<uint32_t>(tile / S) & 1u);
-    };
-    auto vrelease = [&](int tile) {
-      if constexpr (SPLIT)
-        if (lane == 0) mbar_arrive(vempty + 8 * (tile % S));
-    };
-    auto qk = [&](int tile) {  // issue S = Q K^T of a tile (one commit group)
-      const int st = tile % S;
-      if constexpr (!LAZY)
+        for (int i = 0; i < 32; ++i) o[n][i] = 0.f;
+      // LAZY: zeroed once; Q K^T's first k-step ignores the accumulators (scale-d 0), so later
+      // tiles reuse the registers as they are (no per-tile zeroing)
+      float s[NS];
+      if constexpr (LAZY)
 #pragma unroll
         for (int i = 0; i < NS; ++i) s[i] = 0.f;
-      wg_fence();
-      if constexpr (LAZY) {  // descriptors as the base's plus constants (see dq0)
-        const uint64_t dk = dk0 + static_cast<uint64_t>(st) * ((2 * kTile) >> 4);
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          const uint64_t qo = ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16;
-          const uint64_t ko = ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16;
-          if constexpr (BN == 128)
-            wgmma_ss<T, BN>(s, dq0 + qo, dk + ko, kk > 0);
-          else
-            wgmma_ss_wide<T, BN>(s, dq0 + qo, dk + ko, kk > 0);
-        }
-      } else {
-#pragma unroll
-        for (int kk = 0; kk < D / 16; ++kk) {
-          const uint32_t qa = sq + (kk >> 2) * (BM * 128) + cw * (64 * 128) + (kk & 3) * 32;
-          const uint32_t ka = sk(st) + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
-          if constexpr (BN == 128)
-            wgmma_ss<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
-          else
-            wgmma_ss_wide<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
-        }
-      }
-      wg_commit();
-    };
-    auto pv = [&](int tile) {  // O += P V of a tile
-      if constexpr (PVW > 0) {  // one m64n128k16 per 16 keys (half the instructions of m64n64k16)
-        const uint64_t dv = dvw0 + static_cast<uint64_t>(tile % S) * ((2 * kTile) >> 4);
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; ++kk) wgmma_rs128<T>(o[0], o[DR - 1], pa[kk], dv + (kk * (16 * 128)) / 16);
-        wg_commit();
-      } else if constexpr (LAZY) {
-        const uint64_t dv = dk0 + (kTile >> 4) + static_cast<uint64_t>(tile % S) * ((2 * kTile) >> 4);
-        wg_fence();
-#pragma unroll
-        for (int kk = 0; kk < BN / 16; ++kk)
-#pragma unroll
-          for (int n = 0; n < DR; ++n) wgmma_rs<T>(o[n], pa[kk], dv + (n * (BN * 128) + kk * (16 * 128)) / 16);
-        wg_commit();
-      } else {
-        wg_issue_pv<T, BN, DR>(o, pa, sv, tile % S);
-      }
-    };
-    // scale, softcap, masks and the online softmax of S (tile at key j0): s becomes P, alpha the
-    // rescale of the rows' previous O
-    auto softmax = [&](int64_t j0) {
-      const bool edge = wg_edge_tile<BN>(a, j0, wr0, wlast);
-      // softcap: s moves to the log2 domain here; else the scale is folded into the exponent's
-      // FMA (scale > 0, so max(s) * scale is the max of the scaled row)
-      float scl = a.scale_log2;
-      if (a.cap > 0.f) {
-#pragma unroll
-        for (int i = 0; i < NS; ++i) s[i] = a.cap * tanhf(s[i] * a.scale_cap) * 1.4426950408889634f;
-        scl = 1.f;
-      }
-      if (SPLIT && edge) {  // as below, the bounds per row clamped to 32 bits first (fewer registers)
-        const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
-        int hi[2], lo[2];  // row hr of this thread sees tile keys lo < jj <= hi
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          const int64_t lim = qi0 + hr * 8 + a.off - j0;  // causal: keys j - j0 <= lim
-          const int64_t c = a.causal ? min(lim, int64_t{BN}) : int64_t{BN};
-          hi[hr] = min(static_cast<int>(max(c, int64_t{-1})), jl - 1);
-          lo[hr] = a.window > 0 ? static_cast<int>(max(min(lim - a.window, int64_t{BN}), int64_t{-1})) : -1;
-        }
-#pragma unroll
-        for (int i = 0; i < NS; ++i) {
-          const int jj = (i >> 2) * 8 + 2 * t4 + (i & 1), hr = (i >> 1) & 1;
-          if (jj > hi[hr] || jj <= lo[hr]) s[i] = -INFINITY;
-        }
-      } else if (edge) {  // diagonal / window / last tiles only
-        wg_mask_tile<BN>(s, a, j0, qi0, t4);
-      }
-      if constexpr (LAZY) {
-        lazy_softmax_rows<BN>(s, mrow, lrow, alpha, scl);
-      } else {
-#pragma unroll
-        for (int hr = 0; hr < 2; ++hr) {
-          float mt = -INFINITY;
-#pragma unroll
-          for (int nt = 0; nt < BN / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt * 4 + 2 * hr], s[nt * 4 + 2 * hr + 1]));
-          mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
-          mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
-          const float mnew = fmaxf(mrow[hr], mt * scl);  // log2 domain
-          const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
-          alpha[hr] = ex2(mrow[hr] - base);
-          mrow[hr] = mnew;
-          float sum = 0.f;
-#pragma unroll
-          for (int nt = 0; nt < BN / 8; ++nt) {
-            s[nt * 4 + 2 * hr] = ex2(fmaf(s[nt * 4 + 2 * hr], scl, -base));
-            s[nt * 4 + 2 * hr + 1] = ex2(fmaf(s[nt * 4 + 2 * hr + 1], scl, -base));
-            sum += s[nt * 4 + 2 * hr] + s[nt * 4 + 2 * hr + 1];
-          }
-          lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
-        }
-      }
-    };
-    auto to_p = [&] { wg_to_p<T, BN>(pa, s); };  // P as the A fragments of P V
+      uint32_t pa[BN / 16][4];
+      float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f}, alpha[2] = {1.f, 1.f};
+      // LAZY: matrix descriptors of this warpgroup's Q and of stage 0's K; any operand's is one of
+      // these plus its byte offset / 16 (the start field holds (address & 0x3FFFF) >> 4 in its low
+      // 14 bits, and every address here is 16-byte aligned and below 2^18, so nothing carries out)
+      [[maybe_unused]] const uint64_t dq0 = sdesc(sq + cw * (64 * 128), 1024, 1024), dk0 = sdesc(sk(0), 1024, 1024);
+      // PVW (fattn5): stage 0's V as one MN-major m64n128 operand; the two 64-column regions are
+      // BN * 128 bytes apart, 8-key row groups 1024. PVW 1: leading offset = the region stride and
+      // stride offset = the row-group stride (PTX canonical MN-major 128B layout
+      // ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))); PVW 2: the two swapped (a hedge for the GPU A/B).
+      [[maybe_unused]] const uint64_t dvw0 =
+          PVW == 2 ? sdesc(sv(0), 1024, BN * 128) : sdesc(sv(0), BN * 128, 1024);
 
-    if (ntiles > 0) {
-      ready(0);
-      turn();
-      qk(0);
-      pass();
-      wg_wait<0>();
-      reg_fence(s);
-      if constexpr (SPLIT) release(0);  // K of tile 0 read
-      softmax(jbeg);
-      to_p();
-    }
-    for (int it = 0; it + 1 < ntiles; ++it) {
-      ready(it + 1);
-      turn();
-      qk(it + 1);
-      vready(it);
-      pv(it);
-      pass();
-      wg_wait<1>();  // S of tile it + 1 (the P V may still run)
-      reg_fence(s);
-      if constexpr (SPLIT) release(it + 1);  // K of tile it + 1 read
-      softmax(jbeg + static_cast<int64_t>(it + 1) * BN);
-      if constexpr (LAZY) {
-        // the wait for P V sits in the branches on the rescale vote. In one basic block with the
-        // softmax, ptxas scheduled the wait first (SASS of n176: WARPGROUP.DEPBAR.LE gsb0, 0x0
-        // ahead of the softmax's shuffles and exponentials): the softmax did not overlap the P V.
-        auto pv_done = [&] {
+      // GEMM turns (PP): step k of nsteps (all items); consumer 0 goes first; each waits for the other's
+      // previous turn and hands the turn over after issuing (the last hand-over is dropped so that
+      // every arrival has a matching wait)
+      const int nsteps = total_steps;
+      auto turn = [&] {
+        if constexpr (PP)
+          if (cw == 1 || step > 0) named_sync(3 + cw, 256);
+      };
+      auto pass = [&] {
+        if constexpr (PP)
+          if (cw == 0 || step + 1 < nsteps) named_arrive(4 - cw, 256);
+        ++step;
+      };
+      auto ready = [&](int tile) {
+        mbar_wait(full + 8 * ((tb + tile) % S), static_cast<uint32_t>((tb + tile) / S) & 1u);
+      };
+      auto release = [&](int tile) {  // after wgmma.wait_group: this warp is done with the stage
+        if (lane == 0) mbar_arrive(empty + 8 * ((tb + tile) % S));
+      };
+      // SPLIT: ready/release above are K's; V's:
+      auto vready = [&](int tile) {
+        if constexpr (SPLIT) mbar_wait(vfull + 8 * ((tb + tile) % S), static_cast<uint32_t>((tb + tile) / S) & 1u);
+      };
+      auto vrelease = [&](int tile) {
+        if constexpr (SPLIT)
+          if (lane == 0) mbar_arrive(vempty + 8 * ((tb + tile) % S));
+      };
+      auto qk = [&](int tile) {  // issue S = Q K^T of a tile (one commit group)
+        const int st = (tb + tile) % S;
+        if constexpr (!LAZY)
+#pragma unroll
+          for (int i = 0; i < NS; ++i) s[i] = 0.f;
+        wg_fence();
+        if constexpr (LAZY) {  // descriptors as the base's plus constants (see dq0)
+          const uint64_t dk = dk0 + static_cast<uint64_t>(st) * ((2 * kTile) >> 4);
+#pragma unroll
+          for (int kk = 0; kk < D / 16; ++kk) {
+            const uint64_t qo = ((kk >> 2) * (BM * 128) + (kk & 3) * 32) / 16;
+            const uint64_t ko = ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16;
+            if constexpr (BN == 128)
+              wgmma_ss<T, BN>(s, dq0 + qo, dk + ko, kk > 0);
+            else
+              wgmma_ss_wide<T, BN>(s, dq0 + qo, dk + ko, kk > 0);
+          }
+        } else {
+#pragma unroll
+          for (int kk = 0; kk < D / 16; ++kk) {
+            const uint32_t qa = sq + (kk >> 2) * (BM * 128) + cw * (64 * 128) + (kk & 3) * 32;
+            const uint32_t ka = sk(st) + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
+            if constexpr (BN == 128)
+              wgmma_ss<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
+            else
+              wgmma_ss_wide<T, BN>(s, sdesc(qa, 1024, 1024), sdesc(ka, 1024, 1024), kk > 0);
+          }
+        }
+        wg_commit();
+      };
+      auto pv = [&](int tile) {  // O += P V of a tile
+        if constexpr (PVW > 0) {  // one m64n128k16 per 16 keys (half the instructions of m64n64k16)
+          const uint64_t dv = dvw0 + static_cast<uint64_t>((tb + tile) % S) * ((2 * kTile) >> 4);
+          wg_fence();
+#pragma unroll
+          for (int kk = 0; kk < BN / 16; ++kk) wgmma_rs128<T>(o[0], o[DR - 1], pa[kk], dv + (kk * (16 * 128)) / 16);
+          wg_commit();
+        } else if constexpr (LAZY) {
+          const uint64_t dv = dk0 + (kTile >> 4) + static_cast<uint64_t>((tb + tile) % S) * ((2 * kTile) >> 4);
+          wg_fence();
+#pragma unroll
+          for (int kk = 0; kk < BN / 16; ++kk)
+#pragma unroll
+            for (int n = 0; n < DR; ++n) wgmma_rs<T>(o[n], pa[kk], dv + (n * (BN * 128) + kk * (16 * 128)) / 16);
+          wg_commit();
+        } else {
+          wg_issue_pv<T, BN, DR>(o, pa, sv, (tb + tile) % S);
+        }
+      };
+      // scale, softcap, masks and the online softmax of S (tile at key j0): s becomes P, alpha the
+      // rescale of the rows' previous O
+      auto softmax = [&](int64_t j0) {
+        const bool edge = wg_edge_tile<BN>(a, j0, wr0, wlast);
+        // softcap: s moves to the log2 domain here; else the scale is folded into the exponent's
+        // FMA (scale > 0, so max(s) * scale is the max of the scaled row)
+        float scl = a.scale_log2;
+        if (a.cap > 0.f) {
+#pragma unroll
+          for (int i = 0; i < NS; ++i) s[i] = a.cap * tanhf(s[i] * a.scale_cap) * 1.4426950408889634f;
+          scl = 1.f;
+        }
+        if (SPLIT && edge) {  // as below, the bounds per row clamped to 32 bits first (fewer registers)
+          const int jl = static_cast<int>(min(a.Tk - j0, int64_t{BN}));  // keys [j0, j0 + jl) exist
+          int hi[2], lo[2];  // row hr of this thread sees tile keys lo < jj <= hi
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) {
+            const int64_t lim = qi0 + hr * 8 + a.off - j0;  // causal: keys j - j0 <= lim
+            const int64_t c = a.causal ? min(lim, int64_t{BN}) : int64_t{BN};
+            hi[hr] = min(static_cast<int>(max(c, int64_t{-1})), jl - 1);
+            lo[hr] = a.window > 0 ? static_cast<int>(max(min(lim - a.window, int64_t{BN}), int64_t{-1})) : -1;
+          }
+#pragma unroll
+          for (int i = 0; i < NS; ++i) {
+            const int jj = (i >> 2) * 8 + 2 * t4 + (i & 1), hr = (i >> 1) & 1;
+            if (jj > hi[hr] || jj <= lo[hr]) s[i] = -INFINITY;
+          }
+        } else if (edge) {  // diagonal / window / last tiles only
+          wg_mask_tile<BN>(s, a, j0, qi0, t4);
+        }
+        if constexpr (LAZY) {
+          lazy_softmax_rows<BN>(s, mrow, lrow, alpha, scl);
+        } else {
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) {
+            float mt = -INFINITY;
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; ++nt) mt = fmaxf(mt, fmaxf(s[nt * 4 + 2 * hr], s[nt * 4 + 2 * hr + 1]));
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 1));
+            mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, 2));
+            const float mnew = fmaxf(mrow[hr], mt * scl);  // log2 domain
+            const float base = mnew == -INFINITY ? 0.f : mnew;  // nothing visible so far: p = 0, no NaN
+            alpha[hr] = ex2(mrow[hr] - base);
+            mrow[hr] = mnew;
+            float sum = 0.f;
+#pragma unroll
+            for (int nt = 0; nt < BN / 8; ++nt) {
+              s[nt * 4 + 2 * hr] = ex2(fmaf(s[nt * 4 + 2 * hr], scl, -base));
+              s[nt * 4 + 2 * hr + 1] = ex2(fmaf(s[nt * 4 + 2 * hr + 1], scl, -base));
+              sum += s[nt * 4 + 2 * hr] + s[nt * 4 + 2 * hr + 1];
+            }
+            lrow[hr] = lrow[hr] * alpha[hr] + sum;  // per-thread partial; quad-reduced at the end
+          }
+        }
+      };
+      auto to_p = [&] { wg_to_p<T, BN>(pa, s); };  // P as the A fragments of P V
+
+      if (ntiles > 0) {
+        ready(0);
+        turn();
+        qk(0);
+        pass();
+        wg_wait<0>();
+        reg_fence(s);
+        if constexpr (SPLIT) release(0);  // K of tile 0 read
+        softmax(jbeg);
+        to_p();
+      }
+      for (int it = 0; it + 1 < ntiles; ++it) {
+        ready(it + 1);
+        turn();
+        qk(it + 1);
+        vready(it);
+        pv(it);
+        pass();
+        wg_wait<1>();  // S of tile it + 1 (the P V may still run)
+        reg_fence(s);
+        if constexpr (SPLIT) release(it + 1);  // K of tile it + 1 read
+        softmax(jbeg + static_cast<int64_t>(it + 1) * BN);
+        if constexpr (LAZY) {
+          // the wait for P V sits in the branches on the rescale vote. In one basic block with the
+          // softmax, ptxas scheduled the wait first (SASS of n176: WARPGROUP.DEPBAR.LE gsb0, 0x0
+          // ahead of the softmax's shuffles and exponentials): the softmax did not overlap the P V.
+          auto pv_done = [&] {
+            wg_wait<0>();
+#pragma unroll
+            for (int n = 0; n < DR; ++n) reg_fence(o[n]);
+            reg_fence(pa);
+          };
+          if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
+            pv_done();
+#pragma unroll
+            for (int n = 0; n < DR; ++n)
+#pragma unroll
+              for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
+          } else {
+            pv_done();
+          }
+          vrelease(it);  // V of tile it read
+        } else {
           wg_wait<0>();
 #pragma unroll
           for (int n = 0; n < DR; ++n) reg_fence(o[n]);
           reg_fence(pa);
-        };
-        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
-          pv_done();
+          if constexpr (SPLIT) vrelease(it);  // V of tile it read
+          else release(it);  // K (Q K^T of tile it) and V (P V of tile it) read
+          if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
 #pragma unroll
-          for (int n = 0; n < DR; ++n)
+            for (int n = 0; n < DR; ++n)
 #pragma unroll
-            for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
-        } else {
-          pv_done();
+              for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
+          }
         }
-        vrelease(it);  // V of tile it read
-      } else {
+        to_p();
+      }
+      if (ntiles > 0) {
+        turn();
+        vready(ntiles - 1);
+        pv(ntiles - 1);
+        pass();
         wg_wait<0>();
 #pragma unroll
         for (int n = 0; n < DR; ++n) reg_fence(o[n]);
-        reg_fence(pa);
-        if constexpr (SPLIT) vrelease(it);  // V of tile it read
-        else release(it);  // K (Q K^T of tile it) and V (P V of tile it) read
-        if (__any_sync(0xffffffffu, alpha[0] != 1.f || alpha[1] != 1.f)) {  // else O * 1 = O: skip
-#pragma unroll
-          for (int n = 0; n < DR; ++n)
-#pragma unroll
-            for (int i = 0; i < 32; ++i) o[n][i] *= alpha[(i >> 1) & 1];
-        }
       }
-      to_p();
-    }
-    if (ntiles > 0) {
-      turn();
-      vready(ntiles - 1);
-      pv(ntiles - 1);
-      pass();
-      wg_wait<0>();
-#pragma unroll
-      for (int n = 0; n < DR; ++n) reg_fence(o[n]);
-    }
-    // ---- normalize and store
-    wg_store_o<T, DR>(o, lrow, a, b, h, qi0, t4);
+      // ---- normalize and store
+      wg_store_o<T, DR>(o, lrow, a, b, h, qi0, t4);
+      tb += ntiles;
+    }  // work items
   }
 #endif  // FLAGOS_ATTN_WGMMA
 }
@@ -1095,13 +1128,16 @@ void launch_wgmma(const WgArgs& w, cudaStream_t s) {
   CUDA_CHECK_LAUNCH();
 }
 
-template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0>
-void launch_ws(const WgArgs& w, cudaStream_t s) {
+// PERSIST: at most max_blocks blocks (one per SM), each looping over work items.
+template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0,
+          bool PERSIST = false>
+void launch_ws(const WgArgs& w, cudaStream_t s, int64_t max_blocks = 0) {
   constexpr size_t smem = ws_smem<D, S, BN>();
   static_assert(smem <= 227 * 1024, "shared memory per block");
-  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY, PVW>;
+  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY, PVW, PERSIST>;
   CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  const int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
+  int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
+  if (PERSIST && max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
   fn<<<static_cast<unsigned>(blocks), 384, smem, s>>>(w);
   CUDA_CHECK_LAUNCH();
 }
@@ -1123,8 +1159,10 @@ void launch_ws(const WgArgs& w, cudaStream_t s) {
 //   kvw2  kvwa with the V descriptor's leading/stride offsets swapped (hedge: if kvw fails the
 //         conformance suite and kvw2 passes, the PTX layout reading was backwards)
 //   n176w n176r with the wide P V without a mask; kvr when masked
+//   kvwp  kvw with a persistent grid without a mask (one block per SM looping over the work items;
+//         the next item's K/V loads and Q overlap the current item's last tiles); kvr when masked
 // The kv/n176/n176c/n176r/n176ra/kvr variants cover D = 128 (D = 64 runs pp).
-enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, kvw2, n176w };
+enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, kvw2, n176w, kvwp };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
 // pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
@@ -1151,9 +1189,10 @@ HopperKernel hopper_kernel() {
     if (v == "kvwa") return HopperKernel::kvwa;
     if (v == "kvw2") return HopperKernel::kvw2;
     if (v == "n176w") return HopperKernel::n176w;
+    if (v == "kvwp") return HopperKernel::kvwp;
     if (!v.empty())
       throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) +
-                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, kvw2 or n176w");
+                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, kvw2, n176w or kvwp");
     return kDefaultHopperKernel;
   }();
   return k;
@@ -1200,6 +1239,9 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     int pvw = 0;
     if (hk == HopperKernel::kvwa || (hk == HopperKernel::kvw && !masked)) pvw = 1;
     if (hk == HopperKernel::kvw2) pvw = 2;
+    const bool persist = hk == HopperKernel::kvwp && !masked;
+    if (persist) pvw = 1;
+    if (hk == HopperKernel::kvwp) hk = HopperKernel::kvr;
     if (hk == HopperKernel::n176w) {
       pvw = masked ? 0 : 1;
       hk = masked ? HopperKernel::kvr : HopperKernel::n176r;
@@ -1220,7 +1262,9 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     // (no tensor maps: the cp.async kernel below, whatever the variant)
     auto go = [&](auto tag) {
       using TT = decltype(tag);
-      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1)
+      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && persist)
+        launch_ws<TT, 128, 3, true, 128, true, true, 1, true>(w, s, sm_count(a.stream.device().index));
+      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1)
         launch_ws<TT, 128, 3, true, 128, true, true, 1>(w, s);
       else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 2)
         launch_ws<TT, 128, 3, true, 128, true, true, 2>(w, s);
