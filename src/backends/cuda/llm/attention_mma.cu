@@ -1081,6 +1081,10 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
         wg_wait<0>();
 #pragma unroll
         for (int n = 0; n < DR; ++n) reg_fence(o[n]);
+        if constexpr (PERSIST) {  // the last stage goes back to the producer too (the ring runs on)
+          if constexpr (SPLIT) vrelease(ntiles - 1);
+          else release(ntiles - 1);
+        }
       }
       // ---- normalize and store
       wg_store_o<T, DR>(o, lrow, a, b, h, qi0, t4);
