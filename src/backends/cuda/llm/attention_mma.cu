@@ -875,12 +875,10 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       // these plus its byte offset / 16 (the start field holds (address & 0x3FFFF) >> 4 in its low
       // 14 bits, and every address here is 16-byte aligned and below 2^18, so nothing carries out)
       [[maybe_unused]] const uint64_t dq0 = sdesc(sq + cw * (64 * 128), 1024, 1024), dk0 = sdesc(sk(0), 1024, 1024);
-      // PVW (fattn5): stage 0's V as one MN-major m64n128 operand; the two 64-column regions are
-      // BN * 128 bytes apart, 8-key row groups 1024. PVW 1: leading offset = the region stride and
-      // stride offset = the row-group stride (PTX canonical MN-major 128B layout
-      // ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))); PVW 2: the two swapped (a hedge for the GPU A/B).
-      [[maybe_unused]] const uint64_t dvw0 =
-          PVW == 2 ? sdesc(sv(0), 1024, BN * 128) : sdesc(sv(0), BN * 128, 1024);
+      // PVW (fattn5): stage 0's V as one MN-major m64n128 operand: the leading offset steps between
+      // the two 64-column regions (BN * 128 bytes apart), the stride offset between 8-key row groups
+      // (1024 bytes); PTX canonical MN-major 128B-swizzle layout ((T,8,m),(8,k)):((1,T,LBO),(8T,SBO)).
+      [[maybe_unused]] const uint64_t dvw0 = sdesc(sv(0), BN * 128, 1024);
 
       // GEMM turns (PP): step k of nsteps (all items); consumer 0 goes first; each waits for the other's
       // previous turn and hands the turn over after issuing (the last hand-over is dropped so that
@@ -1160,13 +1158,11 @@ void launch_ws(const WgArgs& w, cudaStream_t s, int64_t max_blocks = 0) {
 //   kvw   (fattn5) kvr with P V as one m64n128k16 per 16 keys (wgmma_rs128) instead of two m64n64k16,
 //         without a mask; kvr when masked
 //   kvwa  kvw for every case (masked too)
-//   kvw2  kvwa with the V descriptor's leading/stride offsets swapped (hedge: if kvw fails the
-//         conformance suite and kvw2 passes, the PTX layout reading was backwards)
 //   n176w n176r with the wide P V without a mask; kvr when masked
 //   kvwp  kvw with a persistent grid without a mask (one block per SM looping over the work items;
 //         the next item's K/V loads and Q overlap the current item's last tiles); kvr when masked
 // The kv/n176/n176c/n176r/n176ra/kvr variants cover D = 128 (D = 64 runs pp).
-enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, kvw2, n176w, kvwp };
+enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
 // pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
@@ -1191,12 +1187,11 @@ HopperKernel hopper_kernel() {
     if (v == "kvr") return HopperKernel::kvr;
     if (v == "kvw") return HopperKernel::kvw;
     if (v == "kvwa") return HopperKernel::kvwa;
-    if (v == "kvw2") return HopperKernel::kvw2;
     if (v == "n176w") return HopperKernel::n176w;
     if (v == "kvwp") return HopperKernel::kvwp;
     if (!v.empty())
       throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) +
-                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, kvw2, n176w or kvwp");
+                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w or kvwp");
     return kDefaultHopperKernel;
   }();
   return k;
@@ -1239,10 +1234,9 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     const bool pos_scale = ma.scale_log2 > 0.f;  // the warp-specialized kernel folds it into exp2
     if (!pos_scale) hk = HopperKernel::old;
     const bool masked = ma.causal || ma.window > 0;
-    // wide P V (fattn5): 1 = m64n128k16 per 16 keys, 2 = the same with the V descriptor's offsets swapped
+    // wide P V (fattn5): 1 = one m64n128k16 per 16 keys
     int pvw = 0;
     if (hk == HopperKernel::kvwa || (hk == HopperKernel::kvw && !masked)) pvw = 1;
-    if (hk == HopperKernel::kvw2) pvw = 2;
     const bool persist = hk == HopperKernel::kvwp && !masked;
     if (persist) pvw = 1;
     if (hk == HopperKernel::kvwp) hk = HopperKernel::kvr;
@@ -1250,7 +1244,7 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
       pvw = masked ? 0 : 1;
       hk = masked ? HopperKernel::kvr : HopperKernel::n176r;
     }
-    if (hk == HopperKernel::kvw || hk == HopperKernel::kvwa || hk == HopperKernel::kvw2) hk = HopperKernel::kvr;
+    if (hk == HopperKernel::kvw || hk == HopperKernel::kvwa) hk = HopperKernel::kvr;
     // lazy running max: n176r without a mask, n176ra and kvr always
     const bool lazy =
         hk == HopperKernel::n176ra || hk == HopperKernel::kvr || (hk == HopperKernel::n176r && !masked);
@@ -1270,8 +1264,6 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
         launch_ws<TT, 128, 3, true, 128, true, true, 1, true>(w, s, sm_count(a.stream.device().index));
       else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1)
         launch_ws<TT, 128, 3, true, 128, true, true, 1>(w, s);
-      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 2)
-        launch_ws<TT, 128, 3, true, 128, true, true, 2>(w, s);
       else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv)
         lazy ? launch_ws<TT, 128, 3, true, 128, true, true>(w, s) : launch_ws<TT, 128, 3, true, 128, true>(w, s);
       else if (tma && pos_scale && D == 128 && hk == HopperKernel::n176 && lazy && pvw == 1)
