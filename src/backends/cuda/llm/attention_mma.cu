@@ -27,6 +27,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -1119,12 +1120,25 @@ bool make_map(CUtensorMap& m, const void* base, DType dt, int64_t B, int64_t H, 
                 CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
+// The dynamic shared-memory limit of a kernel, raised once per device (bit d of `done`; devices
+// past 63 every time): the attribute call is host time in front of every launch otherwise.
+template <typename F>
+void raise_smem_once(F* fn, size_t smem, std::atomic<uint64_t>& done) {
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  const uint64_t bit = dev < 64 ? uint64_t{1} << dev : 0;
+  if (bit && (done.load(std::memory_order_acquire) & bit)) return;
+  CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  done.fetch_or(bit, std::memory_order_acq_rel);
+}
+
 template <typename T, int D, int NWG, int BN, int S, bool TMA>
 void launch_wgmma(const WgArgs& w, cudaStream_t s) {
   constexpr size_t smem = wgmma_smem<D, NWG, BN, S>();
   static_assert(smem <= 227 * 1024, "shared memory per block");
   auto* fn = &attn_wgmma_kernel<T, D, NWG, BN, S, TMA>;
-  CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  static std::atomic<uint64_t> raised{0};
+  raise_smem_once(fn, smem, raised);
   const int64_t blocks = (w.a.Tq + 64 * NWG - 1) / (64 * NWG) * w.a.B * w.a.Hq;
   fn<<<static_cast<unsigned>(blocks), NWG * 128, smem, s>>>(w);
   CUDA_CHECK_LAUNCH();
@@ -1137,7 +1151,8 @@ void launch_ws(const WgArgs& w, cudaStream_t s, int64_t max_blocks = 0) {
   constexpr size_t smem = ws_smem<D, S, BN>();
   static_assert(smem <= 227 * 1024, "shared memory per block");
   auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY, PVW, PERSIST>;
-  CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  static std::atomic<uint64_t> raised{0};
+  raise_smem_once(fn, smem, raised);
   int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
   if (PERSIST && max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
   fn<<<static_cast<unsigned>(blocks), 384, smem, s>>>(w);
