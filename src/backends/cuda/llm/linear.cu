@@ -1063,7 +1063,7 @@ void launch_smem(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int
 
 // ---------------------------------------------------------------- int8 GEMV streaming whole 16-byte vectors (q8_0, q4_k, q6_k; M <= 4)
 //
-// FLAGOS_CUDA_QGEMV=stream / streamc (auto at M = 1: streamc, below). A persistent grid (2 CTAs
+// FLAGOS_CUDA_QGEMV=stream / streamc (auto at M = 1 for q8_0 / q6_k: stream, see int8_path). A persistent grid (2 CTAs
 // of 8 warps per SM); warp w owns the balanced run of rows [w N / W, (w + 1) N / W) (W warps) and
 // walks their blocks as one
 // flat sequence (the rows are contiguous) in steps of G blocks (q8_0 96, q4_k 24, q6_k 16: 3.2-3.4
@@ -1329,8 +1329,8 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 // the wide-load kernel (q8_0, q4_k, q6_k); stream / streamc: the 16-byte vector stream kernel
 // (register double buffer / per-warp cp.async ring; q8_0, q4_k, q6_k, M <= 4, contiguous rows;
 // other shapes take auto_old); mma / mma2 / smem: the tensor-core kernels above
-// (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. auto = streamc at M = 1 (q8_0, q4_k, q6_k),
-// else auto_old, the measured table (H200, 18944 x 3584): mma for M >= 2 (M = 16: 35-77 us against
+// (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. auto = stream at M = 1 for q8_0 / q6_k
+// (measured in int8_path), else auto_old, the measured table (H200, 18944 x 3584): mma for M >= 2 (M = 16: 35-77 us against
 // 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us; dp4a 27.1); vec for q8_0 (31.4 us, mma
 // 36.9) and q6_k (35.8 us, mma 48.4) at M = 1. (A persistent cp.async ring variant, ring / ring2,
 // measured 2-3x slower than that table at every shape on 2026-11-30 and was removed.)
@@ -1386,12 +1386,16 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
     const int64_t row_bytes = K / QTraits<Q>::n * QTraits<Q>::bytes;
     const bool ok = (N == 1 || W.stride(0) == row_bytes) &&
                     (Q == DType::q4_k ? aligned16(wp) : reinterpret_cast<uintptr_t>(wp) % 2 == 0);
-    if (var == QgemvVariant::stream && M <= 4 && ok) {
+    // auto at M = 1: stream for q8_0 / q6_k (H200 2026-11-30 02:15, us, 18944 x 3584 / 3584 x 18944, bf16
+    // activations: q8_0 29.7 / 33.6 vs 31.1 / 39.0 on the table, q6_k 34.0 / 36.5 vs 35.3 / 44.6; streamc
+    // 30.6 / 38.2 and 33.7 / 37.3); q4_k keeps mma (20.3 / 21.0 vs stream 27.1 / 30.3)
+    if ((var == QgemvVariant::stream && M <= 4 && ok) ||
+        (var == QgemvVariant::automatic && M == 1 && Q != DType::q4_k && ok)) {
       launch_stream<Q, 0>(wp, N, K, qa, da, sa, M, bias, yp, ydt, device, s);
       CUDA_CHECK_LAUNCH();
       return;
     }
-    if ((var == QgemvVariant::streamc && M <= 4 && ok) || (var == QgemvVariant::automatic && M == 1 && ok)) {
+    if (var == QgemvVariant::streamc && M <= 4 && ok) {
       launch_stream<Q, kStreamDepth>(wp, N, K, qa, da, sa, M, bias, yp, ydt, device, s);
       CUDA_CHECK_LAUNCH();
       return;
