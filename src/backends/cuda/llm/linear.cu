@@ -1063,8 +1063,8 @@ void launch_smem(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int
 
 // ---------------------------------------------------------------- int8 GEMV streaming whole 16-byte vectors (q8_0, q4_k, q6_k; M <= 4)
 //
-// FLAGOS_CUDA_QGEMV=stream / streamc (auto at M = 1 for q8_0 / q6_k: stream, see int8_path). A persistent grid (2 CTAs
-// of 8 warps per SM); warp w owns the balanced run of rows [w N / W, (w + 1) N / W) (W warps) and
+// FLAGOS_CUDA_QGEMV=stream / streamc (auto at M = 1 for q8_0 / q6_k: stream, see int8_path). A
+// persistent grid (2 CTAs of 8 warps per SM); warp w owns the balanced run of rows [w N / W, (w + 1) N / W) (W warps) and
 // walks their blocks as one
 // flat sequence (the rows are contiguous) in steps of G blocks (q8_0 96, q4_k 24, q6_k 16: 3.2-3.4
 // KiB). A step's bytes are read as the aligned 16-byte vectors that cover them (7 per lane,
