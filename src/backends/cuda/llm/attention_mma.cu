@@ -379,6 +379,26 @@ __device__ __forceinline__ void wgmma_rs128(float (&d0)[32], float (&d1)[32], co
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(1));
   }
 }
+// d[64x128] (+)= A[64x16] B[16x128], A from registers (the mma.sync A-fragment layout per warp), B
+// from shared memory K-major (fattn5 QREG: Q K^T with Q kept in registers).
+template <typename T>
+__device__ __forceinline__ void wgmma_rs_k128(float (&d)[64], const uint32_t (&a)[4], uint64_t db, int acc) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " FLAGOS_WG_ACC64
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        : FLAGOS_WG_OUT64(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc));
+  } else {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 " FLAGOS_WG_ACC64
+        ", {%64, %65, %66, %67}, %68, p, 1, 1, 0;\n}\n"
+        : FLAGOS_WG_OUT64(d)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(acc));
+  }
+}
 // Warp-specialized kernel helpers: mbarriers with an arrival count, named barriers, register
 // reallocation between warpgroups (setmaxnreg, sm_90a).
 __device__ __forceinline__ void mbar_init_n(uint32_t bar, uint32_t count) {
@@ -733,9 +753,10 @@ constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [BN keys], up
 }
 
 template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0,
-          bool PERSIST = false>
+          bool PERSIST = false, bool QREG = false>
 __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__ WgArgs w) {
 #ifdef FLAGOS_ATTN_WGMMA
+  static_assert(!QREG || (LAZY && BN == 128 && D == 128), "Q in registers: the lazy loop, 128-key tiles, D = 128");
   static_assert(PVW == 0 || (LAZY && D == 128), "wide P V: the lazy loop, D = 128");
   static_assert((SPLIT ? 4 : 2) * S * 8 <= 128, "mbarrier area");
   static_assert(BN == 128 || (SPLIT && BN == 176), "key tile");
@@ -859,6 +880,22 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       }
       const int64_t wr0 = q0 + cw * 64, wlast = wr0 + 63;  // this warpgroup's rows
       const int64_t qi0 = wr0 + wi * 16 + g;               // this thread's rows qi0, qi0 + 8
+      // QREG (fattn5): this warp's 16 Q rows as the A fragments of Q K^T (32 registers), read once
+      // from the swizzled Q above; each Q K^T then reads only K from shared memory (per tile and
+      // warpgroup 16 KB less shared-memory traffic: with TMA writes and both operands read, the
+      // SS form moves ~112 B per clock at the tensor cores' pace, near the 128 B/clk limit)
+      [[maybe_unused]] uint32_t qf[QREG ? D / 16 : 1][4];
+      if constexpr (QREG) {
+#pragma unroll
+        for (int kk = 0; kk < D / 16; ++kk)
+#pragma unroll
+          for (int j = 0; j < 4; ++j) {  // j: (row g | g + 8) x (k 2 t4 | 8 + 2 t4), mma.sync A order
+            const int r = cw * 64 + wi * 16 + g + (j & 1) * 8, c = kk * 16 + (j >> 1) * 8 + 2 * t4;
+            const uint32_t addr =
+                sq + (c >> 6) * (BM * 128) + r * 128 + ((((c & 63) >> 3) ^ (r & 7)) << 4) + (c & 7) * 2;
+            asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(qf[kk][j]) : "r"(addr) : "memory");
+          }
+      }
       float o[DR][32];
 #pragma unroll
       for (int n = 0; n < DR; ++n)
@@ -914,7 +951,12 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
 #pragma unroll
           for (int i = 0; i < NS; ++i) s[i] = 0.f;
         wg_fence();
-        if constexpr (LAZY) {  // descriptors as the base's plus constants (see dq0)
+        if constexpr (QREG) {
+          const uint64_t dk = dk0 + static_cast<uint64_t>(st) * ((2 * kTile) >> 4);
+#pragma unroll
+          for (int kk = 0; kk < D / 16; ++kk)
+            wgmma_rs_k128<T>(s, qf[kk], dk + ((kk >> 2) * (BN * 128) + (kk & 3) * 32) / 16, kk > 0);
+        } else if constexpr (LAZY) {  // descriptors as the base's plus constants (see dq0)
           const uint64_t dk = dk0 + static_cast<uint64_t>(st) * ((2 * kTile) >> 4);
 #pragma unroll
           for (int kk = 0; kk < D / 16; ++kk) {
@@ -1146,11 +1188,11 @@ void launch_wgmma(const WgArgs& w, cudaStream_t s) {
 
 // PERSIST: at most max_blocks blocks (one per SM), each looping over work items.
 template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0,
-          bool PERSIST = false>
+          bool PERSIST = false, bool QREG = false>
 void launch_ws(const WgArgs& w, cudaStream_t s, int64_t max_blocks = 0) {
   constexpr size_t smem = ws_smem<D, S, BN>();
   static_assert(smem <= 227 * 1024, "shared memory per block");
-  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY, PVW, PERSIST>;
+  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY, PVW, PERSIST, QREG>;
   static std::atomic<uint64_t> raised{0};
   raise_smem_once(fn, smem, raised);
   int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
@@ -1174,10 +1216,12 @@ void launch_ws(const WgArgs& w, cudaStream_t s, int64_t max_blocks = 0) {
 //         without a mask; kvr when masked
 //   kvwa  kvw for every case (masked too)
 //   n176w n176r with the wide P V without a mask; kvr when masked
+//   kvq   kvw with Q in registers (Q K^T as m64n128k16 with A from registers) without a mask; kvr
+//         when masked
 //   kvwp  kvw with a persistent grid without a mask (one block per SM looping over the work items;
 //         the next item's K/V loads and Q overlap the current item's last tiles); kvr when masked
 // The kv/n176/n176c/n176r/n176ra/kvr variants cover D = 128 (D = 64 runs pp).
-enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp };
+enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp, kvq };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
 // pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
@@ -1204,9 +1248,10 @@ HopperKernel hopper_kernel() {
     if (v == "kvwa") return HopperKernel::kvwa;
     if (v == "n176w") return HopperKernel::n176w;
     if (v == "kvwp") return HopperKernel::kvwp;
+    if (v == "kvq") return HopperKernel::kvq;
     if (!v.empty())
       throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) +
-                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w or kvwp");
+                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp or kvq");
     return kDefaultHopperKernel;
   }();
   return k;
@@ -1253,8 +1298,9 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     int pvw = 0;
     if (hk == HopperKernel::kvwa || (hk == HopperKernel::kvw && !masked)) pvw = 1;
     const bool persist = hk == HopperKernel::kvwp && !masked;
-    if (persist) pvw = 1;
-    if (hk == HopperKernel::kvwp) hk = HopperKernel::kvr;
+    const bool qreg = hk == HopperKernel::kvq && !masked;
+    if (persist || qreg) pvw = 1;
+    if (hk == HopperKernel::kvwp || hk == HopperKernel::kvq) hk = HopperKernel::kvr;
     if (hk == HopperKernel::n176w) {
       pvw = masked ? 0 : 1;
       hk = masked ? HopperKernel::kvr : HopperKernel::n176r;
@@ -1275,7 +1321,9 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     // (no tensor maps: the cp.async kernel below, whatever the variant)
     auto go = [&](auto tag) {
       using TT = decltype(tag);
-      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && persist)
+      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && qreg)
+        launch_ws<TT, 128, 3, true, 128, true, true, 1, false, true>(w, s);
+      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && persist)
         launch_ws<TT, 128, 3, true, 128, true, true, 1, true>(w, s, sm_count(a.stream.device().index));
       else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1)
         launch_ws<TT, 128, 3, true, 128, true, true, 1>(w, s);
