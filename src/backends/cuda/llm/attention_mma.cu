@@ -883,7 +883,7 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       // QREG (fattn5): this warp's 16 Q rows as the A fragments of Q K^T (32 registers), read once
       // from the swizzled Q above; each Q K^T then reads only K from shared memory (per tile and
       // warpgroup 16 KB less shared-memory traffic: with TMA writes and both operands read, the
-      // SS form moves ~112 B per clock at the tensor cores' pace, near the 128 B/clk limit)
+      // SS form moves ~109 B per clock at the tensor cores' pace, near the 128 B/clk limit)
       [[maybe_unused]] uint32_t qf[QREG ? D / 16 : 1][4];
       if constexpr (QREG) {
 #pragma unroll
