@@ -1218,10 +1218,12 @@ void launch_ws(const WgArgs& w, cudaStream_t s, int64_t max_blocks = 0) {
 //   n176w n176r with the wide P V without a mask; kvr when masked
 //   kvq   kvw with Q in registers (Q K^T as m64n128k16 with A from registers) without a mask; kvr
 //         when masked
+//   kvqa  kvq for every case (masked too: wide P V and Q in registers)
+//   kvqp  kvq on kvwp's persistent grid without a mask; kvr when masked
 //   kvwp  kvw with a persistent grid without a mask (one block per SM looping over the work items;
 //         the next item's K/V loads and Q overlap the current item's last tiles); kvr when masked
 // The kv/n176/n176c/n176r/n176ra/kvr variants cover D = 128 (D = 64 runs pp).
-enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp, kvq };
+enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp, kvq, kvqa, kvqp };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
 // pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
@@ -1249,9 +1251,11 @@ HopperKernel hopper_kernel() {
     if (v == "n176w") return HopperKernel::n176w;
     if (v == "kvwp") return HopperKernel::kvwp;
     if (v == "kvq") return HopperKernel::kvq;
+    if (v == "kvqa") return HopperKernel::kvqa;
+    if (v == "kvqp") return HopperKernel::kvqp;
     if (!v.empty())
       throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) +
-                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp or kvq");
+                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp, kvq, kvqa or kvqp");
     return kDefaultHopperKernel;
   }();
   return k;
@@ -1297,10 +1301,11 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     // wide P V (fattn5): 1 = one m64n128k16 per 16 keys
     int pvw = 0;
     if (hk == HopperKernel::kvwa || (hk == HopperKernel::kvw && !masked)) pvw = 1;
-    const bool persist = hk == HopperKernel::kvwp && !masked;
-    const bool qreg = hk == HopperKernel::kvq && !masked;
+    const bool persist = (hk == HopperKernel::kvwp || hk == HopperKernel::kvqp) && !masked;
+    const bool qreg = ((hk == HopperKernel::kvq || hk == HopperKernel::kvqp) && !masked) || hk == HopperKernel::kvqa;
     if (persist || qreg) pvw = 1;
-    if (hk == HopperKernel::kvwp || hk == HopperKernel::kvq) hk = HopperKernel::kvr;
+    if (hk == HopperKernel::kvwp || hk == HopperKernel::kvq || hk == HopperKernel::kvqa || hk == HopperKernel::kvqp)
+      hk = HopperKernel::kvr;
     if (hk == HopperKernel::n176w) {
       pvw = masked ? 0 : 1;
       hk = masked ? HopperKernel::kvr : HopperKernel::n176r;
@@ -1321,7 +1326,9 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     // (no tensor maps: the cp.async kernel below, whatever the variant)
     auto go = [&](auto tag) {
       using TT = decltype(tag);
-      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && qreg)
+      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && qreg && persist)
+        launch_ws<TT, 128, 3, true, 128, true, true, 1, true, true>(w, s, sm_count(a.stream.device().index));
+      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && qreg)
         launch_ws<TT, 128, 3, true, 128, true, true, 1, false, true>(w, s);
       else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && persist)
         launch_ws<TT, 128, 3, true, 128, true, true, 1, true>(w, s, sm_count(a.stream.device().index));
