@@ -1230,8 +1230,11 @@ enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, 
 // H200 2026-11-30 01:50 (same job, us; torch SDPA 405.4 / 251.8 / 32.7 / 21.7): no-mask T4096 kvr
 // 430.5 / n176ra 431.8 / n176r 433.1 / n176 436.6; causal T4096 kvr 232.8 / n176ra 233.7 / n176 244.3;
 // T1024 causal 25.2 / 25.4 / 25.6; T512 causal 14.0 / 14.2 / 14.3: kvr.
-// fattn5: kvq (wide P V and Q in registers without a mask, kvr when masked), not yet measured.
-constexpr HopperKernel kDefaultHopperKernel = HopperKernel::kvq;
+// H200 2026-11-30 02:35 (same job, us; batches of ~4 ms; torch 394.2 / 246.6 / 257.6 / 30.1 / 28.0): no-mask
+// T4096 kvq 412.4 / kvqa 413.8 / kvqp 416.0 / kvwp 417.3 / kvw 417.6 / kvr 428.5; causal T4096 bf16 kvqa
+// 224.6 / kvq (= kvr) 231.0; f16 232.1 / 240.4; T1024 24.4 / 24.7; T512 13.2 / 13.5: kvqa (wide P V and
+// Q in registers for every mask).
+constexpr HopperKernel kDefaultHopperKernel = HopperKernel::kvqa;
 HopperKernel hopper_kernel() {
   static const HopperKernel k = [] {
     const char* old = std::getenv("FLAGOS_CUDA_FATTN_OLD");
