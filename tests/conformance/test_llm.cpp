@@ -478,12 +478,11 @@ std::vector<AttnCase> attn_cases() {
       v.push_back({d, t, 1, 2, 2, 64, 1100, 64, 64, false, 0, 0, 0, true, 0});
       v.push_back({d, t, 1, 4, 2, 700, 700, 128, 128, true, 300, 20.0, 0, false, 0});
       v.push_back({d, t, 2, 2, 1, 16, 16, 128, 128, true, 0, 0, 0, false, 0});
-      // its wide-tile variants (FLAGOS_CUDA_FATTN_VARIANT=n176 / n176c: D 128, 176-key tiles, 2 stages
-      // with separate K and V barriers): 176/192 do not divide Tk (partial last tile), 8-9 tiles
-      // so both rings wrap, GQA 4:1 through views, an empty second consumer (Tq 64), softcap
+      // long key ranges with a partial last tile (176 and 192 do not divide Tk either), rings that
+      // wrap, GQA 4:1 through views, an empty second consumer (Tq 64), softcap
       v.push_back({d, t, 2, 4, 1, 200, 1500, 128, 128, false, 0, 0, 0, true, 0});
       v.push_back({d, t, 1, 2, 1, 64, 1100, 128, 128, false, 0, 25.0, 0, false, 0});
-      // the lazy running max (n176r / n176ra: the base of the exponentials moves only when a tile's
+      // the lazy running max (kvqa / kvr: the base of the exponentials moves only when a tile's
       // max exceeds it by 2^8): large scales so that row maxima grow by more than that across
       // tiles (O and l rescaled) and P reaches 256; tile edges at 175/176/177/352 keys
       v.push_back({d, t, 1, 2, 1, 200, 1500, 128, 128, false, 0, 0, 0, false, 2.0});
@@ -491,10 +490,8 @@ std::vector<AttnCase> attn_cases() {
       v.push_back({d, t, 1, 2, 1, 177, 352, 128, 128, false, 0, 0, 0, false, 0.7});
       v.push_back({d, t, 1, 2, 2, 176, 177, 128, 128, false, 0, 0, 0, true, 0});
       v.push_back({d, t, 1, 2, 1, 175, 175, 128, 128, true, 60, 0, 0, false, 3.0});
-      // the persistent grid (FLAGOS_CUDA_FATTN_VARIANT=kvwp, no mask: one block per SM looping over
-      // work items): 288 items (> 2 per block on 132 SMs, uneven counts per block), 2 key tiles per
-      // item (the last partial) so the 3-stage rings wrap across items, a partial last query tile
-      // whose second consumer has 12 rows, GQA 8:1
+      // many blocks (288 query tiles x heads, more than 2 per SM), 2 key tiles each (the last
+      // partial), a partial last query tile whose second consumer has 12 rows, GQA 8:1
       v.push_back({d, t, 2, 16, 2, 1100, 200, 128, 128, false, 0, 0, 0, false, 0});
     }
     // f32 prefill on the register-tiled CUDA kernel (>= 16 query rows, D = Dv in {64, 128}; 64-row

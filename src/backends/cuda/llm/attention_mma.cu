@@ -753,7 +753,7 @@ constexpr size_t ws_smem() {  // Q [128 rows], S stages of K and V [BN keys], up
 }
 
 template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0,
-          bool PERSIST = false, bool QREG = false>
+          bool QREG = false>
 __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__ WgArgs w) {
 #ifdef FLAGOS_ATTN_WGMMA
   static_assert(!QREG || (LAZY && BN == 128 && D == 128), "Q in registers: the lazy loop, 128-key tiles, D = 128");
@@ -773,12 +773,9 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
   const uint32_t vfull = empty + 8 * S, vempty = vfull + 8 * S;  // SPLIT: full/empty are K's
   const int tid = threadIdx.x, wg = tid >> 7;
   const int64_t nqt = (a.Tq + BM - 1) / BM, BH = a.B * a.Hq, nwork = nqt * BH;
-  // Work items (query tile, batch, head), heaviest causal query tiles first. PERSIST (fattn5): the
-  // gridDim.x (<= nwork) blocks take items blockIdx.x, blockIdx.x + gridDim.x, ...; the ring's stages
-  // and phases run on over all of a block's tiles (tb: the tiles of its earlier items), so the
-  // producer loads the next item's first K/V while the consumers finish the current one. Else one
-  // item per block.
-  const int64_t wstep = PERSIST ? static_cast<int64_t>(gridDim.x) : nwork;
+  // Work items (query tile, batch, head), heaviest causal query tiles first; one item per block (the
+  // loops over items below run once: a persistent grid looping over items measured no gain).
+  const int64_t wstep = nwork;
   struct Work {
     int64_t h, b, hkv, q0, jbeg;
     int ntiles;
@@ -861,7 +858,6 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
       const Work item = work_of(wk);
       const int64_t h = item.h, b = item.b, q0 = item.q0, jbeg = item.jbeg;
       const int ntiles = item.ntiles;
-      if (PERSIST && wk != blockIdx.x) named_sync(1 + cw, 128);  // the warpgroup's reads of the last Q done
       {  // this warpgroup's 64 Q rows (zeros past Tq), swizzled like the TMA tiles
         const T* qb = static_cast<const T*>(a.q) + b * a.qs[0] + h * a.qs[1];
         constexpr int C = D / 8;
@@ -1122,10 +1118,6 @@ __global__ void __launch_bounds__(384, 1) attn_ws_kernel(const __grid_constant__
         wg_wait<0>();
 #pragma unroll
         for (int n = 0; n < DR; ++n) reg_fence(o[n]);
-        if constexpr (PERSIST) {  // the last stage goes back to the producer too (the ring runs on)
-          if constexpr (SPLIT) vrelease(ntiles - 1);
-          else release(ntiles - 1);
-        }
       }
       // ---- normalize and store
       wg_store_o<T, DR>(o, lrow, a, b, h, qi0, t4);
@@ -1186,54 +1178,38 @@ void launch_wgmma(const WgArgs& w, cudaStream_t s) {
   CUDA_CHECK_LAUNCH();
 }
 
-// PERSIST: at most max_blocks blocks (one per SM), each looping over work items.
 template <typename T, int D, int S, bool PP, int BN = 128, bool SPLIT = false, bool LAZY = false, int PVW = 0,
-          bool PERSIST = false, bool QREG = false>
-void launch_ws(const WgArgs& w, cudaStream_t s, int64_t max_blocks = 0) {
+          bool QREG = false>
+void launch_ws(const WgArgs& w, cudaStream_t s) {
   constexpr size_t smem = ws_smem<D, S, BN>();
   static_assert(smem <= 227 * 1024, "shared memory per block");
-  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY, PVW, PERSIST, QREG>;
+  auto* fn = &attn_ws_kernel<T, D, S, PP, BN, SPLIT, LAZY, PVW, QREG>;
   static std::atomic<uint64_t> raised{0};
   raise_smem_once(fn, smem, raised);
-  int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
-  if (PERSIST && max_blocks > 0 && blocks > max_blocks) blocks = max_blocks;
+  const int64_t blocks = (w.a.Tq + 127) / 128 * w.a.B * w.a.Hq;
   fn<<<static_cast<unsigned>(blocks), 384, smem, s>>>(w);
   CUDA_CHECK_LAUNCH();
 }
 
 // Hopper prefill kernel choice, read once: FLAGOS_CUDA_FATTN_OLD=1 keeps the PR-1 kernel
 // (attn_wgmma_kernel, both warpgroups loading and meeting at a barrier per tile);
-// FLAGOS_CUDA_FATTN_VARIANT picks a warp-specialized variant (all ping-pong except ws):
-//   pp    128-key tiles, 3 stages, one full/empty barrier pair per stage (fattn2)
-//   ws    pp without the ping-pong turns
-//   kv    K and V on separate barriers (K handed back once Q K^T is done), 128 keys, 3 stages
-//   n176  no causal mask and no window: 176-key tiles, 2 stages, K/V barriers; else kv
-//   n176c n176 for every mask (causal and window too)
-//   n176r n176 with the lazy running max (lazy_softmax_rows) without a mask; kv when masked
-//   n176ra the lazy running max for every case: n176r without a mask, kv + lazy max when masked
-//   kvr   kv + lazy max for every case (128-key tiles without a mask too: no partial last tile at T 4096)
-//   kvw   (fattn5) kvr with P V as one m64n128k16 per 16 keys (wgmma_rs128) instead of two m64n64k16,
-//         without a mask; kvr when masked
-//   kvwa  kvw for every case (masked too)
-//   n176w n176r with the wide P V without a mask; kvr when masked
-//   kvq   kvw with Q in registers (Q K^T as m64n128k16 with A from registers) without a mask; kvr
-//         when masked
-//   kvqa  kvq for every case (masked too: wide P V and Q in registers)
-//   kvqp  kvq on kvwp's persistent grid without a mask; kvr when masked
-//   kvwp  kvw with a persistent grid without a mask (one block per SM looping over the work items;
-//         the next item's K/V loads and Q overlap the current item's last tiles); kvr when masked
-// The kv/n176/n176c/n176r/n176ra/kvr variants cover D = 128 (D = 64 runs pp).
-enum class HopperKernel { ws_pingpong, ws, old, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp, kvq, kvqa, kvqp };
+// FLAGOS_CUDA_FATTN_VARIANT picks a warp-specialized (ping-pong) variant:
+//   kvqa  (default, D = 128) K and V on separate barriers, 128-key tiles, 3 stages, the lazy running
+//         max (LAZY), P V as one m64n128k16 per 16 keys (PVW) and Q K^T with Q in registers (QREG)
+//   kvr   the same without PVW and QREG (the default before 2026-11-30 02:35)
+//   pp    one full/empty barrier pair per stage, no LAZY (fattn2; the D = 64 kernel)
+// D other than 128 runs pp. Measured and removed (2026-11-30): 176-key tiles (n176*), PVW without
+// QREG (kvw*), a persistent grid (kvwp / kvqp: no gain), pp without the turns (ws), kv without LAZY.
+enum class HopperKernel { ws_pingpong, old, kvr, kvqa };
 // The default when FLAGOS_CUDA_FATTN_VARIANT is unset (one line to flip after measuring):
 // H200 2026-11-29 23:45 (same job, us): no-mask T4096 n176 433.5 / pp 442.6; causal T4096 kv 241.7 /
-// pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0: n176 (kv for masked cases).
+// pp 252.1; T1024 causal 25.2 / 30.9; T512 causal 13.8 / 16.0.
 // H200 2026-11-30 01:50 (same job, us; torch SDPA 405.4 / 251.8 / 32.7 / 21.7): no-mask T4096 kvr
 // 430.5 / n176ra 431.8 / n176r 433.1 / n176 436.6; causal T4096 kvr 232.8 / n176ra 233.7 / n176 244.3;
-// T1024 causal 25.2 / 25.4 / 25.6; T512 causal 14.0 / 14.2 / 14.3: kvr.
+// T1024 causal 25.2 / 25.4 / 25.6; T512 causal 14.0 / 14.2 / 14.3.
 // H200 2026-11-30 02:35 (same job, us; batches of ~4 ms; torch 394.2 / 246.6 / 257.6 / 30.1 / 28.0): no-mask
 // T4096 kvq 412.4 / kvqa 413.8 / kvqp 416.0 / kvwp 417.3 / kvw 417.6 / kvr 428.5; causal T4096 bf16 kvqa
-// 224.6 / kvq (= kvr) 231.0; f16 232.1 / 240.4; T1024 24.4 / 24.7; T512 13.2 / 13.5: kvqa (wide P V and
-// Q in registers for every mask).
+// 224.6 / kvr 231.0; f16 232.1 / 240.4; T1024 24.4 / 24.7; T512 13.2 / 13.5: kvqa.
 constexpr HopperKernel kDefaultHopperKernel = HopperKernel::kvqa;
 HopperKernel hopper_kernel() {
   static const HopperKernel k = [] {
@@ -1242,23 +1218,10 @@ HopperKernel hopper_kernel() {
     const char* var = std::getenv("FLAGOS_CUDA_FATTN_VARIANT");
     const std::string_view v = var ? var : "";
     if (v == "pp") return HopperKernel::ws_pingpong;
-    if (v == "ws") return HopperKernel::ws;
-    if (v == "kv") return HopperKernel::kv;
-    if (v == "n176") return HopperKernel::n176;
-    if (v == "n176c") return HopperKernel::n176c;
-    if (v == "n176r") return HopperKernel::n176r;
-    if (v == "n176ra") return HopperKernel::n176ra;
     if (v == "kvr") return HopperKernel::kvr;
-    if (v == "kvw") return HopperKernel::kvw;
-    if (v == "kvwa") return HopperKernel::kvwa;
-    if (v == "n176w") return HopperKernel::n176w;
-    if (v == "kvwp") return HopperKernel::kvwp;
-    if (v == "kvq") return HopperKernel::kvq;
     if (v == "kvqa") return HopperKernel::kvqa;
-    if (v == "kvqp") return HopperKernel::kvqp;
     if (!v.empty())
-      throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) +
-                               ": expected pp, ws, kv, n176, n176c, n176r, n176ra, kvr, kvw, kvwa, n176w, kvwp, kvq, kvqa or kvqp");
+      throw std::runtime_error("FLAGOS_CUDA_FATTN_VARIANT=" + std::string(v) + ": expected kvqa, kvr or pp");
     return kDefaultHopperKernel;
   }();
   return k;
@@ -1300,53 +1263,19 @@ bool attention_mma(const KernelArgs& a, const AttentionParams& p) {
     HopperKernel hk = hopper_kernel();
     const bool pos_scale = ma.scale_log2 > 0.f;  // the warp-specialized kernel folds it into exp2
     if (!pos_scale) hk = HopperKernel::old;
-    const bool masked = ma.causal || ma.window > 0;
-    // wide P V (fattn5): 1 = one m64n128k16 per 16 keys
-    int pvw = 0;
-    if (hk == HopperKernel::kvwa || (hk == HopperKernel::kvw && !masked)) pvw = 1;
-    const bool persist = (hk == HopperKernel::kvwp || hk == HopperKernel::kvqp) && !masked;
-    const bool qreg = ((hk == HopperKernel::kvq || hk == HopperKernel::kvqp) && !masked) || hk == HopperKernel::kvqa;
-    if (persist || qreg) pvw = 1;
-    if (hk == HopperKernel::kvwp || hk == HopperKernel::kvq || hk == HopperKernel::kvqa || hk == HopperKernel::kvqp)
-      hk = HopperKernel::kvr;
-    if (hk == HopperKernel::n176w) {
-      pvw = masked ? 0 : 1;
-      hk = masked ? HopperKernel::kvr : HopperKernel::n176r;
-    }
-    if (hk == HopperKernel::kvw || hk == HopperKernel::kvwa) hk = HopperKernel::kvr;
-    // lazy running max: n176r without a mask, n176ra and kvr always
-    const bool lazy =
-        hk == HopperKernel::n176ra || hk == HopperKernel::kvr || (hk == HopperKernel::n176r && !masked);
-    if (hk == HopperKernel::kvr) hk = HopperKernel::kv;
-    if (hk == HopperKernel::n176r || hk == HopperKernel::n176ra) hk = HopperKernel::n176;
-    if (hk == HopperKernel::n176 && masked) hk = HopperKernel::kv;  // dense key ranges only
-    if (hk == HopperKernel::n176c) hk = HopperKernel::n176;
-    if ((hk == HopperKernel::kv || hk == HopperKernel::n176) && D != 128) hk = HopperKernel::ws_pingpong;
-    const int bn = hk == HopperKernel::n176 ? 176 : 128;  // TMA box rows
+    if (hk != HopperKernel::old && D != 128) hk = HopperKernel::ws_pingpong;
     const bool tma =
-        make_map(w.tk, k.data(), dt, B, k.size(1), k.size(2), D, k.stride(2), k.stride(1), k.stride(0), bn) &&
-        make_map(w.tv, v.data(), dt, B, v.size(1), v.size(2), D, v.stride(2), v.stride(1), v.stride(0), bn);
+        make_map(w.tk, k.data(), dt, B, k.size(1), k.size(2), D, k.stride(2), k.stride(1), k.stride(0), 128) &&
+        make_map(w.tv, v.data(), dt, B, v.size(1), v.size(2), D, v.stride(2), v.stride(1), v.stride(0), 128);
     // (no tensor maps: the cp.async kernel below, whatever the variant)
     auto go = [&](auto tag) {
       using TT = decltype(tag);
-      if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && qreg && persist)
-        launch_ws<TT, 128, 3, true, 128, true, true, 1, true, true>(w, s, sm_count(a.stream.device().index));
-      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && qreg)
-        launch_ws<TT, 128, 3, true, 128, true, true, 1, false, true>(w, s);
-      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1 && persist)
-        launch_ws<TT, 128, 3, true, 128, true, true, 1, true>(w, s, sm_count(a.stream.device().index));
-      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv && lazy && pvw == 1)
-        launch_ws<TT, 128, 3, true, 128, true, true, 1>(w, s);
-      else if (tma && pos_scale && D == 128 && hk == HopperKernel::kv)
-        lazy ? launch_ws<TT, 128, 3, true, 128, true, true>(w, s) : launch_ws<TT, 128, 3, true, 128, true>(w, s);
-      else if (tma && pos_scale && D == 128 && hk == HopperKernel::n176 && lazy && pvw == 1)
-        launch_ws<TT, 128, 2, true, 176, true, true, 1>(w, s);
-      else if (tma && pos_scale && D == 128 && hk == HopperKernel::n176)
-        lazy ? launch_ws<TT, 128, 2, true, 176, true, true>(w, s) : launch_ws<TT, 128, 2, true, 176, true>(w, s);
+      if (tma && pos_scale && hk == HopperKernel::kvqa)
+        launch_ws<TT, 128, 3, true, 128, true, true, 1, true>(w, s);
+      else if (tma && pos_scale && hk == HopperKernel::kvr)
+        launch_ws<TT, 128, 3, true, 128, true, true>(w, s);
       else if (tma && pos_scale && hk == HopperKernel::ws_pingpong)
         D == 64 ? launch_ws<TT, 64, 4, true>(w, s) : launch_ws<TT, 128, 3, true>(w, s);
-      else if (tma && pos_scale && hk == HopperKernel::ws)
-        D == 64 ? launch_ws<TT, 64, 4, false>(w, s) : launch_ws<TT, 128, 3, false>(w, s);
       else if (tma) D == 64 ? launch_wgmma<TT, 64, 2, 128, 3, true>(w, s) : launch_wgmma<TT, 128, 2, 128, 3, true>(w, s);
       else D == 64 ? launch_wgmma<TT, 64, 3, 64, 3, false>(w, s) : launch_wgmma<TT, 128, 3, 64, 3, false>(w, s);
     };
