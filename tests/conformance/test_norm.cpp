@@ -126,9 +126,9 @@ std::vector<NCase> norm_cases() {
           v.push_back({d, op, t, t, {3, 20001}, Layout::contiguous, true});
         }
         // LLM rows, sized to select each CUDA path (norm.cu's norm_launch; FLAGOS_CUDA_NORM_PATH
-        // forces one): many 16-bit rows -> ring (rows not a multiple of the 4 rows per block, 193
-        // vectors: lanes with one vector fewer), few -> a warp per row, one row, odd widths
-        // (strided), row-strided views, f32 -> a block per row.
+        // forces one): many 16-bit rows -> a block per row (193 vectors: threads with one vector
+        // fewer; rows not a multiple of the warp path's 4 rows per block), few -> a warp per row
+        // (layer_norm) or block2, one row, odd widths (strided), row-strided views, f32 -> block.
         if (op != N::group && t != DType::f64) {
           v.push_back({d, op, t, t, {1061, 1544}, Layout::contiguous, false});
           v.push_back({d, op, t, DType::f32, {37, 3584}, Layout::contiguous, true});
@@ -157,7 +157,7 @@ INSTANTIATE_TEST_SUITE_P(All, Norm, ::testing::ValuesIn(norm_cases()), norm_name
 
 // layer_norm of rows far from zero (mean 30, spread 1): E[x^2] - E[x]^2 in f32 would lose ~3e-4 of the
 // variance to cancellation; the kernels' merged (count, mean, squared deviations) must not. Shapes pick
-// the CUDA block/warp, ring/block2 and long-row paths; rows whose first element is an outlier take the
+// the CUDA block/warp, block2 and long-row paths; rows whose first element is an outlier take the
 // kernels' exact second pass.
 TEST(NormStability, LayerNormRowsFarFromZero) {
   auto rng = rng_for_current_test();

@@ -2,17 +2,12 @@
 // and group_norm over contiguous [N, C, S] (see src/ops/norm.cpp for the argument layout).
 // Fast paths (contiguous 16-byte aligned rows, contiguous weight), chosen in norm_launch (auto: the
 // kAuto16 table there for 16-bit rows of 1K..4K elements, by kind and few/many rows; block otherwise):
-//  - ring: a persistent grid, one warp per row; each warp streams its rows into a shared-memory ring
-//    with 16-byte cp.async (sm_80+), the next row loading while the current one is reduced and
-//    stored, so the bytes in flight do not depend on registers. ring3: 3 stages. ringbal: each warp
-//    takes a contiguous balanced share of the rows instead of every G-th row.
-//  - tma / tma3 (sm_90a builds on 9.x devices): the ring with ringbal's split, each row fetched by one
-//    cp.async.bulk per input, completion counted in bytes on the stage's mbarrier.
 //  - warp: one warp per row, the row's 16-byte vectors in registers.
-//  - block: one block per row, VPT vectors per thread in registers; block1 / block2 force 1 / 2.
-// Otherwise a strided path reads the row per pass. FLAGOS_CUDA_NORM_PATH=ring|ring3|ringbal|tma|tma3|
-// warp|block|block1|block2|strided (read once) forces a path wherever it applies (A/B in one job).
-// Compute is f32 (f64 for f64), sums reduced over the warp/block, 1/sqrt in double (rsqrt in ring_row); f16/bf16
+//  - block: one block per row, VPT vectors per thread in registers; block2 forces 2.
+// Otherwise a strided path reads the row per pass. FLAGOS_CUDA_NORM_PATH=warp|block|block2|strided
+// (read once) forces a path wherever it applies (A/B in one job). Measured and removed (2026-11-30):
+// shared-memory ring paths (cp.async or cp.async.bulk rows, 2-3 stages; slower than block2 / block).
+// Compute is f32 (f64 for f64), sums reduced over the warp/block, 1/sqrt in double; f16/bf16
 // rounded once at the store. layer_norm's mean and variance come from one reduction of the sums of x - x[0] and
 // its square (see shift_ok: a second pass where x[0] is far from the row's mean); FLAGOS_CUDA_NORM_REDUCE=old:
 // always two reductions. add_rms_norm normalizes the residual as stored (rounded to its dtype).
@@ -42,7 +37,7 @@ struct NormArgs {
   int64_t xc, rc, oc;       // column strides (elements; 1 on the fast path)
   int64_t ws, bs;           // weight / bias strides (elements)
   double eps;
-  double inv_h;  // 1 / H (the ring/tma row body divides by nothing: the divisions' slow-path calls spilled)
+  double inv_h;  // 1 / H (unused since the ring paths went; kept so the kernels' code stays as measured)
   bool old_reduce;  // FLAGOS_CUDA_NORM_REDUCE=old: layer_norm reduces the mean, then the squared deviations
                    // (two reductions), and block sums take two barriers
 };
@@ -217,221 +212,6 @@ __global__ void norm_vec_kernel(NormArgs<T, W> a, int64_t rows) {
   }
 }
 
-// Ring path: a persistent grid of kRingWarps-warp blocks, one warp per row; warp g of G takes rows
-// g, g + G, ... Each warp owns S shared-memory stages (one row of x, plus the residual for add_rms)
-// and keeps S - 1 rows loading (16-byte cp.async, L2 only) while it reduces and stores the current
-// one. Lane l copies, reads and rewrites only vectors l, l + 32, ... of a stage, so a lane's own
-// cp.async.wait_group orders everything it reads: no barrier at all; sums reduced by shuffles.
-constexpr int kRingWarps = 4;
-
-__device__ __forceinline__ void ring_cp16(void* dst, const void* src) {
-  const uint32_t d = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(src) : "memory");
-}
-__device__ __forceinline__ void ring_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void ring_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-// One row of the ring/tma paths, its NIN inputs already in the shared-memory stage st (lane l reads and
-// rewrites only vectors l, l + 32, ...): sums by shuffles, normalized row stored to global.
-template <NormKind K, typename T, typename W>
-__device__ __forceinline__ void ring_row(const NormArgs<T, W>& a, Pack<T, 16 / sizeof(T)>* st, int64_t row, int lane,
-                                         int nvec) {
-  using C = compute_t<T>;
-  using P = Pack<T, 16 / sizeof(T)>;
-  constexpr int VE = 16 / sizeof(T);
-  C s1 = 0;
-#pragma unroll 4
-  for (int v = lane; v < nvec; v += 32) {
-    P pv = st[v];
-    if constexpr (K == NormKind::add_rms) {
-      const P px = pv, pr = st[nvec + v];
-#pragma unroll
-      for (int e = 0; e < VE; ++e)  // the rounded residual is what gets normalized
-        pv.v[e] = store_c<T>(static_cast<C>(to_f(pr.v[e])) + static_cast<C>(to_f(px.v[e])));
-      *reinterpret_cast<P*>(a.res + row * a.rs + static_cast<int64_t>(v) * VE) = pv;
-      st[v] = pv;
-    }
-    if constexpr (K != NormKind::layer)
-#pragma unroll
-      for (int e = 0; e < VE; ++e) {
-        const C x = static_cast<C>(to_f(pv.v[e]));
-        s1 += x * x;
-      }
-  }
-  C mean = 0, r;
-  if constexpr (K == NormKind::layer) {
-    // sums about k0 in one shuffle tree (old path: the mean first, then squared deviations about it)
-    const C k0 = a.old_reduce ? C(0) : static_cast<C>(to_f(st[0].v[0]));
-    C s2 = 0;
-#pragma unroll 4
-    for (int v = lane; v < nvec; v += 32) {
-      const P pv = st[v];
-#pragma unroll
-      for (int e = 0; e < VE; ++e) {
-        const C d = static_cast<C>(to_f(pv.v[e])) - k0;
-        s1 += d, s2 += d * d;
-      }
-    }
-    s1 = warp_sum(s1);
-    mean = k0 + s1 * static_cast<C>(a.inv_h);
-    bool exact = a.old_reduce;
-    if (!exact) {
-      s2 = warp_sum(s2);
-      const C md = s1 * static_cast<C>(a.inv_h), var = s2 * static_cast<C>(a.inv_h) - md * md;
-      exact = !shift_ok(md, var);
-    }
-    if (exact) {
-      s2 = 0;
-#pragma unroll 4
-      for (int v = lane; v < nvec; v += 32) {
-        const P pv = st[v];
-#pragma unroll
-        for (int e = 0; e < VE; ++e) {
-          const C d = static_cast<C>(to_f(pv.v[e])) - mean;
-          s2 += d * d;
-        }
-      }
-      s2 = warp_sum(s2);
-    } else {
-      s2 -= s1 * s1 * static_cast<C>(a.inv_h);  // H * var
-    }
-    r = static_cast<C>(rsqrt(static_cast<double>(s2) * a.inv_h + a.eps));
-  } else {
-    s1 = warp_sum(s1);
-    r = static_cast<C>(rsqrt(static_cast<double>(s1) * a.inv_h + a.eps));
-  }
-  T* orow = a.out + row * a.os;
-#pragma unroll 4
-  for (int v = lane; v < nvec; v += 32) {
-    const P pv = st[v];
-    const int64_t i0 = static_cast<int64_t>(v) * VE;
-    C wv[VE] = {}, bv[VE] = {};
-    if (a.w) load_params<C, W, VE>(a.w, i0, wv);
-    if (K == NormKind::layer && a.bias) load_params<C, W, VE>(a.bias, i0, bv);
-    P po;
-#pragma unroll
-    for (int e = 0; e < VE; ++e) {
-      const C x = static_cast<C>(to_f(pv.v[e]));
-      C y = K == NormKind::layer ? (x - mean) * r : x * r;
-      if (a.w) y = y * wv[e];
-      if (K == NormKind::layer && a.bias) y = y + bv[e];
-      po.v[e] = store_c<T>(y);
-    }
-    *reinterpret_cast<P*>(orow + i0) = po;
-  }
-}
-
-// BAL (ringbal): warp w of G takes the contiguous rows [rows * w / G, rows * (w + 1) / G) instead of
-// w, w + G, ... (the grid fills every SM evenly; no SM gets an extra round).
-template <NormKind K, typename T, typename W, int S, bool BAL>
-__global__ void __launch_bounds__(kRingWarps * 32) norm_ring_kernel(NormArgs<T, W> a, int64_t rows, int nvec) {
-  using P = Pack<T, 16 / sizeof(T)>;
-  constexpr int VE = 16 / sizeof(T);
-  constexpr int NIN = K == NormKind::add_rms ? 2 : 1;
-  extern __shared__ uint4 ring_smem[];
-  const int warp = static_cast<int>(threadIdx.x >> 5), lane = static_cast<int>(threadIdx.x & 31);
-  P* ring = reinterpret_cast<P*>(ring_smem) + static_cast<int64_t>(warp) * S * NIN * nvec;
-  const int64_t nw = static_cast<int64_t>(gridDim.x) * kRingWarps;
-  const int64_t wid = static_cast<int64_t>(blockIdx.x) * kRingWarps + warp;
-  const int64_t first = BAL ? rows * wid / nw : wid;
-  const int64_t end = BAL ? rows * (wid + 1) / nw : rows;
-  const int64_t step = BAL ? 1 : nw;
-  auto issue = [&](int64_t row, int slot) {  // always commits a group (empty past the end)
-    if (row < end) {
-      P* dst = ring + static_cast<int64_t>(slot) * NIN * nvec;
-      const T* xr = a.x + row * a.xs;
-      for (int v = lane; v < nvec; v += 32) ring_cp16(dst + v, xr + static_cast<int64_t>(v) * VE);
-      if constexpr (K == NormKind::add_rms) {
-        const T* rr = a.res + row * a.rs;
-        for (int v = lane; v < nvec; v += 32) ring_cp16(dst + nvec + v, rr + static_cast<int64_t>(v) * VE);
-      }
-    }
-    ring_commit();
-  };
-#pragma unroll
-  for (int k = 0; k < S - 1; ++k) issue(first + k * step, k);
-  int slot = 0;
-  for (int64_t row = first; row < end; row += step) {
-    issue(row + (S - 1) * step, slot == 0 ? S - 1 : slot - 1);  // the stage this lane finished last
-    ring_wait<S - 1>();                                            // this row's group has landed
-    ring_row<K, T, W>(a, ring + static_cast<int64_t>(slot) * NIN * nvec, row, lane, nvec);
-    slot = slot == S - 1 ? 0 : slot + 1;
-  }
-  ring_wait<0>();  // no copy may still target shared memory when the block exits
-}
-
-// TMA path (sm_90; tma = 2 stages, tma3 = 3): the ring's layout and row split of ringbal, but lane 0 of
-// each warp fetches a whole row (and the residual) with one 1-D bulk copy (cp.async.bulk) per input,
-// completion counted in bytes on the stage's mbarrier; all lanes wait on its phase. Before a stage is
-// refilled every lane fences its generic accesses to it against the async proxy, then the warp syncs.
-constexpr int kTmaHeader = 128;  // bytes of mbarriers ahead of the stages (kRingWarps * S <= 16)
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
-#endif
-
-template <NormKind K, typename T, typename W, int S>
-__global__ void __launch_bounds__(kRingWarps * 32) norm_tma_kernel(NormArgs<T, W> a, int64_t rows, int nvec) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  using P = Pack<T, 16 / sizeof(T)>;
-  constexpr int NIN = K == NormKind::add_rms ? 2 : 1;
-  static_assert(kRingWarps * S * 8 <= kTmaHeader, "mbarriers do not fit the header");
-  extern __shared__ uint4 ring_smem[];
-  const int warp = static_cast<int>(threadIdx.x >> 5), lane = static_cast<int>(threadIdx.x & 31);
-  uint64_t* bar = reinterpret_cast<uint64_t*>(ring_smem) + warp * S;
-  P* ring = reinterpret_cast<P*>(ring_smem) + kTmaHeader / 16 + static_cast<int64_t>(warp) * S * NIN * nvec;
-  const int64_t nw = static_cast<int64_t>(gridDim.x) * kRingWarps;
-  const int64_t wid = static_cast<int64_t>(blockIdx.x) * kRingWarps + warp;
-  const int64_t first = rows * wid / nw, end = rows * (wid + 1) / nw;
-  const uint32_t bytes = static_cast<uint32_t>(nvec) * 16u;
-  if (lane == 0) {
-#pragma unroll
-    for (int k = 0; k < S; ++k)
-      asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;\n" ::"r"(smem_u32(bar + k)) : "memory");
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
-  __syncwarp();
-  auto issue = [&](int64_t row, int slot) {
-    if (lane != 0 || row >= end) return;
-    const uint32_t b = smem_u32(bar + slot);
-    P* dst = ring + static_cast<int64_t>(slot) * NIN * nvec;
-    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(b),
-                 "r"(bytes * NIN) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                     smem_u32(dst)), "l"(a.x + row * a.xs), "r"(bytes), "r"(b) : "memory");
-    if constexpr (K == NormKind::add_rms)
-      asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                       smem_u32(dst + nvec)), "l"(a.res + row * a.rs), "r"(bytes), "r"(b) : "memory");
-  };
-#pragma unroll
-  for (int k = 0; k < S - 1; ++k) issue(first + k, k);
-  int slot = 0;
-  uint32_t phase = 0;
-  for (int64_t row = first; row < end; ++row) {
-    issue(row + S - 1, slot == 0 ? S - 1 : slot - 1);  // the stage the warp finished last
-    const uint32_t b = smem_u32(bar + slot);
-    uint32_t done = 0;
-    do {
-      asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
-                   : "=r"(done) : "r"(b), "r"(phase) : "memory");
-    } while (!done);
-    ring_row<K, T, W>(a, ring + static_cast<int64_t>(slot) * NIN * nvec, row, lane, nvec);
-    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");  // before the async refill of this stage
-    __syncwarp();
-    slot = slot == S - 1 ? 0 : slot + 1;
-    phase ^= slot == 0 ? 1u : 0u;
-  }
-#else
-  (void)a, (void)rows, (void)nvec;
-  __trap();  // launched only where sm90a_device() holds (sm_90a code on a 9.x device)
-#endif
-}
-
 // Strided path: any strides, any H; one block per row, the row re-read per pass.
 template <NormKind K, typename T, typename W>
 __global__ void norm_strided_kernel(NormArgs<T, W> a) {
@@ -490,74 +270,23 @@ void launch_warp(const NormArgs<T, W>& na, int64_t rows, cudaStream_t s) {
   norm_vec_kernel<K, T, W, VPT, true><<<grid, 32 * kWarpRows, 0, s>>>(na, rows);
 }
 
-enum class NormPath { automatic, ring, ring3, ringbal, tma, tma3, warp, block, block1, block2, strided };
+enum class NormPath { automatic, warp, block, block2, strided };
 
 NormPath forced_path() {
   static const NormPath p = [] {
     const char* e = std::getenv("FLAGOS_CUDA_NORM_PATH");
     if (!e || !*e || !std::strcmp(e, "auto")) return NormPath::automatic;
-    static const std::pair<const char*, NormPath> names[] = {
-        {"ring", NormPath::ring},   {"ring3", NormPath::ring3},   {"ringbal", NormPath::ringbal},
-        {"tma", NormPath::tma},     {"tma3", NormPath::tma3},     {"warp", NormPath::warp},
-        {"block", NormPath::block}, {"block1", NormPath::block1}, {"block2", NormPath::block2},
-        {"strided", NormPath::strided}};
+    static const std::pair<const char*, NormPath> names[] = {{"warp", NormPath::warp},
+                                                             {"block", NormPath::block},
+                                                             {"block2", NormPath::block2},
+                                                             {"strided", NormPath::strided}};
     for (const auto& [n, v] : names)
       if (!std::strcmp(e, n)) return v;
-    fail("FLAGOS_CUDA_NORM_PATH: unknown path '", e,
-         "' (auto, ring, ring3, ringbal, tma, tma3, warp, block, block1, block2, strided)");
+    fail("FLAGOS_CUDA_NORM_PATH: unknown path '", e, "' (auto, warp, block, block2, strided)");
   }();
   return p;
 }
 
-
-struct SmemLimits {
-  int per_block_optin = 0, per_sm = 0;
-};
-SmemLimits smem_limits(int device) {
-  static const std::vector<SmemLimits> lim = [] {
-    int n = 0;
-    CUDA_CHECK(cudaGetDeviceCount(&n));
-    std::vector<SmemLimits> v(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) {
-      CUDA_CHECK(cudaDeviceGetAttribute(&v[static_cast<size_t>(i)].per_block_optin,
-                                        cudaDevAttrMaxSharedMemoryPerBlockOptin, i));
-      CUDA_CHECK(cudaDeviceGetAttribute(&v[static_cast<size_t>(i)].per_sm,
-                                        cudaDevAttrMaxSharedMemoryPerMultiprocessor, i));
-    }
-    return v;
-  }();
-  return lim.at(static_cast<size_t>(device));
-}
-
-// Blocks per SM the ring kernel's shared memory allows (0: the row does not fit).
-template <NormKind K, typename T, int S>
-int ring_blocks_per_sm(int device, int64_t nvec, size_t& smem, size_t header = 0) {
-  const int64_t nin = K == NormKind::add_rms ? 2 : 1;
-  smem = header + static_cast<size_t>(kRingWarps * S * nin * nvec * 16);
-  const SmemLimits l = smem_limits(device);
-  if (smem > static_cast<size_t>(l.per_block_optin)) return 0;
-  const int by_smem = static_cast<int>(static_cast<size_t>(l.per_sm) / (smem + 1024));  // 1 KiB reserved per block
-  return by_smem < 8 ? by_smem : 8;
-}
-
-// Kern: a norm_ring_kernel or norm_tma_kernel instance (same arguments, grid and block shape).
-template <auto Kern, typename NA>
-void launch_ring(const NA& na, int64_t rows, int64_t nvec, int device, int per_sm, size_t smem, cudaStream_t s) {
-  auto* kern = Kern;
-  if (smem > 48 * 1024) {  // raise the dynamic shared-memory limit once per device
-    static std::atomic<uint64_t> raised{0};
-    const uint64_t bit = uint64_t{1} << (device & 63);
-    if (!(raised.load(std::memory_order_relaxed) & bit)) {
-      CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      smem_limits(device).per_block_optin));
-      raised.fetch_or(bit);
-    }
-  }
-  const int64_t need = (rows + kRingWarps - 1) / kRingWarps;
-  const int64_t cap = static_cast<int64_t>(sm_count(device)) * per_sm;
-  const unsigned grid = static_cast<unsigned>(need < cap ? need : cap);
-  kern<<<grid, 32 * kRingWarps, smem, s>>>(na, rows, static_cast<int>(nvec));
-}
 
 template <NormKind K, typename T, typename W>
 void norm_launch(const KernelArgs& a) {
@@ -619,46 +348,10 @@ void norm_launch(const KernelArgs& a) {
                                                {NormPath::warp, NormPath::block}};    // layer_norm
     if (llm_row) path = kAuto16[static_cast<int>(K)][many ? 1 : 0];
     else if (vec) path = NormPath::block;
-  } else if (forced == NormPath::ring || forced == NormPath::ring3 || forced == NormPath::ringbal ||
-             forced == NormPath::tma || forced == NormPath::tma3) {
-    path = aligned && nvec < (int64_t{1} << 30) ? forced : vec ? NormPath::block : NormPath::strided;
   } else if (forced == NormPath::warp) {
     path = warp_fits ? NormPath::warp : vec ? NormPath::block : NormPath::strided;
-  } else if (forced == NormPath::block || forced == NormPath::block1 || forced == NormPath::block2) {
+  } else if (forced == NormPath::block || forced == NormPath::block2) {
     path = vec ? forced : NormPath::strided;
-  }
-  // tma / tma3 need sm_90a code on a 9.x device; elsewhere they fall back to ringbal.
-  if ((path == NormPath::tma || path == NormPath::tma3) && !sm90a_device(device)) path = NormPath::ringbal;
-  const bool ringish = path == NormPath::ring || path == NormPath::ring3 || path == NormPath::ringbal ||
-                       path == NormPath::tma || path == NormPath::tma3;
-  // The shared-memory ring kernels exist for 16-bit rows only (f32 ring measured 1.6x slower than block,
-  // and its layer_norm instance spilled): f32/f64 forced onto them take the block path.
-  if constexpr (sizeof(T) != 2) {
-    if (ringish) path = vec ? NormPath::block : NormPath::strided;
-  } else if (ringish) {
-    size_t smem = 0;
-    const int per_sm = path == NormPath::ring3 ? ring_blocks_per_sm<K, T, 3>(device, nvec, smem)
-                       : path == NormPath::tma  ? ring_blocks_per_sm<K, T, 2>(device, nvec, smem, kTmaHeader)
-                       : path == NormPath::tma3 ? ring_blocks_per_sm<K, T, 3>(device, nvec, smem, kTmaHeader)
-                                                : ring_blocks_per_sm<K, T, 2>(device, nvec, smem);
-    if (per_sm > 0) {
-      switch (path) {
-        case NormPath::ring:
-          launch_ring<&norm_ring_kernel<K, T, W, 2, false>>(na, rows, nvec, device, per_sm, smem, s);
-          break;
-        case NormPath::ring3:
-          launch_ring<&norm_ring_kernel<K, T, W, 3, false>>(na, rows, nvec, device, per_sm, smem, s);
-          break;
-        case NormPath::ringbal:
-          launch_ring<&norm_ring_kernel<K, T, W, 2, true>>(na, rows, nvec, device, per_sm, smem, s);
-          break;
-        case NormPath::tma: launch_ring<&norm_tma_kernel<K, T, W, 2>>(na, rows, nvec, device, per_sm, smem, s); break;
-        default: launch_ring<&norm_tma_kernel<K, T, W, 3>>(na, rows, nvec, device, per_sm, smem, s); break;
-      }
-      CUDA_CHECK_LAUNCH();
-      return;
-    }
-    path = warp_fits ? NormPath::warp : vec ? NormPath::block : NormPath::strided;  // the row does not fit
   }
   if (path == NormPath::warp) {
     // a warp per row, 8..16 vectors per lane
@@ -666,13 +359,12 @@ void norm_launch(const KernelArgs& a) {
     else if (nvec <= 32 * 12) launch_warp<K, T, W, 12>(na, rows, s);
     else if (nvec <= 32 * 14) launch_warp<K, T, W, 14>(na, rows, s);
     else launch_warp<K, T, W, 16>(na, rows, s);
-  } else if (path == NormPath::block || path == NormPath::block1 || path == NormPath::block2) {
+  } else if (path == NormPath::block || path == NormPath::block2) {
     // block: enough vectors per thread for ILP at 128+ threads, at most 8; threads cover the rest.
-    // block1 / block2: 1 / 2 vectors per thread, up to 512 threads (more rows resident per SM; the
-    // kernel has no launch bounds, so no more threads than any register count can launch).
+    // block2: 2 vectors per thread, up to 512 threads (more rows resident per SM; the kernel has no
+    // launch bounds, so no more threads than any register count can launch).
     const int vpt_need = static_cast<int>((nvec + 127) / 128);
     int vpt = vpt_need <= 1 ? 1 : vpt_need <= 2 ? 2 : vpt_need <= 4 ? 4 : 8;
-    if (path == NormPath::block1 && nvec <= 512) vpt = 1;
     if (path == NormPath::block2 && nvec <= 1024) vpt = 2;
     int threads = static_cast<int>((nvec + vpt - 1) / vpt);
     threads = (threads + 31) / 32 * 32;
