@@ -1063,10 +1063,9 @@ void launch_smem(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int
 
 // ---------------------------------------------------------------- int8 GEMV streaming whole 16-byte vectors (q8_0, q4_k, q6_k; M <= 4)
 //
-// FLAGOS_CUDA_QGEMV=stream / streamc (auto at M = 1 for q8_0 / q6_k: stream, see int8_path). A
-// persistent grid (2 CTAs of 8 warps per SM); warp w owns the balanced run of rows [w N / W, (w + 1) N / W) (W warps) and
-// walks their blocks as one
-// flat sequence (the rows are contiguous) in steps of G blocks (q8_0 96, q4_k 24, q6_k 16: 3.2-3.4
+// FLAGOS_CUDA_QGEMV=stream (auto at M = 1 for q8_0 / q6_k, see int8_path). A persistent grid (2
+// CTAs of 8 warps per SM); warp w owns the balanced run of rows [w N / W, (w + 1) N / W) (W warps)
+// and walks their blocks as one flat sequence (the rows are contiguous) in steps of G blocks (q8_0 96, q4_k 24, q6_k 16: 3.2-3.4
 // KiB). A step's bytes are read as the aligned 16-byte vectors that cover them (7 per lane,
 // ld.global.nc.L1::no_allocate; a vector reaching outside the weight tensor is read as in-range
 // 16-bit halves and zeros), one step ahead of the decode, so a warp keeps ~3.3 KiB in flight (53
@@ -1103,10 +1102,9 @@ __device__ __forceinline__ uint4 ldg16_clamped(uintptr_t a, uintptr_t lo, uintpt
   return make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16), h[6] | (h[7] << 16));
 }
 
-// D = 0: the register double buffer above (FLAGOS_CUDA_QGEMV=stream). D >= 2 (streamc): each warp
-// copies its steps with cp.async into a ring of D stages in dynamic shared memory, D - 1 steps
-// ahead (no registers held by loads in flight; the vectors at the tensor's ends copied as bytes).
-template <DType Q, int MT, int D>
+// The register double buffer above (FLAGOS_CUDA_QGEMV=stream). A variant copying the steps with
+// cp.async into a 3-stage ring per warp (twice the bytes in flight) measured no faster and was removed.
+template <DType Q, int MT>
 __global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t* __restrict__ W, int64_t N, int64_t K,
                                                                    const int8_t* __restrict__ qa,
                                                                    const float* __restrict__ da,
@@ -1115,8 +1113,7 @@ __global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t
   using F = StreamFmt<Q>;
   constexpr int BN = QTraits<Q>::n, BB = QTraits<Q>::bytes, LPB = VecFmt<Q>::lpb, NG = 32 / LPB, U = F::U, G = F::G;
   constexpr int L = F::L;
-  __shared__ __align__(16) uint8_t stage_s[D == 0 ? kStWarps : 1][F::stage];
-  extern __shared__ __align__(16) uint8_t stage_d[];  // D > 0: [kStWarps][D][F::stage]
+  __shared__ __align__(16) uint8_t stage_s[kStWarps][F::stage];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t nw = static_cast<int64_t>(gridDim.x) * kStWarps, w = static_cast<int64_t>(blockIdx.x) * kStWarps + warp;
   const int64_t ra = w * N / nw, rb = (w + 1) * N / nw;
@@ -1140,20 +1137,6 @@ __global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t
       for (int i = 0; i < L; ++i)
         if (lane + 32 * i < nch) v[i] = ldg16_clamped(a0 + 16 * static_cast<uintptr_t>(lane + 32 * i), lo, hi);
     }
-  };
-  // D > 0: copies the step at t0 into ring slot `slot` (nothing past the end)
-  auto issue = [&](int64_t t0, int slot) {
-    if (t0 >= total) return;
-    const uintptr_t src = reinterpret_cast<uintptr_t>(base + t0 * BB);
-    const int64_t nblk = total - t0 < G ? total - t0 : G;
-    const int off = static_cast<int>(src & 15);
-    const int nch = static_cast<int>((off + nblk * BB + 15) / 16);
-    const uintptr_t a0 = src - static_cast<uintptr_t>(off);
-    uint8_t* dst = stage_d + (static_cast<size_t>(warp) * (D > 0 ? D : 1) + slot) * F::stage;
-#pragma unroll
-    for (int i = 0; i < L; ++i)
-      if (lane + 32 * i < nch)
-        copy_chunk_clamped(dst + 16 * (lane + 32 * i), a0 + 16 * static_cast<uintptr_t>(lane + 32 * i), lo, hi);
   };
   float carry[MT];
 #pragma unroll
@@ -1229,9 +1212,7 @@ __global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t
       ++srow;
     }
   };
-  (void)fetch;
-  (void)issue;
-  if constexpr (D == 0) {
+  {
     uint8_t* sb = stage_s[warp];
     // one step: the next step's loads into nxt, then the decode of raw (two buffers, swapped by
     // unrolling the loop by 2: no register copy waits on loads in flight)
@@ -1248,25 +1229,6 @@ __global__ void __launch_bounds__(kStWarps * 32, 2) qstream_kernel(const uint8_t
       step(t0, ra_, rb_);
       if (t0 + G < total) step(t0 + G, rb_, ra_);
     }
-  } else {
-    (void)ra_;
-    (void)rb_;
-#pragma unroll
-    for (int d = 0; d < D - 1; ++d) {
-      issue(static_cast<int64_t>(d) * G, d);
-      cp_async_commit();
-    }
-    int slot = 0;
-    for (int64_t t0 = 0; t0 < total; t0 += G) {
-      __syncwarp();  // every lane's reads of the previous step's slot are done: it takes the step D - 1 ahead
-      issue(t0 + static_cast<int64_t>(D - 1) * G, slot == 0 ? D - 1 : slot - 1);
-      cp_async_commit();
-      cp_async_wait_n<D - 1>();  // this lane's copies of step t0 landed
-      __syncwarp();              // and every lane's
-      decode(t0, stage_d + (static_cast<size_t>(warp) * D + slot) * F::stage);
-      slot = slot == D - 1 ? 0 : slot + 1;
-    }
-    cp_async_wait_all();  // no copy outlives the warp (the tail issues were empty groups)
   }
 }
 
@@ -1276,31 +1238,18 @@ unsigned stream_grid(int64_t N, int device) {
   return static_cast<unsigned>(need < ctas ? need : ctas);
 }
 
-constexpr int kStreamDepth = 3;  // streamc: stages per warp (2 steps ahead; 2 x 86 KiB per SM)
-
-template <DType Q, int MT, int D>
+template <DType Q, int MT>
 void launch_stream_mt(const uint8_t* wp, int64_t N, int64_t K, const int8_t* qa, const float* da, const int* sa,
                       int64_t M, const float* bias, void* y, int ydt, int device, cudaStream_t s) {
-  constexpr size_t smem = D == 0 ? 0 : static_cast<size_t>(kStWarps) * D * StreamFmt<Q>::stage;
-  auto* fn = &qstream_kernel<Q, MT, D>;
-  if constexpr (D > 0) {
-    static const bool attr = [fn] {
-      CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-      // the most shared memory (2 CTAs of ~90 KiB per SM on sm_90 / sm_80; the L1 keeps ~28 KiB for the activations)
-      CUDA_CHECK(cudaFuncSetAttribute(fn, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-      return true;
-    }();
-    (void)attr;
-  }
-  fn<<<stream_grid(N, device), kStWarps * 32, smem, s>>>(wp, N, K, qa, da, sa, M, bias, y, ydt);
+  qstream_kernel<Q, MT><<<stream_grid(N, device), kStWarps * 32, 0, s>>>(wp, N, K, qa, da, sa, M, bias, y, ydt);
 }
 
-template <DType Q, int D>
+template <DType Q>
 void launch_stream(const uint8_t* wp, int64_t N, int64_t K, const int8_t* qa, const float* da, const int* sa, int64_t M,
                    const float* bias, void* y, int ydt, int device, cudaStream_t s) {
-  if (M == 1) launch_stream_mt<Q, 1, D>(wp, N, K, qa, da, sa, M, bias, y, ydt, device, s);
-  else if (M == 2) launch_stream_mt<Q, 2, D>(wp, N, K, qa, da, sa, M, bias, y, ydt, device, s);
-  else launch_stream_mt<Q, 4, D>(wp, N, K, qa, da, sa, M, bias, y, ydt, device, s);
+  if (M == 1) launch_stream_mt<Q, 1>(wp, N, K, qa, da, sa, M, bias, y, ydt, device, s);
+  else if (M == 2) launch_stream_mt<Q, 2>(wp, N, K, qa, da, sa, M, bias, y, ydt, device, s);
+  else launch_stream_mt<Q, 4>(wp, N, K, qa, da, sa, M, bias, y, ydt, device, s);
 }
 
 template <DType Q>
@@ -1324,17 +1273,16 @@ void launch_mma(const uint8_t* wp, int64_t wrs, int64_t N, int64_t K, const int8
 #undef FLAGOS_QMMA
 }
 
-// FLAGOS_CUDA_QGEMV = dp4a | vec | stream | streamc | mma | mma2 | smem | auto (default) | auto_old:
+// FLAGOS_CUDA_QGEMV = dp4a | vec | stream | mma | mma2 | smem | auto (default) | auto_old:
 // the decode kernel for quantized weights. dp4a: the half-warp-per-row kernel (every format); vec:
-// the wide-load kernel (q8_0, q4_k, q6_k); stream / streamc: the 16-byte vector stream kernel
-// (register double buffer / per-warp cp.async ring; q8_0, q4_k, q6_k, M <= 4, contiguous rows;
-// other shapes take auto_old); mma / mma2 / smem: the tensor-core kernels above
+// the wide-load kernel (q8_0, q4_k, q6_k); stream: the 16-byte vector stream kernel (q8_0, q4_k,
+// q6_k, M <= 4, contiguous rows; other shapes take auto_old); mma / mma2 / smem: the tensor-core kernels above
 // (q8_0, q4_k, q6_k); formats a variant lacks take dp4a. auto = stream at M = 1 for q8_0 / q6_k
 // (measured in int8_path), else auto_old, the measured table (H200, 18944 x 3584): mma for M >= 2 (M = 16: 35-77 us against
 // 117-184 on dp4a / vec) and for q4_k at M = 1 (20.1 us; dp4a 27.1); vec for q8_0 (31.4 us, mma
 // 36.9) and q6_k (35.8 us, mma 48.4) at M = 1. (A persistent cp.async ring variant, ring / ring2,
 // measured 2-3x slower than that table at every shape on 2026-11-30 and was removed.)
-enum class QgemvVariant { automatic, automatic_old, dp4a, vec, stream, streamc, mma, mma2, smem };
+enum class QgemvVariant { automatic, automatic_old, dp4a, vec, stream, mma, mma2, smem };
 QgemvVariant qgemv_variant() {
   static const QgemvVariant v = [] {
     const char* e = std::getenv("FLAGOS_CUDA_QGEMV");
@@ -1342,14 +1290,13 @@ QgemvVariant qgemv_variant() {
     if (s == "dp4a" || s == "old") return QgemvVariant::dp4a;
     if (s == "vec") return QgemvVariant::vec;
     if (s == "stream") return QgemvVariant::stream;
-    if (s == "streamc") return QgemvVariant::streamc;
     if (s == "mma") return QgemvVariant::mma;
     if (s == "mma2") return QgemvVariant::mma2;
     if (s == "smem") return QgemvVariant::smem;
     if (s == "auto_old") return QgemvVariant::automatic_old;
     if (!s.empty() && s != "auto")
       throw InvalidArgument("FLAGOS_CUDA_QGEMV: unknown variant '" + s +
-                            "' (dp4a, vec, stream, streamc, mma, mma2, smem, auto_old or auto)");
+                            "' (dp4a, vec, stream, mma, mma2, smem, auto_old or auto)");
     return QgemvVariant::automatic;
   }();
   return v;
@@ -1387,22 +1334,17 @@ void int8_path(const KernelArgs& a, const Tensor& X, int64_t ldx, const Tensor& 
     const bool ok = (N == 1 || W.stride(0) == row_bytes) &&
                     (Q == DType::q4_k ? aligned16(wp) : reinterpret_cast<uintptr_t>(wp) % 2 == 0);
     // auto at M = 1: stream for q8_0 / q6_k (H200 2026-11-30 02:15, us, 18944 x 3584 / 3584 x 18944, bf16
-    // activations: q8_0 29.7 / 33.6 vs 31.1 / 39.0 on the table, q6_k 34.0 / 36.5 vs 35.3 / 44.6; streamc
-    // 30.6 / 38.2 and 33.7 / 37.3); q4_k keeps mma (20.3 / 21.0 vs stream 27.1 / 30.3)
+    // activations: q8_0 29.7 / 33.6 vs 31.1 / 39.0 on the table, q6_k 34.0 / 36.5 vs 35.3 / 44.6; a cp.async
+    // ring variant 30.6 / 38.2 and 33.7 / 37.3); q4_k keeps mma (20.3 / 21.0 vs stream 27.1 / 30.3)
     if ((var == QgemvVariant::stream && M <= 4 && ok) ||
         (var == QgemvVariant::automatic && M == 1 && Q != DType::q4_k && ok)) {
-      launch_stream<Q, 0>(wp, N, K, qa, da, sa, M, bias, yp, ydt, device, s);
-      CUDA_CHECK_LAUNCH();
-      return;
-    }
-    if (var == QgemvVariant::streamc && M <= 4 && ok) {
-      launch_stream<Q, kStreamDepth>(wp, N, K, qa, da, sa, M, bias, yp, ydt, device, s);
+      launch_stream<Q>(wp, N, K, qa, da, sa, M, bias, yp, ydt, device, s);
       CUDA_CHECK_LAUNCH();
       return;
     }
   }
   // M > 4 or rows the stream kernels cannot read
-  if (var == QgemvVariant::stream || var == QgemvVariant::streamc) var = QgemvVariant::automatic_old;
+  if (var == QgemvVariant::stream) var = QgemvVariant::automatic_old;
   // the measured table (auto_old; auto where stream does not run)
   const bool au = var == QgemvVariant::automatic || var == QgemvVariant::automatic_old;
   if constexpr (has_mma_kernel<Q>()) {
