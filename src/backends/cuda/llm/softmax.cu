@@ -90,6 +90,23 @@ __device__ __forceinline__ MaxSum<C> ms_block(MaxSum<C> st, MaxSum<C>* scratch) 
   return ms_warp(st);
 }
 
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+// Every CTA of the cluster writes its block's (max, sum) into slot `rank` of each peer's `peers`,
+// then combines all CL slots in rank order (the same result in every CTA). The caller did
+// __cluster_barrier_arrive_relaxed() at its start, so peers' shared memory exists when written.
+template <int CL, typename C>
+__device__ __forceinline__ MaxSum<C> cluster_max_sum(MaxSum<C> st, MaxSum<C>* peers, int rank) {
+  __cluster_barrier_wait();
+  if (threadIdx.x < CL) *static_cast<MaxSum<C>*>(__cluster_map_shared_rank(&peers[rank], threadIdx.x)) = st;
+  __cluster_barrier_arrive();  // release: the stores above
+  __cluster_barrier_wait();    // acquire: every CTA's slot; no remote access after this
+  st = peers[0];
+#pragma unroll
+  for (int r = 1; r < CL; ++r) st = ms_combine(st, peers[r]);
+  return st;
+}
+#endif
+
 // out = exp(v - m) / s, or v - m - log(s); m = NaN when the row has a NaN.
 template <typename C, bool kLog>
 struct Finisher {
@@ -220,15 +237,7 @@ __global__ void __launch_bounds__(NT, MINB) softmax_row1_kernel(RowArgs<T> a) {
   }
   MaxSum<C> st = ms_block(MaxSum<C>{m, s, nan}, scratch);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if constexpr (CL > 1) {
-    __cluster_barrier_wait();
-    if (threadIdx.x < CL) *static_cast<MaxSum<C>*>(__cluster_map_shared_rank(&peers[rank], threadIdx.x)) = st;
-    __cluster_barrier_arrive();  // release: the stores above
-    __cluster_barrier_wait();    // acquire: every CTA's slot; no remote access after this
-    st = peers[0];
-#pragma unroll
-    for (int r = 1; r < CL; ++r) st = ms_combine(st, peers[r]);
-  }
+  if constexpr (CL > 1) st = cluster_max_sum<CL>(st, peers, rank);
 #endif
   (void)peers;
   const Finisher<C, kLog> fin(st);
@@ -289,14 +298,7 @@ __global__ void __launch_bounds__(NT) softmax_slice_kernel(RowArgs<T> a) {
       s += v == m ? C(1) : exp_c(v - m);  // m = +-inf safe
     }
   }
-  MaxSum<C> st = ms_block(MaxSum<C>{m, s, nan}, scratch);
-  __cluster_barrier_wait();
-  if (threadIdx.x < CL) *static_cast<MaxSum<C>*>(__cluster_map_shared_rank(&peers[rank], threadIdx.x)) = st;
-  __cluster_barrier_arrive();  // release: the stores above
-  __cluster_barrier_wait();    // acquire: every CTA's slot; no remote access after this
-  st = peers[0];
-#pragma unroll
-  for (int r = 1; r < CL; ++r) st = ms_combine(st, peers[r]);
+  const MaxSum<C> st = cluster_max_sum<CL>(ms_block(MaxSum<C>{m, s, nan}, scratch), peers, rank);
   const Finisher<C, kLog> fin(st);
   for (int i = threadIdx.x; i < cnt; i += NT) {
     const Pack<T, VE> p = *reinterpret_cast<const Pack<T, VE>*>(&slice[i]);
